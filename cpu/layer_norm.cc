@@ -1,0 +1,26 @@
+#include <cmath>
+
+#include "cpu/ops.h"
+
+namespace musiq::cpu {
+
+void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
+                float eps, float* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* in = x + r * dim;
+    float* dst = out + r * dim;
+    double sum = 0.0, sum_sq = 0.0;
+    for (int j = 0; j < dim; ++j) {
+      sum += in[j];
+      sum_sq += double(in[j]) * in[j];
+    }
+    const double mean = sum / dim;
+    const double var = sum_sq / dim - mean * mean;  // biased, as flax computes it
+    const float inv_std = static_cast<float>(1.0 / std::sqrt(var + eps));
+    const float fmean = static_cast<float>(mean);
+    for (int j = 0; j < dim; ++j) dst[j] = (in[j] - fmean) * inv_std * scale[j] + bias[j];
+  }
+}
+
+}  // namespace musiq::cpu

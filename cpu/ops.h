@@ -1,0 +1,66 @@
+// The CPU implementation of every MUSIQ op. kernels/ops.cuh declares the GPU
+// counterparts with the same names and the same argument order (device pointers
+// plus a stream); tests compare the two. All tensors are float32, row-major, NHWC.
+#pragma once
+#include <cstdint>
+
+#include "engine/resize_plan.h"
+
+namespace musiq::cpu {
+
+// pixel / 255 * 2 - 1, computed as the official normalize_value_range does.
+void normalize_image(const uint8_t* rgb, int64_t count, float* out);
+
+// Separable resize: rows (height) first into `tmp` [out_h, in_w, c], then columns.
+void gaussian_resize(const float* in, int in_h, int in_w, int channels,
+                     const ResizePlan& rows, const ResizePlan& cols, float* tmp, float* out);
+
+// SAME patches of an [h, w, 3] image: out [count_h * count_w, patch * patch * 3], each
+// patch in (row, col, channel) order, zero outside the image. pad_* = SAME padding before.
+void extract_patches(const float* image, int h, int w, int patch, int count_h, int count_w,
+                     int pad_top, int pad_left, float* out);
+
+// NHWC convolution, HWIO kernel, no bias, explicit top/left padding (bottom/right
+// implied by the output size). `columns` is scratch of n*out_h*out_w*kh*kw*cin floats.
+void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
+            int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
+            float* columns, float* out);
+
+// In place: GroupNorm over (H*W, channels of a group) per image, then per-channel
+// scale/bias, then ReLU if `relu`. x [n, hw, c].
+void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
+                const float* bias, float eps, bool relu);
+
+// 3x3 max pool, stride 2, SAME padding (0 before, 1 after for even sizes). in [n,h,w,c].
+void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int out_w,
+                     float* out);
+
+// x = relu(x + residual), count elements.
+void add_relu(float* x, const float* residual, int64_t count);
+
+enum class Epilogue { kBias, kBiasGelu, kBiasResidual };
+
+// out[m, n] = epilogue(a[m, k] @ b[k, n] + bias[n]); for kBiasResidual, out += result
+// (out holds the residual on entry).
+void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
+            Epilogue epilogue, float* out);
+
+// Row-wise LayerNorm over `dim`, biased variance.
+void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
+                float eps, float* out);
+
+// x[i] += pos_table[spatial[i]] + scale_table[scale_id[i]], x [rows, dim].
+void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
+                    const int32_t* scale_id, const float* pos_table, const float* scale_table);
+
+// Multi-head self-attention without a mask (padding tokens are dropped beforehand).
+// qkv [len, 3 * heads * head_dim] (q | k | v, each head-major), out [q_rows, heads*head_dim]
+// for the first q_rows queries. Never holds more than a block of the score matrix.
+void attention(const float* qkv, int64_t len, int heads, int head_dim, int64_t q_rows,
+               float* out);
+
+// Quality score from the head's logits: the logit itself for one class, else the
+// mean of the softmax over classes 1..C.
+float head_score(const float* logits, int num_classes);
+
+}  // namespace musiq::cpu

@@ -1,0 +1,27 @@
+#include "engine/image.h"
+
+#include <fstream>
+#include <iterator>
+
+#include "engine/error.h"
+
+namespace musiq {
+
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name,
+                   const DecodeOptions& options) {
+  if (bytes.empty()) throw Error(name + ": empty file");
+  const bool is_jpeg = bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 &&
+                       bytes[2] == 0xFF;
+  return is_jpeg ? decode_jpeg(bytes, name, options) : decode_with_stb(bytes, name, options);
+}
+
+Image load_image_file(const std::string& path, const DecodeOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open file for reading");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(path + ": read error");
+  return decode_image(bytes, path, options);
+}
+
+}  // namespace musiq

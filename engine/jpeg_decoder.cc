@@ -1,0 +1,97 @@
+// JPEG through libjpeg-turbo, set as tf.image.decode_jpeg sets it by default
+// (tensorflow/core/kernels/image/decode_image_op.cc, core/lib/jpeg/jpeg_mem.cc):
+// integer-fast IDCT (JDCT_IFAST) and fancy upsampling, so pixels are bit-identical.
+#include <csetjmp>
+#include <cstdio>
+// jpeglib.h needs FILE and size_t declared first.
+#include <jpeglib.h>
+#include <jerror.h>  // JWRN_JPEG_EOF
+
+#include "engine/error.h"
+#include "engine/image.h"
+
+namespace musiq {
+namespace {
+
+struct ErrorManager {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+  bool truncated;
+};
+
+[[noreturn]] void on_error(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+// Warnings (level -1) are ignored as TensorFlow ignores them, except premature end of
+// data: libjpeg would fill the rest with grey, TensorFlow reports an error.
+void on_message(j_common_ptr cinfo, int level) {
+  auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
+  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) err->truncated = true;
+}
+
+}  // namespace
+
+Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
+                  const DecodeOptions& options) {
+  jpeg_decompress_struct cinfo{};
+  ErrorManager err{};
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = on_error;
+  err.pub.emit_message = on_message;
+  // Objects with destructors are declared before setjmp, so a longjmp skips none.
+  Image image;
+  std::vector<uint8_t> gray_row;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    throw Error(name + ": invalid JPEG (" + err.message + ")");
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&cinfo, TRUE);
+
+  const int64_t pixels = int64_t{cinfo.image_width} * cinfo.image_height;
+  const char* refusal = nullptr;
+  if (pixels > options.max_pixels) refusal = "too many pixels";
+  if (cinfo.num_components != 1 && cinfo.num_components != 3)
+    refusal = "CMYK and other 4-channel JPEGs are not supported";
+  if (refusal) {
+    const std::string what = std::string(refusal) + " (" + std::to_string(cinfo.image_width) +
+                             "x" + std::to_string(cinfo.image_height) + ", " +
+                             std::to_string(cinfo.num_components) + " components)";
+    jpeg_destroy_decompress(&cinfo);
+    throw Error(name + ": " + what);
+  }
+  const bool gray = cinfo.num_components == 1;
+  cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+  cinfo.dct_method = JDCT_IFAST;
+  cinfo.do_fancy_upsampling = TRUE;
+  jpeg_start_decompress(&cinfo);
+
+  image.width = static_cast<int>(cinfo.output_width);
+  image.height = static_cast<int>(cinfo.output_height);
+  const size_t row_values = size_t(image.width) * cinfo.output_components;
+  image.rgb.resize(size_t(image.width) * image.height * 3);
+  gray_row.resize(gray ? row_values : 0);
+  while (cinfo.output_scanline < cinfo.output_height && !err.truncated) {
+    const size_t y = cinfo.output_scanline;
+    uint8_t* dst = image.rgb.data() + y * image.width * 3;
+    JSAMPROW row = gray ? gray_row.data() : dst;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+    if (gray) {
+      for (int x = 0; x < image.width; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = row[x];
+    }
+  }
+  if (err.truncated) {
+    jpeg_destroy_decompress(&cinfo);
+    throw Error(name + ": truncated JPEG (data ends before the image is complete)");
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return image;
+}
+
+}  // namespace musiq

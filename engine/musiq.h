@@ -1,0 +1,53 @@
+// Public API: open a scorer on a weights file, score images.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/config.h"
+#include "engine/device.h"
+#include "engine/image.h"
+
+namespace musiq {
+
+struct ScorerParams {
+  std::string weights_path;
+  DeviceKind device = DeviceKind::kAuto;
+  DecodeOptions decode;
+};
+
+struct ScoreResult {
+  float score = 0.0f;
+  int width = 0, height = 0;
+  int64_t tokens = 0;  // sequence length the model ran on, CLS included
+  double decode_ms = 0, preprocess_ms = 0, model_ms = 0;
+  double total_ms() const { return decode_ms + preprocess_ms + model_ms; }
+};
+
+struct ModelInfo {
+  std::string weights_path;
+  std::string variant;  // spaq, koniq, paq2piq, ava, random
+  bool random_weights = false;
+  ModelConfig config;
+  int64_t parameter_count = 0;
+};
+
+class Scorer {
+ public:
+  // Loads and validates the weights, picks the device. Throws musiq::Error.
+  static std::unique_ptr<Scorer> open(const ScorerParams& params);
+  ~Scorer();
+
+  ScoreResult score_file(const std::string& path);  // throws musiq::Error naming the file
+  ScoreResult score_image(const Image& image);
+
+  const ModelInfo& model() const;
+  const DeviceChoice& device() const;
+
+ private:
+  struct Impl;
+  explicit Scorer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace musiq

@@ -1,0 +1,89 @@
+#include "engine/preprocess.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "cpu/ops.h"
+#include "engine/resize_plan.h"
+
+namespace musiq {
+
+std::pair<int, int> resized_shape(int height, int width, int longer_side) {
+  const float ratio = static_cast<float>(longer_side) / static_cast<float>(std::max(height, width));
+  const int rh = static_cast<int>(std::nearbyint(static_cast<float>(height) * ratio));
+  const int rw = static_cast<int>(std::nearbyint(static_cast<float>(width) * ratio));
+  return {std::max(rh, 1), std::max(rw, 1)};
+}
+
+std::vector<int32_t> hashed_axis_positions(int count, int grid) {
+  std::vector<int32_t> pos(count);
+  const float scale = static_cast<float>(grid) / static_cast<float>(count);
+  for (int i = 0; i < count; ++i)
+    pos[i] = std::min(static_cast<int32_t>(std::floor(static_cast<float>(i) * scale)), grid - 1);
+  return pos;
+}
+
+ScaleGeometry scale_geometry(int height, int width, int patch, int64_t max_length) {
+  ScaleGeometry g;
+  g.height = height;
+  g.width = width;
+  g.count_h = (height + patch - 1) / patch;
+  g.count_w = (width + patch - 1) / patch;
+  g.pad_top = (g.count_h * patch - height) / 2;
+  g.pad_left = (g.count_w * patch - width) / 2;
+  const int64_t all = int64_t{g.count_h} * g.count_w;
+  g.length = max_length < 0 ? all : max_length;
+  g.tokens = std::min(all, g.length);
+  return g;
+}
+
+namespace {
+
+// Appends the first g.tokens patches of `image` (already at this scale's size).
+void append_scale(const float* image, const ScaleGeometry& g, int scale_id,
+                  const ModelConfig& config, Tokens& tokens) {
+  const int64_t all = int64_t{g.count_h} * g.count_w;
+  std::vector<float> patches(all * tokens.patch_values);
+  cpu::extract_patches(image, g.height, g.width, config.patch_size, g.count_h, g.count_w,
+                       g.pad_top, g.pad_left, patches.data());
+  tokens.patches.insert(tokens.patches.end(), patches.begin(),
+                        patches.begin() + g.tokens * tokens.patch_values);
+  const std::vector<int32_t> hh = hashed_axis_positions(g.count_h, config.hse_grid_size);
+  const std::vector<int32_t> hw = hashed_axis_positions(g.count_w, config.hse_grid_size);
+  for (int64_t p = 0; p < g.tokens; ++p) {
+    tokens.spatial.push_back(hh[p / g.count_w] * config.hse_grid_size + hw[p % g.count_w]);
+    tokens.scale_id.push_back(scale_id);
+  }
+  tokens.scales.push_back(g);
+}
+
+}  // namespace
+
+Tokens make_tokens(const Image& image, const ModelConfig& config) {
+  Tokens tokens;
+  tokens.patch_values = config.patch_values();
+  const int h = image.height, w = image.width;
+  std::vector<float> normalized(size_t(h) * w * 3);
+  cpu::normalize_image(image.rgb.data(), static_cast<int64_t>(normalized.size()),
+                       normalized.data());
+
+  int scale_id = 0;
+  std::vector<float> tmp, resized;
+  for (int longer_side : config.longer_side_lengths) {
+    const auto [rh, rw] = resized_shape(h, w, longer_side);
+    const ResizePlan rows = gaussian_resize_plan(h, rh);
+    const ResizePlan cols = gaussian_resize_plan(w, rw);
+    tmp.resize(size_t(rh) * w * 3);
+    resized.resize(size_t(rh) * rw * 3);
+    cpu::gaussian_resize(normalized.data(), h, w, 3, rows, cols, tmp.data(), resized.data());
+    const int64_t per_side = (longer_side + config.patch_size - 1) / config.patch_size;
+    append_scale(resized.data(), scale_geometry(rh, rw, config.patch_size, per_side * per_side),
+                 scale_id++, config, tokens);
+  }
+  append_scale(normalized.data(),
+               scale_geometry(h, w, config.patch_size, config.max_seq_len_from_original_res),
+               scale_id, config, tokens);
+  return tokens;
+}
+
+}  // namespace musiq

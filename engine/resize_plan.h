@@ -1,0 +1,22 @@
+// TensorFlow ScaleAndTranslate (Gaussian kernel, antialias off) resampling plan for
+// one axis: which source pixels feed each output pixel, and with what weights.
+// Computed on the host, used by the CPU resize and uploaded for the GPU one.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace musiq {
+
+struct ResizePlan {
+  int in_size = 0;
+  int out_size = 0;
+  int span = 0;                 // taps per output pixel (<= 5)
+  std::vector<int32_t> starts;  // [out_size] first source pixel
+  std::vector<float> weights;   // [out_size * span] zero past the real taps
+};
+
+// Mirrors ComputeSpansCore in tensorflow/core/kernels/image/scale_and_translate_op.cc
+// with scale = float32(out) / float32(in), translate 0, in float32 arithmetic.
+ResizePlan gaussian_resize_plan(int in_size, int out_size);
+
+}  // namespace musiq

@@ -1,0 +1,17 @@
+// Where the weights of a named model are looked for, and how to get them when absent.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace musiq {
+
+inline const std::vector<std::string> kModelNames = {"spaq", "koniq", "paq2piq", "ava"};
+
+// $XDG_CACHE_HOME/musiq, else ~/.cache/musiq.
+std::string weights_cache_dir();
+
+// --weights if given, else $MUSIQ_WEIGHTS_DIR/<model>.h5, else <cache>/<model>.h5.
+// Throws musiq::Error with the exact commands to fetch and export the checkpoint.
+std::string locate_weights(const std::string& model, const std::string& explicit_path);
+
+}  // namespace musiq

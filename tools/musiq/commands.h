@@ -1,0 +1,18 @@
+// The musiq CLI's subcommands. Each registers its options on the app and returns the
+// function that runs it; the function returns the process exit code.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace musiq::cli {
+
+// Exit codes: 0 all good, 1 some images failed, 2 usage or set-up error.
+inline constexpr int kExitImagesFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+using Command = std::function<int()>;
+
+Command add_score_command(CLI::App& app);
+Command add_preprocess_command(CLI::App& app);
+
+}  // namespace musiq::cli
