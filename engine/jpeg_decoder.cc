@@ -33,6 +33,23 @@ void on_message(j_common_ptr cinfo, int level) {
   if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) err->truncated = true;
 }
 
+// TensorFlow's conversion (core/lib/jpeg/jpeg_mem.cc), integer arithmetic included:
+// Adobe files store inverted CMYK.
+void cmyk_to_rgb(const uint8_t* cmyk, int width, bool adobe, uint8_t* rgb) {
+  for (int x = 0; x < width; ++x) {
+    const int c = cmyk[4 * x], m = cmyk[4 * x + 1], y = cmyk[4 * x + 2], k = cmyk[4 * x + 3];
+    if (adobe) {
+      rgb[3 * x] = static_cast<uint8_t>(k * c / 255);
+      rgb[3 * x + 1] = static_cast<uint8_t>(k * m / 255);
+      rgb[3 * x + 2] = static_cast<uint8_t>(k * y / 255);
+    } else {
+      rgb[3 * x] = static_cast<uint8_t>((255 - k) * (255 - c) / 255);
+      rgb[3 * x + 1] = static_cast<uint8_t>((255 - k) * (255 - m) / 255);
+      rgb[3 * x + 2] = static_cast<uint8_t>((255 - k) * (255 - y) / 255);
+    }
+  }
+}
+
 }  // namespace
 
 Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
@@ -44,7 +61,7 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
   err.pub.emit_message = on_message;
   // Objects with destructors are declared before setjmp, so a longjmp skips none.
   Image image;
-  std::vector<uint8_t> gray_row;
+  std::vector<uint8_t> row_buffer;
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     throw Error(name + ": invalid JPEG (" + err.message + ")");
@@ -56,8 +73,9 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
   const int64_t pixels = int64_t{cinfo.image_width} * cinfo.image_height;
   const char* refusal = nullptr;
   if (pixels > options.max_pixels) refusal = "too many pixels";
-  if (cinfo.num_components != 1 && cinfo.num_components != 3)
-    refusal = "CMYK and other 4-channel JPEGs are not supported";
+  const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  if (cinfo.num_components != 1 && cinfo.num_components != 3 && !cmyk)
+    refusal = "unsupported JPEG colour layout";
   if (refusal) {
     const std::string what = std::string(refusal) + " (" + std::to_string(cinfo.image_width) +
                              "x" + std::to_string(cinfo.image_height) + ", " +
@@ -66,7 +84,7 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
     throw Error(name + ": " + what);
   }
   const bool gray = cinfo.num_components == 1;
-  cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+  cinfo.out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
   cinfo.dct_method = JDCT_IFAST;
   cinfo.do_fancy_upsampling = TRUE;
   jpeg_start_decompress(&cinfo);
@@ -75,14 +93,16 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
   image.height = static_cast<int>(cinfo.output_height);
   const size_t row_values = size_t(image.width) * cinfo.output_components;
   image.rgb.resize(size_t(image.width) * image.height * 3);
-  gray_row.resize(gray ? row_values : 0);
+  row_buffer.resize(gray || cmyk ? row_values : 0);
   while (cinfo.output_scanline < cinfo.output_height && !err.truncated) {
     const size_t y = cinfo.output_scanline;
     uint8_t* dst = image.rgb.data() + y * image.width * 3;
-    JSAMPROW row = gray ? gray_row.data() : dst;
+    JSAMPROW row = row_buffer.empty() ? dst : row_buffer.data();
     jpeg_read_scanlines(&cinfo, &row, 1);
     if (gray) {
       for (int x = 0; x < image.width; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = row[x];
+    } else if (cmyk) {
+      cmyk_to_rgb(row, image.width, cinfo.saw_Adobe_marker, dst);
     }
   }
   if (err.truncated) {

@@ -86,4 +86,27 @@ Tokens make_tokens(const Image& image, const ModelConfig& config) {
   return tokens;
 }
 
+
+
+OfficialLayout to_official_layout(const Tokens& tokens) {
+  OfficialLayout out;
+  int64_t src = 0;
+  for (const ScaleGeometry& g : tokens.scales) {
+    for (int64_t t = 0; t < g.length; ++t) {
+      const bool real = t < g.tokens;
+      if (real) {
+        const float* p = tokens.patches.data() + (src + t) * tokens.patch_values;
+        out.patches.insert(out.patches.end(), p, p + tokens.patch_values);
+      } else {
+        out.patches.insert(out.patches.end(), tokens.patch_values, 0.0f);
+      }
+      out.spatial.push_back(real ? tokens.spatial[src + t] : 0);
+      out.scale_id.push_back(real ? tokens.scale_id[src + t] : 0);
+      out.mask.push_back(real ? 1.0f : 0.0f);
+    }
+    src += g.tokens;
+  }
+  return out;
+}
+
 }  // namespace musiq

@@ -40,4 +40,14 @@ ScaleGeometry scale_geometry(int height, int width, int patch, int64_t max_lengt
 
 Tokens make_tokens(const Image& image, const ModelConfig& config);
 
+// The official model input: every scale padded to its length with all-zero tokens
+// (mask 0, spatial index 0, scale id 0), as preprocessing.py lays it out.
+struct OfficialLayout {
+  std::vector<float> patches;  // [n, patch_values]
+  std::vector<int32_t> spatial, scale_id;
+  std::vector<float> mask;
+  int64_t count() const { return static_cast<int64_t>(mask.size()); }
+};
+OfficialLayout to_official_layout(const Tokens& tokens);
+
 }  // namespace musiq

@@ -20,33 +20,14 @@ int run_preprocess(const PreprocessOptions& o) {
   const ModelConfig config;  // the official preprocessing settings
   const Tokens tokens = make_tokens(image, config);
 
-  // Re-insert the padding the engine drops: zero tokens with mask 0 (and, as in the
-  // official code, spatial index and scale id 0) after each scale's real tokens.
-  std::vector<float> patches, mask;
-  std::vector<int32_t> spatial, scale_id;
-  int64_t src = 0;
-  for (const ScaleGeometry& g : tokens.scales) {
-    for (int64_t t = 0; t < g.length; ++t) {
-      const bool real = t < g.tokens;
-      const float* p = tokens.patches.data() + (src + t) * tokens.patch_values;
-      if (real) {
-        patches.insert(patches.end(), p, p + tokens.patch_values);
-      } else {
-        patches.insert(patches.end(), tokens.patch_values, 0.0f);
-      }
-      spatial.push_back(real ? tokens.spatial[src + t] : 0);
-      scale_id.push_back(real ? tokens.scale_id[src + t] : 0);
-      mask.push_back(real ? 1.0f : 0.0f);
-    }
-    src += g.tokens;
-  }
-  const int64_t n = static_cast<int64_t>(mask.size());
+  const OfficialLayout layout = to_official_layout(tokens);
+  const int64_t n = layout.count();
   Hdf5Writer out(o.output);
   out.write_uint8("pixels", {image.height, image.width, 3}, image.rgb.data());
-  out.write_float32("patches", {n, tokens.patch_values}, patches.data());
-  out.write_int32("spatial", {n}, spatial.data());
-  out.write_int32("scale_id", {n}, scale_id.data());
-  out.write_float32("mask", {n}, mask.data());
+  out.write_float32("patches", {n, tokens.patch_values}, layout.patches.data());
+  out.write_int32("spatial", {n}, layout.spatial.data());
+  out.write_int32("scale_id", {n}, layout.scale_id.data());
+  out.write_float32("mask", {n}, layout.mask.data());
   out.commit();
   std::cout << o.output << ": " << n << " tokens (" << tokens.count() << " real)\n";
   return 0;

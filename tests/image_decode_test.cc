@@ -1,0 +1,127 @@
+// Decoding: formats, our grey/alpha policy, and clear errors for bad files.
+#include <fstream>
+
+#include "engine/error.h"
+#include "engine/image.h"
+#include "tests/test_util.h"
+
+namespace musiq {
+namespace {
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Expects decode_image to throw an Error whose message names the file and `problem`.
+void expect_error(const std::vector<uint8_t>& bytes, const std::string& problem) {
+  try {
+    decode_image(bytes, "bad.jpg");
+    ADD_FAILURE() << "no error for: " << problem;
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("bad.jpg: ", 0), 0u) << msg;
+    EXPECT_NE(msg.find(problem), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line: " << msg;
+  }
+}
+
+TEST(ImageDecode, EmptyFile) { expect_error({}, "empty file"); }
+
+TEST(ImageDecode, TextNamedJpg) {
+  const std::string text = "this is not an image\n";
+  expect_error({text.begin(), text.end()}, "not a supported image");
+}
+
+TEST(ImageDecode, TruncatedJpeg) {
+  auto bytes = read_bytes(test::source_path("samples/rocket.jpg"));
+  bytes.resize(bytes.size() / 2);
+  expect_error(bytes, "truncated JPEG");
+}
+
+TEST(ImageDecode, JpegHeaderOnlyIsInvalid) {
+  auto bytes = read_bytes(test::source_path("samples/rocket.jpg"));
+  bytes.resize(200);
+  expect_error(bytes, "JPEG");
+}
+
+TEST(ImageDecode, TooManyPixelsIsRefusedBeforeDecoding) {
+  DecodeOptions small;
+  small.max_pixels = 1000;
+  EXPECT_THROW(load_image_file(test::source_path("samples/rocket.jpg"), small), Error);
+  EXPECT_THROW(load_image_file(test::source_path("samples/chelsea.png"), small), Error);
+}
+
+TEST(ImageDecode, MissingFileNamesThePath) {
+  try {
+    load_image_file("/nonexistent/photo.jpg");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "/nonexistent/photo.jpg: cannot open file for reading");
+  }
+}
+
+TEST(ImageDecode, GrayscaleJpegIsReplicatedToRgb) {
+  const Image image = load_image_file(test::source_path("tests/data/camera_gray_459x371_q90.jpg"));
+  ASSERT_EQ(image.width, 459);
+  ASSERT_EQ(image.height, 371);
+  for (size_t i = 0; i < image.rgb.size(); i += 3) {
+    ASSERT_EQ(image.rgb[i], image.rgb[i + 1]);
+    ASSERT_EQ(image.rgb[i], image.rgb[i + 2]);
+  }
+}
+
+// A 2x1 grey+alpha PNG and a 1x1 RGBA PNG, written here byte by byte (zlib stored blocks).
+std::vector<uint8_t> tiny_png(int color_type, const std::vector<uint8_t>& raw_rows, int w, int h);
+
+TEST(ImageDecode, AlphaIsDroppedAndGreyAlphaReplicated) {
+  const Image rgba = decode_image(tiny_png(6, {0, 10, 20, 30, 40}, 1, 1), "rgba.png");
+  EXPECT_EQ(rgba.rgb, (std::vector<uint8_t>{10, 20, 30}));
+  const Image ga = decode_image(tiny_png(4, {0, 7, 255, 9, 0}, 2, 1), "ga.png");
+  EXPECT_EQ(ga.rgb, (std::vector<uint8_t>{7, 7, 7, 9, 9, 9}));
+}
+
+uint32_t crc32(const uint8_t* p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+void put32(std::vector<uint8_t>& v, uint32_t x) {
+  for (int s = 24; s >= 0; s -= 8) v.push_back(uint8_t(x >> s));
+}
+
+void chunk(std::vector<uint8_t>& png, const char* type, const std::vector<uint8_t>& data) {
+  put32(png, uint32_t(data.size()));
+  std::vector<uint8_t> body(type, type + 4);
+  body.insert(body.end(), data.begin(), data.end());
+  png.insert(png.end(), body.begin(), body.end());
+  put32(png, crc32(body.data(), body.size()));
+}
+
+std::vector<uint8_t> tiny_png(int color_type, const std::vector<uint8_t>& raw, int w, int h) {
+  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  std::vector<uint8_t> ihdr;
+  put32(ihdr, w);
+  put32(ihdr, h);
+  ihdr.insert(ihdr.end(), {8, uint8_t(color_type), 0, 0, 0});
+  chunk(png, "IHDR", ihdr);
+  // zlib: header, one stored block, Adler-32.
+  std::vector<uint8_t> z = {0x78, 0x01, 0x01, uint8_t(raw.size()), 0, uint8_t(~raw.size()), 0xFF};
+  z.insert(z.end(), raw.begin(), raw.end());
+  uint32_t a = 1, b = 0;
+  for (uint8_t x : raw) {
+    a = (a + x) % 65521;
+    b = (b + a) % 65521;
+  }
+  put32(z, (b << 16) | a);
+  chunk(png, "IDAT", z);
+  chunk(png, "IEND", {});
+  return png;
+}
+
+}  // namespace
+}  // namespace musiq
