@@ -10,7 +10,7 @@ GpuProbe probe_gpu() {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status == cudaErrorInsufficientDriver) {
-    probe.problem = "the NVIDIA driver is missing or too old for this CUDA build";
+    probe.problem = "no NVIDIA driver, or one too old for this CUDA build";
     return probe;
   }
   if (status != cudaSuccess || count == 0) {
