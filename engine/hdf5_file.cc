@@ -149,48 +149,32 @@ Tensor Hdf5Reader::read_float32(const std::string& name) const {
   return t;
 }
 
-void Hdf5Reader::read_converted(const std::string& name, hid_t mem_type, void* out,
-                                size_t count) const {
+template <typename T>
+std::vector<T> Hdf5Reader::read_as(const std::string& name, hid_t mem_type) const {
   Hdf5Id ds = open_dataset(name);
   Hdf5Id space(H5Dget_space(ds.get()), H5Sclose);
-  if (static_cast<size_t>(H5Sget_simple_extent_npoints(space.get())) != count)
-    throw Error(path_ + ": dataset '" + name + "' changed size while reading");
-  if (count && H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  if (count < 0) throw Error(path_ + ": cannot read the size of dataset '" + name + "'");
+  std::vector<T> v(static_cast<size_t>(count));
+  if (count && H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
     throw Error(path_ + ": cannot read dataset '" + name + "'");
+  return v;
 }
-
-namespace {
-size_t element_count(const std::vector<int64_t>& shape) {
-  size_t n = 1;
-  for (int64_t d : shape) n *= static_cast<size_t>(d);
-  return n;
-}
-}  // namespace
 
 std::vector<int32_t> Hdf5Reader::read_int32(const std::string& name) const {
-  std::vector<int32_t> v(element_count(dataset_shape(name)));
-  read_converted(name, H5T_NATIVE_INT32, v.data(), v.size());
-  return v;
+  return read_as<int32_t>(name, H5T_NATIVE_INT32);
 }
 std::vector<int64_t> Hdf5Reader::read_int64(const std::string& name) const {
-  std::vector<int64_t> v(element_count(dataset_shape(name)));
-  read_converted(name, H5T_NATIVE_INT64, v.data(), v.size());
-  return v;
+  return read_as<int64_t>(name, H5T_NATIVE_INT64);
 }
 std::vector<float> Hdf5Reader::read_floats(const std::string& name) const {
-  std::vector<float> v(element_count(dataset_shape(name)));
-  read_converted(name, H5T_NATIVE_FLOAT, v.data(), v.size());
-  return v;
+  return read_as<float>(name, H5T_NATIVE_FLOAT);
 }
 std::vector<double> Hdf5Reader::read_doubles(const std::string& name) const {
-  std::vector<double> v(element_count(dataset_shape(name)));
-  read_converted(name, H5T_NATIVE_DOUBLE, v.data(), v.size());
-  return v;
+  return read_as<double>(name, H5T_NATIVE_DOUBLE);
 }
 std::vector<uint8_t> Hdf5Reader::read_uint8(const std::string& name) const {
-  std::vector<uint8_t> v(element_count(dataset_shape(name)));
-  read_converted(name, H5T_NATIVE_UINT8, v.data(), v.size());
-  return v;
+  return read_as<uint8_t>(name, H5T_NATIVE_UINT8);
 }
 
 Hdf5Writer::Hdf5Writer(const std::string& path)

@@ -51,7 +51,9 @@ class Hdf5Reader {
 
  private:
   Hdf5Id open_dataset(const std::string& name) const;
-  void read_converted(const std::string& name, hid_t mem_type, void* out, size_t count) const;
+  // The whole dataset converted by HDF5 to the memory type matching T.
+  template <typename T>
+  std::vector<T> read_as(const std::string& name, hid_t mem_type) const;
   std::string path_;
   Hdf5Id file_;
 };
