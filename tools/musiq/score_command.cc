@@ -1,4 +1,5 @@
 // musiq score IMAGE...: one JSON object per line per image on stdout.
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -41,7 +42,7 @@ int run_score(const ScoreOptions& o) {
                                {"width", r.width},
                                {"height", r.height},
                                {"tokens", r.tokens},
-                               {"ms", r.total_ms()}};
+                               {"ms", std::round(r.total_ms() * 10) / 10}};
       if (model.random_weights) record["note"] = kRandomNote;
       std::cout << record.dump() << "\n" << std::flush;
     } catch (const Error& e) {
