@@ -30,11 +30,14 @@ std::string locate_weights(const std::string& model, const std::string& explicit
   std::string where;
   for (const std::string& t : tried) where += (where.empty() ? "" : ", ") + t;
   throw Error("no weights for model '" + model + "' (looked at " + where +
-              "). Get the official checkpoint and export it:\n"
+              "). Download and install the official checkpoint with\n"
+              "  tools/musiq-fetch " + model + "\n"
+              "or by hand:\n"
               "  curl -fLO https://storage.googleapis.com/gresearch/musiq/" + model +
               "_ckpt.npz\n"
               "  tools/musiq-export npz " + model + "_ckpt.npz " + cached + " --variant " +
-              model + "\nor pass --weights FILE.h5");
+              model + "\nor pass --weights FILE.h5 (tools/musiq-export also converts pyiqa "
+              ".pth files and TF Hub SavedModels)");
 }
 
 }  // namespace musiq

@@ -1,0 +1,39 @@
+// The CPU side of `musiq info`: what the CPU path runs on.
+#include <cblas.h>  // OpenBLAS: openblas_get_config
+#include <omp.h>
+
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "engine/device.h"
+
+namespace musiq {
+namespace {
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const size_t start = line.find_first_not_of(" \t", colon + 1);
+    return start == std::string::npos ? "" : line.substr(start);
+  }
+  return "";
+}
+
+}  // namespace
+
+CpuInfo query_cpu_info() {
+  CpuInfo info;
+  info.model = cpu_model_name();
+  info.hardware_threads = static_cast<int>(std::thread::hardware_concurrency());
+  info.threads = omp_get_max_threads();
+  const char* config = openblas_get_config();
+  info.blas = config ? config : "OpenBLAS";  // e.g. "OpenBLAS 0.3.21 ... USE_OPENMP ..."
+  return info;
+}
+
+}  // namespace musiq

@@ -1,0 +1,13 @@
+// CPU-only builds: `musiq info` reports that there is no GPU path, and why.
+#include "engine/device.h"
+
+namespace musiq {
+
+GpuInfo query_gpu_info() {
+  GpuInfo info;
+  info.cuda_build = false;
+  info.problem = "this build has no CUDA support";
+  return info;
+}
+
+}  // namespace musiq
