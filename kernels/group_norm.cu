@@ -1,0 +1,119 @@
+// group_norm (in place): per image and group, statistics over (H*W, channels of the group),
+// biased variance, then per-channel scale/bias, then ReLU if asked; cpu/group_norm.cc fused.
+//
+// Launch: one block per image, T = c * P threads with P = max(1, 256 / c) (c <= 1024):
+// thread t always owns channel t % c and walks pixels t / c, t / c + P, ... so its
+// per-channel partial sums stay in registers, and a warp reads consecutive channels of a
+// pixel (coalesced: for c = 64 a warp reads 128 contiguous bytes). MUSIQ's four GroupNorms
+// are [16x16, 64] (gn_root) and [8x8, 64 | 256] (the bottleneck unit): 256 threads per
+// image, 16-64 elements per thread per pass, and one block per token, so a 961-token image
+// launches 961 blocks. Partial sums meet in shared memory and one thread per group adds its
+// P * (c / groups) partials in a fixed order: deterministic, no atomics.
+//
+// Numerics: two passes. The mean's sums are accumulated in double (per-thread partials and
+// the per-group total; negligible cost next to the memory traffic), so the float mean is
+// the CPU's in practice. The variance is accumulated in float around that mean,
+// sum((x - mean)^2): the same biased variance as the CPU's E[x^2] - E[x]^2 in double,
+// without the cancellation that form has in float when |mean| >> std. inv_std is formed
+// like the CPU's, float(1 / sqrt(double(var) + eps)), and the output expression
+// (x - mean) * inv_std * scale + bias uses _rn intrinsics so it is not contracted into an
+// FMA. Tests: tests/gpu/group_norm_gpu_test.cc, 1e-5 abs + 1e-5 rel.
+//
+// History:
+//   v1 (this one): three passes over global memory (sum, centred squares, normalise); the
+//      2nd and 3rd re-read the image (64 KB for every MUSIQ shape) from L1/L2. Not yet timed
+//      on a GPU. Floor: one read + one write of n * hw * c floats (961 tokens x 16 K floats
+//      x 8 B = 126 MB, ~42 us at 3 TB/s). To try next: stage the image in shared memory
+//      (64 KB, 3 blocks per SM on Hopper) so DRAM/L2 see exactly one read; float4 accesses.
+#include <cstdint>
+#include <string>
+
+#include "engine/error.h"
+#include "kernels/cuda_check.h"
+#include "kernels/ops.cuh"
+
+namespace musiq::cuda {
+namespace {
+
+constexpr int kTargetThreads = 256;
+constexpr int kMaxChannels = 1024;
+
+__global__ void group_norm_kernel(float* __restrict__ x, int hw, int c, int groups,
+                                  const float* __restrict__ scale,
+                                  const float* __restrict__ bias, float eps, bool relu) {
+  extern __shared__ double smem[];
+  const int threads = blockDim.x;                                       // c * pixel_step
+  double* partial = smem;                                               // [threads]
+  float* group_mean = reinterpret_cast<float*>(smem + threads);         // [groups]
+  float* group_inv = group_mean + groups;                               // [groups]
+
+  const int t = threadIdx.x;
+  const int ch = t % c;
+  const int pixel_step = threads / c;
+  const int group_size = c / groups;
+  const int g = ch / group_size;
+  float* image = x + int64_t{blockIdx.x} * hw * c;
+  const double count = double(hw) * group_size;
+
+  // Pass 1: mean (double sums).
+  double sum = 0.0;
+  for (int p = t / c; p < hw; p += pixel_step) sum += image[int64_t{p} * c + ch];
+  partial[t] = sum;
+  __syncthreads();
+  if (t < groups) {
+    double s = 0.0;
+    for (int q = 0; q < pixel_step; ++q)
+      for (int j = 0; j < group_size; ++j) s += partial[q * c + t * group_size + j];
+    group_mean[t] = static_cast<float>(s / count);
+  }
+  __syncthreads();
+
+  // Pass 2: biased variance around the mean (float sums; no cancellation left).
+  const float mean = group_mean[g];
+  float sq = 0.0f;
+  for (int p = t / c; p < hw; p += pixel_step) {
+    const float d = image[int64_t{p} * c + ch] - mean;
+    sq += d * d;
+  }
+  partial[t] = sq;
+  __syncthreads();
+  if (t < groups) {
+    float s = 0.0f;
+    for (int q = 0; q < pixel_step; ++q)
+      for (int j = 0; j < group_size; ++j)
+        s += static_cast<float>(partial[q * c + t * group_size + j]);
+    group_inv[t] = static_cast<float>(1.0 / sqrt(double(s) / count + double(eps)));
+  }
+  __syncthreads();
+
+  // Pass 3: normalise, scale, shift, ReLU; in place.
+  const float inv_std = group_inv[g];
+  const float s = scale[ch], b = bias[ch];
+  for (int p = t / c; p < hw; p += pixel_step) {
+    float& v = image[int64_t{p} * c + ch];
+    float y = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(v, mean), inv_std), s), b);
+    if (relu && y < 0.0f) y = 0.0f;
+    v = y;
+  }
+}
+
+}  // namespace
+
+void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
+                const float* bias, float eps, bool relu, cudaStream_t stream) {
+  if (n <= 0 || hw <= 0) return;
+  if (c <= 0 || groups <= 0 || c % groups != 0)
+    throw Error("group_norm: " + std::to_string(c) + " channels do not split into " +
+                std::to_string(groups) + " groups");
+  if (c > kMaxChannels)
+    throw Error("group_norm: " + std::to_string(c) + " channels exceed the kernel's limit of " +
+                std::to_string(kMaxChannels));
+  const int pixel_step = c >= kTargetThreads ? 1 : kTargetThreads / c;
+  const int threads = c * pixel_step;
+  const size_t smem = sizeof(double) * size_t(threads) + sizeof(float) * 2 * size_t(groups);
+  group_norm_kernel<<<static_cast<unsigned>(n), threads, smem, stream>>>(x, hw, c, groups, scale,
+                                                                         bias, eps, relu);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace musiq::cuda

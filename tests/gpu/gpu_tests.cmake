@@ -1,0 +1,27 @@
+# GPU kernel tests: each kernel of kernels/ops.cuh against its CPU counterpart in cpu/ops.h.
+# Built only in CUDA builds; every test skips (GTEST_SKIP, with the reason) when no CUDA
+# device is usable, so the suite passes on machines without a GPU.
+# Included after enable_testing(), inside if(MUSIQ_CUDA), e.g. from the root CMakeLists.txt:
+#   if(MUSIQ_BUILD_TESTS AND MUSIQ_CUDA)
+#     include(tests/gpu/gpu_tests.cmake)
+#   endif()
+# Opt-in tests past 2^31 elements: MUSIQ_GPU_LARGE_TESTS=1 (tens of GB of host and GPU memory).
+find_package(GTest REQUIRED)
+include(GoogleTest)
+
+add_executable(musiq_gpu_tests
+  ${CMAKE_CURRENT_LIST_DIR}/elementwise_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/group_norm_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/head_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/layer_norm_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/max_pool_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/normalize_gpu_test.cc)
+target_link_libraries(musiq_gpu_tests PRIVATE musiq_engine musiq_kernels GTest::gtest_main)
+target_compile_options(musiq_gpu_tests PRIVATE ${MUSIQ_WARNINGS})
+# PRE_TEST: list the tests when ctest runs, not at build time (the build machine may have
+# no GPU and, cross-building, may not run the binary at all; listing needs no GPU anyway).
+# NO_PRETTY_VALUES: the cases are named by their name generators (e.g. .../rows961_dim384),
+# not by gtest's byte dump of the parameter struct. Label "gpu": ctest -L gpu runs only these.
+gtest_discover_tests(musiq_gpu_tests
+  DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 NO_PRETTY_VALUES
+  PROPERTIES LABELS gpu)
