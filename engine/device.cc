@@ -27,6 +27,7 @@ DeviceChoice select_device(DeviceKind requested) {
                  : gpu.problem;
   if (requested == DeviceKind::kCuda) throw Error("--device cuda: " + problem);
   cpu.fallback_reason = problem;
+  cpu.gpu_present = gpu.usable;
   return cpu;
 }
 

@@ -1,5 +1,6 @@
 #include "engine/image.h"
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -16,6 +17,9 @@ Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name,
 }
 
 Image load_image_file(const std::string& path, const DecodeOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw Error(path + ": not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open file for reading");
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),

@@ -16,7 +16,7 @@ struct Image {
 
 struct DecodeOptions {
   // Refuse images with more pixels than this, checked from the header before decoding.
-  int64_t max_pixels = int64_t{256} * 1024 * 1024;
+  int64_t max_pixels = int64_t{128} * 1024 * 1024;
 };
 
 // `name` is used in error messages (usually the path).

@@ -32,6 +32,18 @@ struct ModelInfo {
   int64_t parameter_count = 0;
 };
 
+// An image decoded and turned into model input, ready for every scorer that shares the
+// preprocessing settings (all official models do). Made on any thread.
+struct PreparedImage;
+struct PreparedImageDeleter {
+  void operator()(PreparedImage* p) const;
+};
+using PreparedImagePtr = std::unique_ptr<PreparedImage, PreparedImageDeleter>;
+
+// Throws musiq::Error naming the file.
+PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
+                                    const DecodeOptions& decode);
+
 class Scorer {
  public:
   // Loads and validates the weights, picks the device. Throws musiq::Error.
@@ -40,6 +52,8 @@ class Scorer {
 
   ScoreResult score_file(const std::string& path);  // throws musiq::Error naming the file
   ScoreResult score_image(const Image& image);
+  // The prepared image must come from a config with this model's preprocessing settings.
+  ScoreResult score_prepared(const PreparedImage& image);
 
   const ModelInfo& model() const;
   const DeviceChoice& device() const;

@@ -16,6 +16,36 @@ double ms_since(Clock::time_point start) {
 
 }  // namespace
 
+struct PreparedImage {
+  int width = 0, height = 0;
+  Tokens tokens;
+  double decode_ms = 0, preprocess_ms = 0;
+};
+
+void PreparedImageDeleter::operator()(PreparedImage* p) const { delete p; }
+
+namespace {
+
+PreparedImagePtr prepare(const Image& image, const ModelConfig& config, double decode_ms) {
+  PreparedImagePtr prepared(new PreparedImage);
+  prepared->width = image.width;
+  prepared->height = image.height;
+  prepared->decode_ms = decode_ms;
+  const auto start = Clock::now();
+  prepared->tokens = make_tokens(image, config);
+  prepared->preprocess_ms = ms_since(start);
+  return prepared;
+}
+
+}  // namespace
+
+PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
+                                    const DecodeOptions& decode) {
+  const auto start = Clock::now();
+  const Image image = load_image_file(path, decode);
+  return prepare(image, config, ms_since(start));
+}
+
 struct Scorer::Impl {
   ModelInfo info;
   DeviceChoice device;
@@ -37,24 +67,22 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
 }
 
 ScoreResult Scorer::score_file(const std::string& path) {
-  const auto start = Clock::now();
-  const Image image = load_image_file(path, impl_->decode);
-  const double decode_ms = ms_since(start);
-  ScoreResult result = score_image(image);
-  result.decode_ms = decode_ms;
-  return result;
+  return score_prepared(*prepare_image_file(path, impl_->info.config, impl_->decode));
 }
 
 ScoreResult Scorer::score_image(const Image& image) {
+  return score_prepared(*prepare(image, impl_->info.config, 0.0));
+}
+
+ScoreResult Scorer::score_prepared(const PreparedImage& image) {
   ScoreResult result;
   result.width = image.width;
   result.height = image.height;
-  auto start = Clock::now();
-  const Tokens tokens = make_tokens(image, impl_->info.config);
-  result.preprocess_ms = ms_since(start);
-  result.tokens = tokens.count() + 1;
-  start = Clock::now();
-  result.score = impl_->model->score(tokens);
+  result.decode_ms = image.decode_ms;
+  result.preprocess_ms = image.preprocess_ms;
+  result.tokens = image.tokens.count() + 1;
+  const auto start = Clock::now();
+  result.score = impl_->model->score(image.tokens);
   result.model_ms = ms_since(start);
   return result;
 }

@@ -71,14 +71,23 @@ TEST(ImageDecode, GrayscaleJpegIsReplicatedToRgb) {
   }
 }
 
-// A 2x1 grey+alpha PNG and a 1x1 RGBA PNG, written here byte by byte (zlib stored blocks).
-std::vector<uint8_t> tiny_png(int color_type, const std::vector<uint8_t>& raw_rows, int w, int h);
+// PNGs written here byte by byte (zlib stored blocks).
+std::vector<uint8_t> tiny_png(int color_type, const std::vector<uint8_t>& raw_rows, int w, int h,
+                              int bit_depth = 8);
 
 TEST(ImageDecode, AlphaIsDroppedAndGreyAlphaReplicated) {
   const Image rgba = decode_image(tiny_png(6, {0, 10, 20, 30, 40}, 1, 1), "rgba.png");
   EXPECT_EQ(rgba.rgb, (std::vector<uint8_t>{10, 20, 30}));
   const Image ga = decode_image(tiny_png(4, {0, 7, 255, 9, 0}, 2, 1), "ga.png");
   EXPECT_EQ(ga.rgb, (std::vector<uint8_t>{7, 7, 7, 9, 9, 9}));
+}
+
+// TensorFlow 2.21's decode_jpeg/decode_png on this file gives [18, 0, 255] (checked by
+// hand): 16-bit samples keep their high byte, no rounding (0x12FF -> 0x12).
+TEST(ImageDecode, SixteenBitPngKeepsTheHighByteAsTensorFlow) {
+  const Image image = decode_image(tiny_png(2, {0, 0x12, 0xFF, 0x00, 0x80, 0xFF, 0xFF}, 1, 1, 16),
+                                   "deep.png");
+  EXPECT_EQ(image.rgb, (std::vector<uint8_t>{18, 0, 255}));
 }
 
 uint32_t crc32(const uint8_t* p, size_t n) {
@@ -102,12 +111,13 @@ void chunk(std::vector<uint8_t>& png, const char* type, const std::vector<uint8_
   put32(png, crc32(body.data(), body.size()));
 }
 
-std::vector<uint8_t> tiny_png(int color_type, const std::vector<uint8_t>& raw, int w, int h) {
+std::vector<uint8_t> tiny_png(int color_type, const std::vector<uint8_t>& raw, int w, int h,
+                              int bit_depth) {
   std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   std::vector<uint8_t> ihdr;
   put32(ihdr, w);
   put32(ihdr, h);
-  ihdr.insert(ihdr.end(), {8, uint8_t(color_type), 0, 0, 0});
+  ihdr.insert(ihdr.end(), {uint8_t(bit_depth), uint8_t(color_type), 0, 0, 0});
   chunk(png, "IHDR", ihdr);
   // zlib: header, one stored block, Adler-32.
   std::vector<uint8_t> z = {0x78, 0x01, 0x01, uint8_t(raw.size()), 0, uint8_t(~raw.size()), 0xFF};

@@ -1,0 +1,63 @@
+#include "tools/musiq/prefetcher.h"
+
+#include "engine/error.h"
+
+namespace musiq::cli {
+
+Prefetcher::Prefetcher(std::vector<std::string> paths, ModelConfig config, DecodeOptions decode,
+                       int threads, size_t lookahead)
+    : paths_(std::move(paths)),
+      config_(std::move(config)),
+      decode_(decode),
+      lookahead_(std::max<size_t>(lookahead, 1)) {
+  for (int t = 0; t < std::max(threads, 1); ++t) workers_.emplace_back([this] { work(); });
+}
+
+Prefetcher::~Prefetcher() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  room_.notify_all();
+  for (std::thread& t : workers_) t.join();
+}
+
+void Prefetcher::work() {
+  for (;;) {
+    size_t index;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      room_.wait(lock, [this] {
+        return stopping_ || next_ >= paths_.size() || next_ < consumed_ + lookahead_;
+      });
+      if (stopping_ || next_ >= paths_.size()) return;
+      index = next_++;
+    }
+    Item item;
+    try {
+      item.image = prepare_image_file(paths_[index], config_, decode_);
+    } catch (const Error& e) {
+      item.error = e.what();
+    } catch (const std::bad_alloc&) {
+      item.error = paths_[index] + ": out of memory while decoding";
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.emplace(index, std::move(item));
+    }
+    ready_.notify_all();
+  }
+}
+
+Prefetcher::Item Prefetcher::take(size_t index) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  ready_.wait(lock, [&] { return done_.count(index) > 0; });
+  Item item = std::move(done_.at(index));
+  done_.erase(index);
+  consumed_ = index + 1;
+  lock.unlock();
+  room_.notify_all();
+  return item;
+}
+
+}  // namespace musiq::cli

@@ -1,0 +1,43 @@
+// Decodes and preprocesses images on worker threads, a bounded distance ahead of the
+// consumer, and hands them out in input order: the model never waits on JPEG decoding.
+#pragma once
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/musiq.h"
+
+namespace musiq::cli {
+
+class Prefetcher {
+ public:
+  struct Item {
+    PreparedImagePtr image;  // null when the image failed
+    std::string error;
+  };
+
+  Prefetcher(std::vector<std::string> paths, ModelConfig config, DecodeOptions decode,
+             int threads, size_t lookahead);
+  ~Prefetcher();  // stops the workers
+
+  Item take(size_t index);  // blocks until image `index` is ready; call in order
+
+ private:
+  void work();
+
+  const std::vector<std::string> paths_;
+  const ModelConfig config_;
+  const DecodeOptions decode_;
+  const size_t lookahead_;
+  std::mutex mutex_;
+  std::condition_variable ready_, room_;
+  std::map<size_t, Item> done_;
+  size_t next_ = 0, consumed_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace musiq::cli
