@@ -1,6 +1,9 @@
 #include <chrono>
 
 #include "engine/cpu_model.h"
+#ifdef MUSIQ_WITH_CUDA
+#include "engine/gpu_model.h"  // no CUDA types: safe in this plain C++ file
+#endif
 #include "engine/musiq.h"
 #include "engine/preprocess.h"
 #include "engine/weights.h"
@@ -50,7 +53,18 @@ struct Scorer::Impl {
   ModelInfo info;
   DeviceChoice device;
   DecodeOptions decode;
-  std::unique_ptr<CpuModel> model;
+  // Exactly one of the two is set, by the device chosen.
+  std::unique_ptr<CpuModel> cpu_model;
+#ifdef MUSIQ_WITH_CUDA
+  std::unique_ptr<GpuModel> gpu_model;
+#endif
+
+  float score(const Tokens& tokens) {
+#ifdef MUSIQ_WITH_CUDA
+    if (gpu_model) return gpu_model->score(tokens);
+#endif
+    return cpu_model->score(tokens);
+  }
 };
 
 Scorer::Scorer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -62,7 +76,14 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
   impl->decode = params.decode;
   WeightsFile file = load_weights(params.weights_path);
   impl->info = {file.path, file.variant, file.is_random(), file.config, file.parameter_count()};
-  impl->model = std::make_unique<CpuModel>(prepare_model_weights(file));
+#ifdef MUSIQ_WITH_CUDA
+  if (impl->device.kind == DeviceKind::kCuda) {
+    impl->gpu_model = std::make_unique<GpuModel>(prepare_model_weights(file));
+    return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
+  }
+#endif
+  // select_device never returns kCuda in a build without the CUDA path.
+  impl->cpu_model = std::make_unique<CpuModel>(prepare_model_weights(file));
   return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
 }
 
@@ -82,7 +103,7 @@ ScoreResult Scorer::score_prepared(const PreparedImage& image) {
   result.preprocess_ms = image.preprocess_ms;
   result.tokens = image.tokens.count() + 1;
   const auto start = Clock::now();
-  result.score = impl_->model->score(image.tokens);
+  result.score = impl_->score(image.tokens);
   result.model_ms = ms_since(start);
   return result;
 }

@@ -4,11 +4,24 @@
 // is outside what the kernel supports. All tensors are float32, row-major, NHWC, like the
 // CPU side. Host entry points only: kernels stay private to their .cu files.
 #pragma once
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "cpu/ops.h"  // cpu::Epilogue, shared by both sides
+
 namespace musiq::cuda {
+
+// A ResizePlan (engine/resize_plan.h) uploaded to the device: the same fields, the arrays
+// as device pointers (starts [out_size], weights [out_size * span]). Owned by the caller.
+struct DeviceResizePlan {
+  int in_size = 0;
+  int out_size = 0;
+  int span = 0;
+  const int32_t* starts = nullptr;
+  const float* weights = nullptr;
+};
 
 // kernels/normalize.cu: out[i] = pixel / 255 * 2 - 1 (bit-identical to the CPU).
 void normalize_image(const uint8_t* rgb, int64_t count, float* out, cudaStream_t stream);
@@ -47,5 +60,48 @@ void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int
 // the logit itself for one class, else the mean of the softmax over classes 1..C.
 // (cpu::head_score returns the float; here it stays on the device until the caller copies.)
 void head_score(const float* logits, int num_classes, float* score, cudaStream_t stream);
+
+// kernels/resize.cu: separable Gaussian resize, rows (height) first into `tmp`
+// [out_h, in_w, c], then columns into out [out_h, out_w, c]; bit-identical to the CPU.
+void gaussian_resize(const float* in, int in_h, int in_w, int channels,
+                     const DeviceResizePlan& rows, const DeviceResizePlan& cols, float* tmp,
+                     float* out, cudaStream_t stream);
+
+// kernels/patches.cu: SAME patches of an [h, w, 3] image into out [count_h * count_w,
+// patch * patch * 3], (row, col, channel) order, zero outside the image; bit-identical.
+void extract_patches(const float* image, int h, int w, int patch, int count_h, int count_w,
+                     int pad_top, int pad_left, float* out, cudaStream_t stream);
+
+// The two GEMM-backed ops take the caller's cuBLAS handle before the stream (the handle is
+// bound to `stream` on every call). The handle must be in CUBLAS_DEFAULT_MATH (fp32 FFMA,
+// no TF32): see make_blas_handle.
+
+// kernels/linear.cu: a cuBLAS handle for linear/conv2d: stream-less, CUBLAS_DEFAULT_MATH
+// (TF32 off), pointer mode host. The caller destroys it with cublasDestroy.
+cublasHandle_t make_blas_handle();
+
+// Throws musiq::Error with cuBLAS's own status name when `status` is not success.
+void check_cublas(cublasStatus_t status, const char* what);
+
+// kernels/linear.cu: out[m, n] = epilogue(a[m, k] @ b[k, n] + bias[n]), as cpu::linear:
+// kBias (bias may be null), kBiasGelu, kBiasResidual (out holds the residual on entry;
+// the bias is added to it first, then the GEMM accumulates with beta = 1, the CPU's order).
+// Needs m, n, k < 2^31 (cuBLAS's int sizes).
+void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
+            cpu::Epilogue epilogue, float* out, cublasHandle_t blas, cudaStream_t stream);
+
+// kernels/conv.cu: NHWC convolution, HWIO kernel, no bias, explicit top/left padding, via
+// im2col into `columns` (n*out_h*out_w*kh*kw*cin floats; unused and may be null for a
+// 1x1/stride-1/unpadded conv, which is one GEMM as on the CPU) and one SGEMM.
+void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
+            int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
+            float* columns, float* out, cublasHandle_t blas, cudaStream_t stream);
+
+// kernels/attention.cu: multi-head self-attention without a mask, as cpu::attention:
+// qkv [len, 3 * heads * head_dim] (q | k | v, head-major), out [q_rows, heads * head_dim]
+// for the first q_rows queries. Fused, online softmax: never holds more than a 64 x 64 tile
+// of scores. head_dim must be 64; 1 <= q_rows <= len.
+void attention(const float* qkv, int64_t len, int heads, int head_dim, int64_t q_rows,
+               float* out, cudaStream_t stream);
 
 }  // namespace musiq::cuda

@@ -10,12 +10,22 @@ find_package(GTest REQUIRED)
 include(GoogleTest)
 
 add_executable(musiq_gpu_tests
+  ${CMAKE_CURRENT_LIST_DIR}/attention_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/elementwise_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/gpu_model_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/group_norm_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/head_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/layer_norm_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/linear_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/max_pool_gpu_test.cc
-  ${CMAKE_CURRENT_LIST_DIR}/normalize_gpu_test.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/normalize_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/resize_gpu_test.cc
+  ${CMAKE_SOURCE_DIR}/tests/test_util.cc)
+# gpu_model_test.cc: tests/test_util.cc's helpers (temp_path, run_command) and Debian's
+# python3 (MUSIQ_PYTHON, found by tests/CMakeLists.txt) for tools/musiq-make-test-model.
+target_compile_definitions(musiq_gpu_tests PRIVATE
+  MUSIQ_SOURCE_DIR="${CMAKE_SOURCE_DIR}" MUSIQ_PYTHON="${MUSIQ_PYTHON}"
+  MUSIQ_TEST_TMP="${CMAKE_BINARY_DIR}/tests/gpu/tmp")
 target_link_libraries(musiq_gpu_tests PRIVATE musiq_engine musiq_kernels GTest::gtest_main)
 target_compile_options(musiq_gpu_tests PRIVATE ${MUSIQ_WARNINGS})
 # PRE_TEST: list the tests when ctest runs, not at build time (the build machine may have

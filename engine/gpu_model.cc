@@ -1,0 +1,434 @@
+// GpuModel: the forward pass of engine/cpu_model.cc on the GPU, stage for stage, with the
+// kernels of kernels/ops.cuh on one stream and one cuBLAS handle. Host code only.
+//
+// Memory: the weights are uploaded once (device buffers, RAII). Everything per image lives
+// in one device workspace carved into slices (x, y, qkv, ctx, mlp for the sequence; the
+// uploaded tokens; the stem's scratch for one chunk of kStemChunk tokens), sized from the
+// token count and reallocated only when a larger image comes; likewise the pinned host
+// buffers the tokens are uploaded through. cuBLAS gets a fixed workspace of its own at
+// construction (cublasSetWorkspace), so it allocates nothing while scoring either.
+// Per token: ~14 KB of sequence buffers + 12 KB of patches; the stem chunk is ~200 MB for
+// 512 tokens; a 12,000-token photo needs ~520 MB in all (estimate, not measured).
+//
+// NVTX ranges (nvtx3, header-only) mark the stages: upload, stem, embeddings, each
+// encoder block, head. They time the host's enqueueing; Nsight Systems shows the kernels
+// launched inside each range.
+//
+// Preprocessing (normalize, Gaussian resize, patches) stays on the CPU (make_tokens): the
+// kernels for it exist (kernels/normalize.cu, resize.cu, patches.cu) but are not wired in
+// yet; Tokens are uploaded as they are.
+//
+// Unverified: written and compiled without a GPU. tests/gpu/gpu_model_test.cc compares
+// scores with CpuModel (1e-4 relative) and scores a ~12,000-token image; run it first.
+#include "engine/gpu_model.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <nvtx3/nvToolsExt.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "kernels/cuda_check.h"
+#include "kernels/ops.cuh"
+
+namespace musiq {
+namespace {
+
+constexpr int64_t kStemChunk = 512;  // tokens through the stem at once: bounded scratch
+constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
+constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;  // NVIDIA's advice for Hopper
+constexpr int64_t kAlignFloats = 64;                       // slices start on 256 bytes
+
+std::string mib(double bytes) {
+  return std::to_string(static_cast<int64_t>(bytes / (1024.0 * 1024.0) + 0.5)) + " MiB";
+}
+
+// Device memory, freed on destruction. Move-only.
+template <typename T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  explicit DeviceArray(const std::vector<T>& host, const char* what) {
+    allocate(host.size(), what);
+    if (!host.empty())
+      CUDA_CHECK(cudaMemcpy(data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  ~DeviceArray() { reset(); }
+
+  // Frees, then allocates `count` elements; out of memory -> musiq::Error naming `what`.
+  void allocate(size_t count, const char* what) {
+    reset();
+    if (count == 0) return;
+    void* p = nullptr;
+    const cudaError_t status = cudaMalloc(&p, count * sizeof(T));
+    if (status != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      size_t free_bytes = 0, total_bytes = 0;
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      throw Error(std::string("GPU: cannot allocate ") + mib(double(count) * sizeof(T)) +
+                  " for " + what + " (" + cudaGetErrorString(status) + "; " +
+                  mib(double(free_bytes)) + " free of " + mib(double(total_bytes)) + ")");
+    }
+    data_ = static_cast<T*>(p);
+    count_ = count;
+  }
+  void reset() {
+    if (data_) cudaFree(data_);  // never throws
+    data_ = nullptr;
+    count_ = 0;
+  }
+  T* get() const { return data_; }
+  size_t size() const { return count_; }
+
+ private:
+  T* data_ = nullptr;
+  size_t count_ = 0;
+};
+
+// Page-locked host memory (async copies from it really are asynchronous), grown on demand.
+template <typename T>
+class PinnedArray {
+ public:
+  PinnedArray() = default;
+  PinnedArray(const PinnedArray&) = delete;
+  PinnedArray& operator=(const PinnedArray&) = delete;
+  ~PinnedArray() {
+    if (data_) cudaFreeHost(data_);
+  }
+  void ensure(size_t count) {
+    if (count <= count_) return;
+    if (data_) cudaFreeHost(data_);
+    data_ = nullptr;
+    count_ = 0;
+    void* p = nullptr;
+    const cudaError_t status = cudaHostAlloc(&p, count * sizeof(T), cudaHostAllocDefault);
+    if (status != cudaSuccess) {
+      cudaGetLastError();
+      throw Error("GPU: cannot allocate " + mib(double(count) * sizeof(T)) +
+                  " of pinned host memory for the token upload (" +
+                  cudaGetErrorString(status) + ")");
+    }
+    data_ = static_cast<T*>(p);
+    count_ = count;
+  }
+  T* get() const { return data_; }
+
+ private:
+  T* data_ = nullptr;
+  size_t count_ = 0;
+};
+
+struct DeviceGroupNorm {
+  DeviceArray<float> scale, bias;
+};
+
+struct DeviceBlock {
+  DeviceArray<float> ln0_scale, ln0_bias, qkv_kernel, qkv_bias, out_kernel, out_bias;
+  DeviceArray<float> ln2_scale, ln2_bias, mlp0_kernel, mlp0_bias, mlp1_kernel, mlp1_bias;
+};
+
+// Scoped NVTX range.
+class NvtxRange {
+ public:
+  explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
+  ~NvtxRange() { nvtxRangePop(); }
+  NvtxRange(const NvtxRange&) = delete;
+  NvtxRange& operator=(const NvtxRange&) = delete;
+};
+
+}  // namespace
+
+struct GpuModel::Impl {
+  ModelConfig config;
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t blas = nullptr;
+  DeviceArray<unsigned char> blas_workspace;
+
+  // Weights, as in ModelWeights.
+  DeviceArray<float> conv_root, conv_proj, conv1, conv2, conv3;
+  DeviceGroupNorm gn_root, gn_proj, gn1, gn2, gn3;
+  DeviceArray<float> embedding_kernel, embedding_bias, pos_embedding, scale_embedding, cls;
+  std::vector<DeviceBlock> blocks;
+  DeviceArray<float> encoder_norm_scale, encoder_norm_bias, head_kernel, head_bias;
+  size_t weight_bytes = 0;
+
+  // Per-image workspace (one allocation) and its slices for the current capacity.
+  DeviceArray<float> workspace;
+  int64_t capacity_tokens = -1;
+  float *x = nullptr, *y = nullptr, *qkv = nullptr, *ctx = nullptr, *mlp = nullptr;
+  float* patches = nullptr;
+  int32_t *spatial = nullptr, *scale_id = nullptr;
+  float *columns = nullptr, *root = nullptr, *pooled = nullptr, *proj = nullptr;
+  float *mid = nullptr, *mid2 = nullptr, *unit = nullptr;
+  float *logits = nullptr, *score = nullptr;
+
+  PinnedArray<float> host_patches, host_score;
+  PinnedArray<int32_t> host_spatial, host_scale_id;
+
+  ~Impl() {
+    if (blas) cublasDestroy(blas);
+    if (stream) cudaStreamDestroy(stream);
+  }
+
+  void upload(DeviceArray<float>& dst, const std::vector<float>& src, const char* what) {
+    dst.allocate(src.size(), what);
+    if (!src.empty())
+      CUDA_CHECK(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(float),
+                            cudaMemcpyHostToDevice));
+    weight_bytes += src.size() * sizeof(float);
+  }
+
+  void ensure_workspace(int64_t n);
+  void embed_chunk(int64_t first, int64_t count, float* out);
+  void encoder_block(const DeviceBlock& b, int64_t len, int64_t keep_rows);
+};
+
+void GpuModel::Impl::ensure_workspace(int64_t n) {
+  if (n <= capacity_tokens) return;
+  const int h = config.hidden_size;
+  const int64_t len = n + 1;
+  const int64_t chunk = std::max<int64_t>(1, std::min(kStemChunk, n));
+  const int64_t root_px = chunk * kRootOut * kRootOut, pool_px = chunk * kPoolOut * kPoolOut;
+  // Slice sizes in floats, in carving order.
+  const int64_t sizes[] = {
+      len * h,                                                  // x
+      len * h,                                                  // y
+      len * 3 * h,                                              // qkv
+      len * h,                                                  // ctx
+      len * config.mlp_dim,                                     // mlp
+      n * config.patch_values(),                                // patches
+      n,                                                        // spatial (int32)
+      n,                                                        // scale_id (int32)
+      std::max(root_px * 7 * 7 * 3, pool_px * 3 * 3 * kStemWidth),  // columns
+      root_px * kStemWidth,                                     // root
+      pool_px * kStemWidth,                                     // pooled
+      pool_px * kStemOutWidth,                                  // proj
+      pool_px * kStemWidth,                                     // mid
+      pool_px * kStemWidth,                                     // mid2
+      pool_px * kStemOutWidth,                                  // unit
+      config.num_classes,                                       // logits
+      1,                                                        // score
+  };
+  int64_t total = 0;
+  for (int64_t s : sizes) total += (s + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+
+  capacity_tokens = -1;
+  workspace.reset();  // free the old one first: the new one may need that memory
+  try {
+    workspace.allocate(size_t(total), "the per-image workspace");
+  } catch (const Error& e) {
+    throw Error("GPU out of memory: scoring an image of " + std::to_string(n + 1) +
+                " tokens needs " + mib(double(total) * sizeof(float)) +
+                " of device workspace besides the " + mib(double(weight_bytes)) +
+                " of weights (" + e.what() + ")");
+  }
+  float* p = workspace.get();
+  int slot = 0;
+  auto next = [&]() {
+    float* s = p;
+    p += (sizes[slot++] + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+    return s;
+  };
+  x = next();
+  y = next();
+  qkv = next();
+  ctx = next();
+  mlp = next();
+  patches = next();
+  spatial = reinterpret_cast<int32_t*>(next());
+  scale_id = reinterpret_cast<int32_t*>(next());
+  columns = next();
+  root = next();
+  pooled = next();
+  proj = next();
+  mid = next();
+  mid2 = next();
+  unit = next();
+  logits = next();
+  score = next();
+
+  host_patches.ensure(size_t(std::max<int64_t>(n, 1)) * config.patch_values());
+  host_spatial.ensure(size_t(std::max<int64_t>(n, 1)));
+  host_scale_id.ensure(size_t(std::max<int64_t>(n, 1)));
+  capacity_tokens = n;  // only once everything above succeeded
+}
+
+// Mirrors CpuModel::embed_chunk.
+void GpuModel::Impl::embed_chunk(int64_t first, int64_t count, float* out) {
+  const int n = static_cast<int>(count);
+  const int64_t pool_px = int64_t{n} * kPoolOut * kPoolOut;
+  const float* in = patches + first * config.patch_values();
+
+  // Root: 7x7/2 SAME conv (pad 2 before, 3 after), GroupNorm + ReLU, 3x3/2 max-pool.
+  cuda::conv2d(in, n, kPatch, kPatch, 3, conv_root.get(), 7, 7, kStemWidth, 2, 2, 2, kRootOut,
+               kRootOut, columns, root, blas, stream);
+  cuda::group_norm(root, n, kRootOut * kRootOut, kStemWidth, kStemGroups, gn_root.scale.get(),
+                   gn_root.bias.get(), kRootGroupNormEps, true, stream);
+  cuda::max_pool_3x3_s2(root, n, kRootOut, kRootOut, kStemWidth, kPoolOut, kPoolOut, pooled,
+                        stream);
+
+  // block1/unit1: bottleneck with projection.
+  const int hw = kPoolOut * kPoolOut;
+  cuda::conv2d(pooled, n, kPoolOut, kPoolOut, kStemWidth, conv_proj.get(), 1, 1, kStemOutWidth,
+               1, 0, 0, kPoolOut, kPoolOut, nullptr, proj, blas, stream);
+  cuda::group_norm(proj, n, hw, kStemOutWidth, kStemGroups, gn_proj.scale.get(),
+                   gn_proj.bias.get(), kUnitGroupNormEps, false, stream);
+  cuda::conv2d(pooled, n, kPoolOut, kPoolOut, kStemWidth, conv1.get(), 1, 1, kStemWidth, 1, 0,
+               0, kPoolOut, kPoolOut, nullptr, mid, blas, stream);
+  cuda::group_norm(mid, n, hw, kStemWidth, kStemGroups, gn1.scale.get(), gn1.bias.get(),
+                   kUnitGroupNormEps, true, stream);
+  cuda::conv2d(mid, n, kPoolOut, kPoolOut, kStemWidth, conv2.get(), 3, 3, kStemWidth, 1, 1, 1,
+               kPoolOut, kPoolOut, columns, mid2, blas, stream);
+  cuda::group_norm(mid2, n, hw, kStemWidth, kStemGroups, gn2.scale.get(), gn2.bias.get(),
+                   kUnitGroupNormEps, true, stream);
+  cuda::conv2d(mid2, n, kPoolOut, kPoolOut, kStemWidth, conv3.get(), 1, 1, kStemOutWidth, 1, 0,
+               0, kPoolOut, kPoolOut, nullptr, unit, blas, stream);
+  cuda::group_norm(unit, n, hw, kStemOutWidth, kStemGroups, gn3.scale.get(), gn3.bias.get(),
+                   kUnitGroupNormEps, false, stream);
+  cuda::add_relu(unit, proj, pool_px * kStemOutWidth, stream);
+
+  // Flatten (h, w, c) -> 16384 and project to the hidden size.
+  cuda::linear(unit, n, hw * kStemOutWidth, embedding_kernel.get(), config.hidden_size,
+               embedding_bias.get(), cpu::Epilogue::kBias, out, blas, stream);
+}
+
+// Mirrors CpuModel::encoder_block: only the first keep_rows rows are updated.
+void GpuModel::Impl::encoder_block(const DeviceBlock& b, int64_t len, int64_t keep_rows) {
+  const int h = config.hidden_size;
+  cuda::layer_norm(x, len, h, b.ln0_scale.get(), b.ln0_bias.get(), kLayerNormEps, y, stream);
+  cuda::linear(y, len, h, b.qkv_kernel.get(), 3 * h, b.qkv_bias.get(), cpu::Epilogue::kBias,
+               qkv, blas, stream);
+  cuda::attention(qkv, len, config.num_heads, config.head_dim(), keep_rows, ctx, stream);
+  cuda::linear(ctx, keep_rows, h, b.out_kernel.get(), h, b.out_bias.get(),
+               cpu::Epilogue::kBiasResidual, x, blas, stream);
+  cuda::layer_norm(x, keep_rows, h, b.ln2_scale.get(), b.ln2_bias.get(), kLayerNormEps, y,
+                   stream);
+  cuda::linear(y, keep_rows, h, b.mlp0_kernel.get(), config.mlp_dim, b.mlp0_bias.get(),
+               cpu::Epilogue::kBiasGelu, mlp, blas, stream);
+  cuda::linear(mlp, keep_rows, config.mlp_dim, b.mlp1_kernel.get(), h, b.mlp1_bias.get(),
+               cpu::Epilogue::kBiasResidual, x, blas, stream);
+}
+
+GpuModel::GpuModel(ModelWeights w) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.config = w.config;
+  if (m.config.head_dim() != 64)
+    throw Error("GPU: head_dim " + std::to_string(m.config.head_dim()) +
+                " is not supported by the attention kernel (64 only); use --device cpu");
+  CUDA_CHECK(cudaSetDevice(m.device));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+  m.blas = cuda::make_blas_handle();
+  m.blas_workspace.allocate(kCublasWorkspaceBytes, "the cuBLAS workspace");
+  cuda::check_cublas(cublasSetWorkspace(m.blas, m.blas_workspace.get(), kCublasWorkspaceBytes),
+                     "cublasSetWorkspace");
+
+  m.upload(m.conv_root, w.conv_root, "conv_root");
+  m.upload(m.conv_proj, w.conv_proj, "conv_proj");
+  m.upload(m.conv1, w.conv1, "conv1");
+  m.upload(m.conv2, w.conv2, "conv2");
+  m.upload(m.conv3, w.conv3, "conv3");
+  const std::pair<DeviceGroupNorm*, const GroupNormWeights*> norms[] = {
+      {&m.gn_root, &w.gn_root}, {&m.gn_proj, &w.gn_proj}, {&m.gn1, &w.gn1},
+      {&m.gn2, &w.gn2},         {&m.gn3, &w.gn3}};
+  for (const auto& [dst, src] : norms) {
+    m.upload(dst->scale, src->scale, "a GroupNorm scale");
+    m.upload(dst->bias, src->bias, "a GroupNorm bias");
+  }
+  m.upload(m.embedding_kernel, w.embedding_kernel, "embedding/kernel");
+  m.upload(m.embedding_bias, w.embedding_bias, "embedding/bias");
+  m.upload(m.pos_embedding, w.pos_embedding, "pos_embedding");
+  m.upload(m.scale_embedding, w.scale_embedding, "scale_embedding");
+  m.upload(m.cls, w.cls, "cls");
+  m.blocks = std::vector<DeviceBlock>(w.blocks.size());
+  for (size_t i = 0; i < w.blocks.size(); ++i) {
+    const EncoderBlockWeights& s = w.blocks[i];
+    DeviceBlock& d = m.blocks[i];
+    m.upload(d.ln0_scale, s.ln0_scale, "an encoder LayerNorm");
+    m.upload(d.ln0_bias, s.ln0_bias, "an encoder LayerNorm");
+    m.upload(d.qkv_kernel, s.qkv_kernel, "an attention kernel");
+    m.upload(d.qkv_bias, s.qkv_bias, "an attention bias");
+    m.upload(d.out_kernel, s.out_kernel, "an attention output kernel");
+    m.upload(d.out_bias, s.out_bias, "an attention output bias");
+    m.upload(d.ln2_scale, s.ln2_scale, "an encoder LayerNorm");
+    m.upload(d.ln2_bias, s.ln2_bias, "an encoder LayerNorm");
+    m.upload(d.mlp0_kernel, s.mlp0_kernel, "an MLP kernel");
+    m.upload(d.mlp0_bias, s.mlp0_bias, "an MLP bias");
+    m.upload(d.mlp1_kernel, s.mlp1_kernel, "an MLP kernel");
+    m.upload(d.mlp1_bias, s.mlp1_bias, "an MLP bias");
+  }
+  m.upload(m.encoder_norm_scale, w.encoder_norm_scale, "encoder_norm");
+  m.upload(m.encoder_norm_bias, w.encoder_norm_bias, "encoder_norm");
+  m.upload(m.head_kernel, w.head_kernel, "head/kernel");
+  m.upload(m.head_bias, w.head_bias, "head/bias");
+  m.host_score.ensure(1);
+}
+
+GpuModel::~GpuModel() = default;
+
+const ModelConfig& GpuModel::config() const { return impl_->config; }
+
+float GpuModel::score(const Tokens& tokens) {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.config;
+  const int h = c.hidden_size;
+  const int64_t n = tokens.count(), len = n + 1;
+  if (tokens.patch_values != c.patch_values() ||
+      int64_t(tokens.patches.size()) != n * c.patch_values() ||
+      int64_t(tokens.scale_id.size()) != n)
+    throw Error("GpuModel::score: tokens do not match the model's patch size");
+  CUDA_CHECK(cudaSetDevice(m.device));  // the calling thread may not be the constructing one
+  m.ensure_workspace(n);
+  cudaStream_t s = m.stream;
+
+  {
+    NvtxRange range("upload");
+    if (n > 0) {
+      std::memcpy(m.host_patches.get(), tokens.patches.data(), tokens.patches.size() * 4);
+      std::memcpy(m.host_spatial.get(), tokens.spatial.data(), size_t(n) * 4);
+      std::memcpy(m.host_scale_id.get(), tokens.scale_id.data(), size_t(n) * 4);
+      CUDA_CHECK(cudaMemcpyAsync(m.patches, m.host_patches.get(), tokens.patches.size() * 4,
+                                 cudaMemcpyHostToDevice, s));
+      CUDA_CHECK(cudaMemcpyAsync(m.spatial, m.host_spatial.get(), size_t(n) * 4,
+                                 cudaMemcpyHostToDevice, s));
+      CUDA_CHECK(cudaMemcpyAsync(m.scale_id, m.host_scale_id.get(), size_t(n) * 4,
+                                 cudaMemcpyHostToDevice, s));
+    }
+    CUDA_CHECK(cudaMemcpyAsync(m.x, m.cls.get(), size_t(h) * 4, cudaMemcpyDeviceToDevice, s));
+  }
+  {
+    NvtxRange range("stem");
+    for (int64_t first = 0; first < n; first += kStemChunk)
+      m.embed_chunk(first, std::min(kStemChunk, n - first), m.x + (1 + first) * h);
+  }
+  {
+    NvtxRange range("embeddings");
+    cuda::add_embeddings(m.x + h, n, h, m.spatial, m.scale_id, m.pos_embedding.get(),
+                         m.scale_embedding.get(), s);
+  }
+  // Only the CLS row is read at the end, so the last block updates row 0 alone.
+  for (int i = 0; i < c.num_layers; ++i) {
+    NvtxRange range("encoder_block");
+    m.encoder_block(m.blocks[i], len, i + 1 == c.num_layers ? 1 : len);
+  }
+  {
+    NvtxRange range("head");
+    cuda::layer_norm(m.x, 1, h, m.encoder_norm_scale.get(), m.encoder_norm_bias.get(),
+                     kLayerNormEps, m.y, s);
+    cuda::linear(m.y, 1, h, m.head_kernel.get(), c.num_classes, m.head_bias.get(),
+                 cpu::Epilogue::kBias, m.logits, m.blas, s);
+    cuda::head_score(m.logits, c.num_classes, m.score, s);
+    CUDA_CHECK(cudaMemcpyAsync(m.host_score.get(), m.score, sizeof(float),
+                               cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));  // also surfaces faults inside any kernel above
+  }
+  return *m.host_score.get();
+}
+
+}  // namespace musiq

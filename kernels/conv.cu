@@ -1,0 +1,71 @@
+// conv2d: NHWC convolution with an HWIO kernel, no bias, explicit top/left padding, as
+// cpu/conv.cc: im2col into `columns` [positions, kh*kw*cin] in (dy, dx, cin) order (the
+// HWIO kernel read as a row-major [kh*kw*cin, cout] matrix), then one SGEMM (linear, kBias
+// without a bias). A 1x1 / stride 1 / unpadded conv is the GEMM on the input directly.
+//
+// im2col launch: one thread per column float (int64 index, grid-stride loop); a warp writes
+// 32 consecutive floats and, inside one (dy, dx) tap, reads `cin` contiguous input floats.
+// For MUSIQ's stem: conv_root (7x7/2, cin 3) has 147 floats per position, conv2 (3x3/1,
+// cin 64) 576. Copies only: the columns are bit-identical to the CPU's; the GEMM differs
+// from OpenBLAS in summation order (see kernels/linear.cu).
+//
+// History: v1 (this one). Not yet run on a GPU. An implicit-GEMM conv (or cuDNN) would
+// skip the columns buffer (37,632 floats per token for conv_root); not needed first.
+#include <cstdint>
+#include <string>
+
+#include "engine/error.h"
+#include "kernels/cuda_check.h"
+#include "kernels/ops.cuh"
+
+namespace musiq::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 65535;
+
+__global__ void im2col_kernel(const float* __restrict__ in, int h, int w, int cin, int kh,
+                              int kw, int stride, int pad_top, int pad_left, int out_h,
+                              int out_w, int64_t total, float* __restrict__ columns) {
+  const int64_t k = int64_t{kh} * kw * cin;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t p = i / k;                             // output position (img, oy, ox)
+    const int r = static_cast<int>(i - p * k);           // (dy, dx, c)
+    const int c = r % cin;
+    const int dx = (r / cin) % kw;
+    const int dy = r / (cin * kw);
+    const int64_t img = p / (int64_t{out_h} * out_w);
+    const int oy = static_cast<int>(p / out_w % out_h), ox = static_cast<int>(p % out_w);
+    const int y = oy * stride - pad_top + dy, x = ox * stride - pad_left + dx;
+    columns[i] = (y < 0 || y >= h || x < 0 || x >= w)
+                     ? 0.0f
+                     : in[((img * h + y) * w + x) * cin + c];
+  }
+}
+
+}  // namespace
+
+void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
+            int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
+            float* columns, float* out, cublasHandle_t blas, cudaStream_t stream) {
+  const int64_t k = int64_t{kh} * kw * cin;
+  const int64_t positions = int64_t{n} * out_h * out_w;
+  if (positions <= 0 || cout <= 0) return;
+  if (kh == 1 && kw == 1 && stride == 1 && pad_top == 0 && pad_left == 0) {
+    linear(in, positions, cin, kernel, cout, nullptr, cpu::Epilogue::kBias, out, blas, stream);
+    return;
+  }
+  if (columns == nullptr) throw Error("conv2d: a " + std::to_string(kh) + "x" +
+                                      std::to_string(kw) + " conv needs a columns buffer");
+  const int64_t total = positions * k;
+  const int64_t blocks = (total + kThreads - 1) / kThreads;
+  im2col_kernel<<<static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0,
+                  stream>>>(in, h, w, cin, kh, kw, stride, pad_top, pad_left, out_h, out_w,
+                            total, columns);
+  CUDA_CHECK_LAUNCH();
+  linear(columns, positions, static_cast<int>(k), kernel, cout, nullptr, cpu::Epilogue::kBias,
+         out, blas, stream);
+}
+
+}  // namespace musiq::cuda

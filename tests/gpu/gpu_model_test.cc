@@ -1,0 +1,99 @@
+// End to end: GpuModel against CpuModel on a full-size random model (tools/
+// musiq-make-test-model, official shapes, seeded), scoring real photos through the CPU
+// preprocessing; and a ~12,000-token image (4032x3024 random pixels) on the GPU alone.
+// Bound: 1e-4 relative on the score (scores of the 1-class model sit near 50, so ~5e-3
+// absolute; the 10-class model's lie in 1..10). Every GPU op is within ~1e-6 relative of
+// its CPU twin (see the per-op tests); through the stem, the 16384-long embedding product
+// and 14 blocks those differences grow to ~1e-5 at most in our expectation (unmeasured).
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/cpu_model.h"
+#include "engine/gpu_model.h"
+#include "engine/image.h"
+#include "engine/model_weights.h"
+#include "engine/preprocess.h"
+#include "engine/weights.h"
+#include "tests/gpu/gpu_test_util.h"
+#include "tests/test_util.h"
+
+namespace musiq {
+namespace {
+
+constexpr double kScoreRelTol = 1e-4;
+
+// A full-size random model, made once per test binary and class count.
+const std::string& full_test_model(int num_classes) {
+  static std::string paths[2];
+  std::string& path = paths[num_classes == 1 ? 0 : 1];
+  if (path.empty()) {
+    const std::string out = test::temp_path("gpu_full_seed11_c" + std::to_string(num_classes) + ".h5");
+    const std::string cmd = std::string(MUSIQ_PYTHON) + " " +
+                            test::source_path("tools/musiq-make-test-model") + " " + out +
+                            " --seed 11 --size full --num-classes " +
+                            std::to_string(num_classes) + " > /dev/null";
+    if (test::run_command(cmd) != 0) ADD_FAILURE() << "failed: " << cmd;
+    path = out;
+  }
+  return path;
+}
+
+class GpuModelTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(GpuModelTest, ScoresMatchCpuModel) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const WeightsFile file = load_weights(full_test_model(GetParam()));
+  CpuModel cpu_model(prepare_model_weights(file));
+  GpuModel gpu_model(prepare_model_weights(file));
+  const char* photos[] = {"samples/chelsea.png", "samples/coffee.png",
+                          "tests/data/hubble_crop_600x450.png",
+                          "tests/data/coffee_portrait_267x400.png",
+                          "tests/data/retina_crop_195x1280_q90.jpg"};
+  for (const char* photo : photos) {
+    const Image image = load_image_file(test::source_path(photo));
+    const Tokens tokens = make_tokens(image, file.config);
+    const float want = cpu_model.score(tokens);
+    const float got = gpu_model.score(tokens);
+    EXPECT_TRUE(std::isfinite(got)) << photo;
+    EXPECT_NEAR(got, want, kScoreRelTol * std::abs(want))
+        << photo << " (" << tokens.count() + 1 << " tokens)";
+    // A second call reuses the workspace and must give the same bits.
+    EXPECT_EQ(gpu_model.score(tokens), got) << photo << ": not deterministic";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Classes, GpuModelTest, ::testing::Values(1, 10),
+                         [](const auto& info) { return gpu_test::name("classes", info.param); });
+
+// A 12 MP photo's worth of tokens (4032x3024: 49 + 144 + 126 * 95 = 12,163 tokens) must fit
+// and give a finite score; then a small image on the same (now large) workspace.
+TEST(GpuModelLarge, TwelveThousandTokens) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const WeightsFile file = load_weights(full_test_model(1));
+  GpuModel gpu_model(prepare_model_weights(file));
+  Image image;
+  image.width = 4032;
+  image.height = 3024;
+  image.rgb.resize(size_t(image.width) * image.height * 3);
+  std::mt19937 rng(71);
+  for (uint8_t& v : image.rgb) v = static_cast<uint8_t>(rng() & 0xFF);
+  const Tokens tokens = make_tokens(image, file.config);
+  ASSERT_GT(tokens.count(), 12000);
+  const float score = gpu_model.score(tokens);
+  EXPECT_TRUE(std::isfinite(score));
+  EXPECT_GT(score, 0.0f);
+  EXPECT_LT(score, 100.0f);
+
+  const Image small = load_image_file(test::source_path("samples/chelsea.png"));
+  const Tokens small_tokens = make_tokens(small, file.config);
+  CpuModel cpu_model(prepare_model_weights(file));
+  const float want = cpu_model.score(small_tokens);
+  EXPECT_NEAR(gpu_model.score(small_tokens), want, kScoreRelTol * std::abs(want));
+}
+
+}  // namespace
+}  // namespace musiq

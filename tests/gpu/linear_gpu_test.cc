@@ -1,0 +1,135 @@
+// cuda::linear (cuBLAS SGEMM + epilogues) and cuda::conv2d (im2col + SGEMM) against the CPU.
+// Bound: (1e-5 + 1e-7 * k) abs + 1e-5 rel. Both sides are fp32 GEMMs that differ only in
+// summation order (OpenBLAS vs cuBLAS, TF32 off); for inputs in [-1, 1] each rounding error
+// is ~6e-8 of partial sums that grow like sqrt(k), so the expected difference is ~1e-7 * k
+// at worst for the k here (31 .. 16384), while an indexing or epilogue bug gives errors of
+// order 1. With TF32 on (10-bit mantissa) these tests would fail: that is intended.
+#include <cstdint>
+#include <vector>
+
+#include "cpu/ops.h"
+#include "kernels/ops.cuh"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace musiq {
+namespace {
+
+using gpu_test::DeviceBuffer;
+
+double abs_tol_for(int64_t k) { return 1e-5 + 1e-7 * double(k); }
+constexpr double kRelTol = 1e-5;
+
+// RAII cuBLAS handle as the engine makes it (TF32 off).
+class Blas {
+ public:
+  Blas() : handle_(cuda::make_blas_handle()) {}
+  ~Blas() { cublasDestroy(handle_); }
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+  cublasHandle_t get() const { return handle_; }
+
+ private:
+  cublasHandle_t handle_;
+};
+
+struct LinearCase {
+  int64_t m;
+  int k, n;
+  cpu::Epilogue epilogue;
+  bool bias;
+};
+
+class LinearGpuTest : public ::testing::TestWithParam<LinearCase> {};
+
+TEST_P(LinearGpuTest, MatchesCpu) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const LinearCase c = GetParam();
+  const auto a = gpu_test::random_floats(size_t(c.m) * c.k, 41);
+  const auto b = gpu_test::random_floats(size_t(c.k) * c.n, 42);
+  const auto bias = gpu_test::random_floats(size_t(c.n), 43);
+  // The residual (kBiasResidual) or garbage the op must overwrite (the others).
+  auto want = gpu_test::random_floats(size_t(c.m) * c.n, 44);
+  DeviceBuffer<float> d_out(want);
+  const float* bias_ptr = c.bias ? bias.data() : nullptr;
+  cpu::linear(a.data(), c.m, c.k, b.data(), c.n, bias_ptr, c.epilogue, want.data());
+
+  gpu_test::Stream stream;
+  Blas blas;
+  DeviceBuffer<float> d_a(a), d_b(b), d_bias(bias);
+  cuda::linear(d_a.get(), c.m, c.k, d_b.get(), c.n, c.bias ? d_bias.get() : nullptr, c.epilogue,
+               d_out.get(), blas.get(), stream.get());
+  stream.sync();
+  EXPECT_TRUE(gpu_test::all_close(d_out.download(), want, abs_tol_for(c.k), kRelTol));
+  EXPECT_TRUE(d_out.guard_intact());
+}
+
+using E = cpu::Epilogue;
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, LinearGpuTest,
+    ::testing::Values(
+        // MUSIQ: qkv, MLP in/out, attention out, embedding (one stem chunk), head.
+        LinearCase{961, 384, 1152, E::kBias, true}, LinearCase{962, 384, 1152, E::kBiasGelu, true},
+        LinearCase{962, 1152, 384, E::kBiasResidual, true},
+        LinearCase{962, 384, 384, E::kBiasResidual, true},
+        LinearCase{512, 16384, 384, E::kBias, true}, LinearCase{1, 384, 1, E::kBias, true},
+        LinearCase{1, 384, 10, E::kBias, true}, LinearCase{1, 1152, 384, E::kBiasResidual, true},
+        // no bias (the stem's 1x1 convs), awkward sizes
+        LinearCase{4096, 64, 256, E::kBias, false}, LinearCase{33, 31, 7, E::kBiasGelu, true},
+        LinearCase{33, 31, 7, E::kBiasGelu, false}, LinearCase{7, 5, 3, E::kBiasResidual, true}),
+    [](const auto& info) {
+      const LinearCase& c = info.param;
+      const char* e = c.epilogue == E::kBias ? "bias" : c.epilogue == E::kBiasGelu ? "gelu"
+                                                                                   : "residual";
+      return gpu_test::name("m", c.m, "_k", c.k, "_n", c.n, "_", e, c.bias ? "" : "_nobias");
+    });
+
+struct ConvCase {
+  int n, h, w, cin, kh, kw, cout, stride, pad_top, pad_left, out_h, out_w;
+};
+
+class ConvGpuTest : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(ConvGpuTest, MatchesCpu) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const ConvCase c = GetParam();
+  const int64_t positions = int64_t{c.n} * c.out_h * c.out_w;
+  const int64_t k = int64_t{c.kh} * c.kw * c.cin;
+  const auto in = gpu_test::random_floats(size_t(c.n) * c.h * c.w * c.cin, 51);
+  const auto kernel = gpu_test::random_floats(size_t(k) * c.cout, 52);
+  std::vector<float> columns(size_t(positions * k)), want(size_t(positions) * c.cout);
+  cpu::conv2d(in.data(), c.n, c.h, c.w, c.cin, kernel.data(), c.kh, c.kw, c.cout, c.stride,
+              c.pad_top, c.pad_left, c.out_h, c.out_w, columns.data(), want.data());
+
+  gpu_test::Stream stream;
+  Blas blas;
+  DeviceBuffer<float> d_in(in), d_kernel(kernel), d_columns(columns.size()), d_out(want.size());
+  cuda::conv2d(d_in.get(), c.n, c.h, c.w, c.cin, d_kernel.get(), c.kh, c.kw, c.cout, c.stride,
+               c.pad_top, c.pad_left, c.out_h, c.out_w, d_columns.get(), d_out.get(),
+               blas.get(), stream.get());
+  stream.sync();
+  EXPECT_TRUE(gpu_test::all_close(d_out.download(), want, abs_tol_for(k), kRelTol));
+  EXPECT_TRUE(d_out.guard_intact());
+  EXPECT_TRUE(d_columns.guard_intact());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    StemShapes, ConvGpuTest,
+    ::testing::Values(
+        // conv_root 7x7/2 SAME 32 -> 16 (pad 2 before), for 1, 33 and 512 tokens
+        ConvCase{1, 32, 32, 3, 7, 7, 64, 2, 2, 2, 16, 16},
+        ConvCase{33, 32, 32, 3, 7, 7, 64, 2, 2, 2, 16, 16},
+        ConvCase{512, 32, 32, 3, 7, 7, 64, 2, 2, 2, 16, 16},
+        // conv2 3x3/1 SAME on 8x8x64; conv1 and conv3/proj 1x1 (the plain-GEMM path)
+        ConvCase{33, 8, 8, 64, 3, 3, 64, 1, 1, 1, 8, 8},
+        ConvCase{33, 8, 8, 64, 1, 1, 64, 1, 0, 0, 8, 8},
+        ConvCase{33, 8, 8, 64, 1, 1, 256, 1, 0, 0, 8, 8},
+        // awkward: odd sizes, stride 2 with a 3x3 kernel
+        ConvCase{3, 9, 7, 5, 3, 3, 6, 2, 1, 1, 5, 4}),
+    [](const auto& info) {
+      const ConvCase& c = info.param;
+      return gpu_test::name("n", c.n, "_", c.h, "x", c.w, "x", c.cin, "_k", c.kh, "x", c.kw,
+                            "s", c.stride, "_cout", c.cout);
+    });
+
+}  // namespace
+}  // namespace musiq
