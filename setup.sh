@@ -6,9 +6,12 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libhdf5-dev libopenblas-openmp-dev libjpeg62-turbo-dev libstb-dev
-  libcli11-dev nlohmann-json3-dev
+  libcli11-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-h5py python3-pil
+  # fuzz/run-fuzzers: clang with libFuzzer and the sanitizer runtimes, LLVM's OpenMP
+  # (clang's -fopenmp), llvm-symbolizer for readable stacks
+  clang libclang-rt-14-dev libomp-14-dev llvm
 )
 
 missing=()

@@ -11,8 +11,12 @@ namespace musiq {
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name,
                    const DecodeOptions& options) {
   if (bytes.empty()) throw Error(name + ": empty file");
-  const bool is_jpeg = bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 &&
-                       bytes[2] == 0xFF;
+  // Whatever starts like a JPEG goes to libjpeg, including what stb_image would decode
+  // as one (0xFF fill bytes before SOI, no marker right after it): stb's own JPEG decoder
+  // (2.27) writes past its Huffman tables on a bad DHT segment. No format stb reads for
+  // us starts with 0xFF 0xD8 or 0xFF 0xFF (a TGA's second byte is 0 or 1).
+  const bool is_jpeg =
+      bytes.size() >= 2 && bytes[0] == 0xFF && (bytes[1] == 0xD8 || bytes[1] == 0xFF);
   return is_jpeg ? decode_jpeg(bytes, name, options) : decode_with_stb(bytes, name, options);
 }
 

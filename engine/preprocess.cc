@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "cpu/ops.h"
+#include "engine/error.h"
 #include "engine/resize_plan.h"
 
 namespace musiq {
@@ -60,6 +61,11 @@ void append_scale(const float* image, const ScaleGeometry& g, int scale_id,
 }  // namespace
 
 Tokens make_tokens(const Image& image, const ModelConfig& config) {
+  // Decoders refuse empty images; this guards the resize plans against any that slips by.
+  if (image.width <= 0 || image.height <= 0 ||
+      image.rgb.size() != size_t(image.width) * image.height * 3)
+    throw Error("image has no pixels or a wrong buffer size (" + std::to_string(image.width) +
+                "x" + std::to_string(image.height) + ")");
   Tokens tokens;
   tokens.patch_values = config.patch_values();
   const int h = image.height, w = image.width;

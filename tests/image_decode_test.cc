@@ -45,6 +45,42 @@ TEST(ImageDecode, JpegHeaderOnlyIsInvalid) {
   expect_error(bytes, "JPEG");
 }
 
+// Inputs found by fuzz/decode_image_fuzzer that stb_image 2.27 mishandles.
+std::vector<uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+
+TEST(ImageDecode, ZeroPixelPnmIsAnError) {  // stb "decodes" it to a 0x0 image
+  expect_error(bytes_of("P5\n0 0\n255\n"), "no pixels");
+  expect_error(bytes_of("P5\n"), "no pixels");
+}
+
+TEST(ImageDecode, TruncatedPnmIsAnError) {  // stb returns uninitialised memory
+  expect_error(bytes_of("P6\n4 4\n255\n" + std::string(47, '\x7f')), "truncated PNM");
+  expect_error(bytes_of("P5\n999999999 1\n255\n"), "PNM width too large");
+}
+
+TEST(ImageDecode, TruncatedTgaIsAnError) {  // the same for an uncompressed TGA
+  std::string tga(18, '\0');
+  tga[2] = 2, tga[12] = 4, tga[14] = 4, tga[16] = 24;  // 4x4 true colour, 48 bytes
+  expect_error(bytes_of(tga + std::string(47, '\x7f')), "truncated TGA");
+  const Image image = decode_image(bytes_of(tga + std::string(48, '\x7f')), "ok.tga");
+  EXPECT_EQ(image.width, 4);
+}
+
+TEST(ImageDecode, SixteenBitPnmIsRefused) {  // stb: wrong byte order, grey over-read
+  expect_error(bytes_of("P5\n3 2\n65535\n" + std::string(12, '\x40')), "16-bit PNM");
+}
+
+TEST(ImageDecode, JpegLookalikesGoToLibjpeg) {  // stb's own JPEG decoder is unsafe
+  std::vector<uint8_t> dht = {0xFF, 0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0x13, 0x00};
+  dht.insert(dht.end(), 16, 0xFF);  // 4080 Huffman codes: stb writes past size[257]
+  expect_error(dht, "invalid JPEG");
+}
+
+TEST(ImageDecode, RadianceHdrIsRefused) {
+  expect_error(bytes_of("#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 1\n\x80\x80\x80\x80"),
+               "not a supported image");
+}
+
 TEST(ImageDecode, TooManyPixelsIsRefusedBeforeDecoding) {
   DecodeOptions small;
   small.max_pixels = 1000;

@@ -14,5 +14,7 @@ using Command = std::function<int()>;
 
 Command add_score_command(CLI::App& app);
 Command add_preprocess_command(CLI::App& app);
+Command add_bench_command(CLI::App& app);
+Command add_info_command(CLI::App& app);
 
 }  // namespace musiq::cli

@@ -1,0 +1,150 @@
+// The whole CPU forward pass after decoding, as `musiq score` runs it: make_tokens
+// (normalize, Gaussian resizes, patches) + CpuModel::score, on synthetic images of four
+// sizes (uniform random pixels, fixed seed: the work depends only on the image size)
+// with a full-size random model (tools/musiq-make-test-model, fixed seed) made once.
+// Rows: e2e/ (make_tokens + score), make_tokens/ and score/ alone; time in ms per image,
+// FLOP/s from model_flops() below, `tokens` = the sequence length L the model ran on.
+#include <benchmark/benchmark.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "engine/cpu_model.h"
+#include "engine/error.h"
+#include "engine/model_weights.h"
+#include "engine/preprocess.h"
+#include "engine/weights.h"
+
+namespace musiq {
+namespace {
+
+constexpr uint32_t kSeed = 20261125;
+
+// Nominal FLOPs of one forward pass (spec section 6), from the config; a multiply-add is
+// 2 FLOP and only the matrix products count (convolutions, Dense layers, attention's
+// two products), not norms, activations or softmax. With n real tokens (padding dropped),
+// L = n + 1 (CLS), d = hidden, m = mlp_dim, P = 8*8 positions of the pooled stem map,
+// W = 64 stem width, 4W = 256 bottleneck output:
+//   stem per token      = 16*16*(7*7*3)*W               conv_root
+//                       + P*W*4W + P*W*W + P*(3*3*W)*W + P*W*4W
+//                                                       conv_proj, conv1, conv2, conv3
+//                                                       = 7.13 M multiply-adds
+//   embedding per token = P*4W*d                        = 6.29 M
+//   per block, per row  = d*3d + d*d + 2*d*m            = 1.47 M  (qkv, out, MLP)
+//   attention per block = 2*L*L*d                       (QK^T and PV)
+//   FLOP = 2 * ( n*(stem + embedding) + layers*(L*block + 2*L*L*d) ) + 2*d*classes (head)
+// 1024x768: n = 918, L = 919 -> 80.9 GFLOP; 4032x3024: L = 12121 -> 4.0 TFLOP.
+// The engine's last block computes only the CLS row after the QKV product, so it runs
+// about 4% fewer FLOPs than this at 1024x768: the GFLOP/s reported are nominal.
+double model_flops(const ModelConfig& c, int64_t tokens) {
+  const double n = double(tokens), len = n + 1, d = c.hidden_size, m = c.mlp_dim;
+  const double width = kStemWidth, out = kStemOutWidth, pooled = 8 * 8;
+  const double stem = 16 * 16 * (7 * 7 * 3) * width + pooled * width * out +
+                      pooled * width * width + pooled * (3 * 3 * width) * width +
+                      pooled * width * out;
+  const double embedding = pooled * out * d;
+  const double block = d * 3 * d + d * d + 2 * d * m;
+  const double attention = 2 * len * len * d;
+  return 2 * (n * (stem + embedding) + c.num_layers * (len * block + attention) +
+              d * c.num_classes);
+}
+
+struct Photo {
+  const char* name;
+  int width, height;
+};
+constexpr Photo kPhotos[] = {
+    {"224x224", 224, 224}, {"512x384", 512, 384}, {"1024x768", 1024, 768},
+    {"4032x3024", 4032, 3024}};
+
+Image random_image(int width, int height) {
+  std::mt19937 rng(kSeed);
+  std::uniform_int_distribution<int> dist(0, 255);
+  Image image;
+  image.width = width;
+  image.height = height;
+  image.rgb.resize(size_t(width) * height * 3);
+  for (uint8_t& v : image.rgb) v = static_cast<uint8_t>(dist(rng));
+  return image;
+}
+
+// The full-size random model, written once into a temporary directory by the Python
+// tool, loaded, and the directory removed. Throws musiq::Error on failure.
+CpuModel& bench_model() {
+  static const std::unique_ptr<CpuModel> model = [] {
+    namespace fs = std::filesystem;
+    std::string dir = (fs::temp_directory_path() / "musiq_bench_XXXXXX").string();
+    if (!mkdtemp(dir.data())) throw Error("cannot create a temporary directory " + dir);
+    const std::string path = dir + "/random_full.h5";
+    const std::string command = std::string("'") + MUSIQ_PYTHON + "' '" + MUSIQ_SOURCE_DIR +
+                                "/tools/musiq-make-test-model' '" + path + "' --seed " +
+                                std::to_string(kSeed) + " --size full --num-classes 1 1>&2";
+    const int status = std::system(command.c_str());
+    std::unique_ptr<CpuModel> loaded;
+    if (status == 0) loaded = std::make_unique<CpuModel>(prepare_model_weights(load_weights(path)));
+    fs::remove_all(dir);
+    if (!loaded) throw Error("musiq-make-test-model failed: " + command);
+    return loaded;
+  }();
+  return *model;
+}
+
+enum class Part { kEndToEnd, kMakeTokens, kScore };
+
+void run_row(benchmark::State& state, const Photo& p, Part part) {
+  const ModelConfig config;
+  CpuModel* model = nullptr;
+  try {
+    if (part != Part::kMakeTokens) model = &bench_model();
+  } catch (const Error& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  const Image image = random_image(p.width, p.height);
+  const Tokens prepared = make_tokens(image, config);
+  for (auto _ : state) {
+    switch (part) {
+      case Part::kEndToEnd: {
+        const Tokens tokens = make_tokens(image, config);
+        benchmark::DoNotOptimize(model->score(tokens));
+        break;
+      }
+      case Part::kMakeTokens: {
+        const Tokens tokens = make_tokens(image, config);
+        benchmark::DoNotOptimize(tokens.patches.data());
+        break;
+      }
+      case Part::kScore:
+        benchmark::DoNotOptimize(model->score(prepared));
+        break;
+    }
+  }
+  state.counters["tokens"] = double(prepared.count() + 1);
+  if (part != Part::kMakeTokens)
+    state.counters["FLOP/s"] =
+        benchmark::Counter(model_flops(config, prepared.count()),
+                           benchmark::Counter::kIsIterationInvariantRate);
+}
+
+[[maybe_unused]] const bool registered = [] {
+  const std::pair<const char*, Part> parts[] = {
+      {"e2e", Part::kEndToEnd}, {"make_tokens", Part::kMakeTokens}, {"score", Part::kScore}};
+  for (const auto& [prefix, part] : parts) {
+    for (const Photo& p : kPhotos) {
+      const Part which = part;
+      benchmark::RegisterBenchmark((std::string(prefix) + "/" + p.name).c_str(),
+                                   [p, which](benchmark::State& s) { run_row(s, p, which); })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  return true;
+}();
+
+}  // namespace
+}  // namespace musiq
