@@ -16,13 +16,12 @@
 
 #include "engine/error.h"
 #include "kernels/cuda_check.h"
+#include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
 
 namespace musiq::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535;
 
 __global__ void im2col_kernel(const float* __restrict__ in, int h, int w, int cin, int kh,
                               int kw, int stride, int pad_top, int pad_left, int out_h,
@@ -59,9 +58,7 @@ void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, 
   if (columns == nullptr) throw Error("conv2d: a " + std::to_string(kh) + "x" +
                                       std::to_string(kw) + " conv needs a columns buffer");
   const int64_t total = positions * k;
-  const int64_t blocks = (total + kThreads - 1) / kThreads;
-  im2col_kernel<<<static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads, 0,
-                  stream>>>(in, h, w, cin, kh, kw, stride, pad_top, pad_left, out_h, out_w,
+  im2col_kernel<<<grid_for(total), kThreads, 0, stream>>>(in, h, w, cin, kh, kw, stride, pad_top, pad_left, out_h, out_w,
                             total, columns);
   CUDA_CHECK_LAUNCH();
   linear(columns, positions, static_cast<int>(k), kernel, cout, nullptr, cpu::Epilogue::kBias,

@@ -22,20 +22,12 @@
 
 #include "engine/error.h"
 #include "kernels/cuda_check.h"
+#include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
 
 namespace musiq::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535;
-
-unsigned grid_for(int64_t work) {
-  const int64_t blocks = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 #define MUSIQ_GRID_STRIDE_LOOP(i, n)                                                   \
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < (n);            \

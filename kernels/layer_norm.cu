@@ -30,13 +30,14 @@
 
 #include "engine/error.h"
 #include "kernels/cuda_check.h"
+#include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
 
 namespace musiq::cuda {
 namespace {
 
 constexpr int kRowsPerBlock = 8;
-constexpr int kThreads = kRowsPerBlock * 32;
+constexpr int kLayerNormThreads = kRowsPerBlock * 32;
 
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {
@@ -51,7 +52,7 @@ __device__ __forceinline__ float normalized(float v, float mean, float inv_std, 
 }
 
 template <bool kVec4>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kLayerNormThreads)
     layer_norm_kernel(const float* __restrict__ x, int64_t rows, int dim,
                       const float* __restrict__ scale, const float* __restrict__ bias,
                       float eps, float* __restrict__ out) {
@@ -109,8 +110,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 }  // namespace
 
 void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
@@ -123,10 +122,10 @@ void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const
   const bool vec4 = dim % 4 == 0 && aligned16(x) && aligned16(out) && aligned16(scale) &&
                     aligned16(bias);
   if (vec4)
-    layer_norm_kernel<true><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+    layer_norm_kernel<true><<<static_cast<unsigned>(blocks), kLayerNormThreads, 0, stream>>>(
         x, rows, dim, scale, bias, eps, out);
   else
-    layer_norm_kernel<false><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+    layer_norm_kernel<false><<<static_cast<unsigned>(blocks), kLayerNormThreads, 0, stream>>>(
         x, rows, dim, scale, bias, eps, out);
   CUDA_CHECK_LAUNCH();
 }

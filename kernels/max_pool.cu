@@ -16,20 +16,12 @@
 #include <cstdint>
 
 #include "kernels/cuda_check.h"
+#include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
 
 namespace musiq::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535;
-
-unsigned grid_for(int64_t work) {
-  const int64_t blocks = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 __device__ __forceinline__ float max1(float src, float acc) { return src > acc ? src : acc; }
 

@@ -15,13 +15,12 @@
 #include <cstdint>
 
 #include "kernels/cuda_check.h"
+#include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
 
 namespace musiq::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535;  // grid-stride beyond this
 
 __device__ __forceinline__ float normalize_pixel(uint8_t v) {
   return __fadd_rn(-1.0f, __fmul_rn(__fdiv_rn(static_cast<float>(v), 255.0f), 2.0f));
@@ -42,11 +41,6 @@ __global__ void normalize_image_kernel(const uint8_t* __restrict__ rgb, int64_t 
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < count; i += stride)
     out[i] = normalize_pixel(rgb[i]);
-}
-
-unsigned grid_for(int64_t work) {
-  const int64_t blocks = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
 }
 
 }  // namespace

@@ -9,13 +9,12 @@
 #include <cstdint>
 
 #include "kernels/cuda_check.h"
+#include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
 
 namespace musiq::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535;
 
 __global__ void extract_patches_kernel(const float* __restrict__ image, int h, int w, int patch,
                                        int count_w, int pad_top, int pad_left, int64_t total,
@@ -41,9 +40,7 @@ void extract_patches(const float* image, int h, int w, int patch, int count_h, i
                      int pad_top, int pad_left, float* out, cudaStream_t stream) {
   const int64_t total = int64_t{count_h} * count_w * patch * patch * 3;
   if (total <= 0) return;
-  const int64_t blocks = (total + kThreads - 1) / kThreads;
-  extract_patches_kernel<<<static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks),
-                           kThreads, 0, stream>>>(image, h, w, patch, count_w, pad_top,
+  extract_patches_kernel<<<grid_for(total), kThreads, 0, stream>>>(image, h, w, patch, count_w, pad_top,
                                                   pad_left, total, out);
   CUDA_CHECK_LAUNCH();
 }

@@ -19,18 +19,12 @@
 
 #include "engine/error.h"
 #include "kernels/cuda_check.h"
+#include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
 
 namespace musiq::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535;
-
-unsigned grid_for(int64_t work) {
-  const int64_t blocks = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
 
 __global__ void resize_rows_kernel(const float* __restrict__ in, int in_h, int64_t in_row,
                                    int out_h, int span, const int32_t* __restrict__ starts,
