@@ -38,7 +38,7 @@ constexpr uint32_t kSeed = 20261125;
 //   per block, per row  = d*3d + d*d + 2*d*m            = 1.47 M  (qkv, out, MLP)
 //   attention per block = 2*L*L*d                       (QK^T and PV)
 //   FLOP = 2 * ( n*(stem + embedding) + layers*(L*block + 2*L*L*d) ) + 2*d*classes (head)
-// 1024x768: n = 918, L = 919 -> 80.9 GFLOP; 4032x3024: L = 12121 -> 4.0 TFLOP.
+// 1024x768: n = 918, L = 919 -> 80.7 GFLOP; 4032x3024: L = 12121 -> 3.99 TFLOP.
 // The engine's last block computes only the CLS row after the QKV product, so it runs
 // about 4% fewer FLOPs than this at 1024x768: the GFLOP/s reported are nominal.
 double model_flops(const ModelConfig& c, int64_t tokens) {
