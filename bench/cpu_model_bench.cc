@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 
+#include "bench/photos.h"
 #include "engine/cpu_model.h"
 #include "engine/error.h"
 #include "engine/model_weights.h"
@@ -54,13 +55,8 @@ double model_flops(const ModelConfig& c, int64_t tokens) {
               d * c.num_classes);
 }
 
-struct Photo {
-  const char* name;
-  int width, height;
-};
-constexpr Photo kPhotos[] = {
-    {"224x224", 224, 224}, {"512x384", 512, 384}, {"1024x768", 1024, 768},
-    {"4032x3024", 4032, 3024}};
+using musiq::bench::kPhotos;
+using musiq::bench::Photo;
 
 Image random_image(int width, int height) {
   std::mt19937 rng(kSeed);

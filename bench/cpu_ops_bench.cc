@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/photos.h"
 #include "cpu/ops.h"
 #include "engine/config.h"
 #include "engine/preprocess.h"
@@ -35,13 +36,8 @@ constexpr uint32_t kSeed = 20261125;
 constexpr int kStemChunk = 64;  // = kStemChunk in engine/cpu_model.cc
 constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
 
-struct Photo {
-  const char* name;
-  int width, height;
-};
-constexpr Photo kPhotos[] = {
-    {"224x224", 224, 224}, {"512x384", 512, 384}, {"1024x768", 1024, 768},
-    {"4032x3024", 4032, 3024}};
+using musiq::bench::kPhotos;
+using musiq::bench::Photo;
 
 std::vector<float> random_floats(int64_t n, float stddev = 1.0f, uint32_t seed = kSeed) {
   std::mt19937 rng(seed);
