@@ -1,11 +1,16 @@
 #include "engine/weights.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
+#include <new>
 #include <set>
 
 #include "engine/error.h"
 #include "engine/hdf5_file.h"
+#include "engine/isolated_process.h"
 #include "engine/param_table.h"
+#include "engine/weights_stream.h"
 
 namespace musiq {
 namespace {
@@ -34,10 +39,13 @@ int64_t WeightsFile::parameter_count() const {
   return n;
 }
 
-WeightsFile load_weights(const std::string& path) {
+namespace {
+
+// Runs in the isolated child: every libhdf5 call on the file happens here. Checks what
+// decides which datasets to read (format, config, names, shapes), then sends each
+// parameter as soon as it is read, so the child never holds more than one.
+void stream_hdf5_weights(const std::string& path, WeightsStreamWriter& out) {
   Hdf5Reader file(path);
-  WeightsFile w;
-  w.path = path;
   const std::string format = file.string_attribute("format");
   if (format != kFormatName)
     throw Error(path + ": root attribute 'format' is '" + format + "', expected '" +
@@ -47,17 +55,16 @@ WeightsFile load_weights(const std::string& path) {
     throw Error(path + ": format_version " + std::to_string(version) +
                 " is not supported (this build reads version " +
                 std::to_string(kFormatVersion) + ")");
-  w.variant = file.string_attribute("variant");
-  if (!kVariants.count(w.variant))
-    throw Error(path + ": unknown variant '" + w.variant + "'");
-  w.source = file.has_attribute("source") ? file.string_attribute("source") : "";
-  w.config = parse_model_config(file.string_attribute("config"), path);
+  const std::string variant = file.string_attribute("variant");
+  const std::string source = file.has_attribute("source") ? file.string_attribute("source") : "";
+  const std::string config_json = file.string_attribute("config");
+  const ModelConfig config = parse_model_config(config_json, path);
   const int64_t num_classes = file.int_attribute("num_classes");
-  if (num_classes != w.config.num_classes)
+  if (num_classes != config.num_classes)
     throw Error(path + ": num_classes attribute (" + std::to_string(num_classes) +
-                ") disagrees with the config (" + std::to_string(w.config.num_classes) + ")");
+                ") disagrees with the config (" + std::to_string(config.num_classes) + ")");
 
-  const std::vector<ParamSpec> expected = expected_params(w.config);
+  const std::vector<ParamSpec> expected = expected_params(config);
   std::set<std::string> expected_names;
   for (const ParamSpec& spec : expected) expected_names.insert(spec.name);
   const std::vector<std::string> found = file.dataset_names();
@@ -71,14 +78,43 @@ WeightsFile load_weights(const std::string& path) {
     if (!found_names.count(spec.name))
       throw Error(path + ": missing parameter '" + spec.name + "' " +
                   shape_to_string(spec.shape));
+  }
+  out.header(variant, source, config_json, expected.size());
+  for (const ParamSpec& spec : expected) {
     const std::vector<int64_t> shape = file.dataset_shape(spec.name);
     if (shape != spec.shape)
       throw Error(path + ": parameter '" + spec.name + "' has shape " +
                   shape_to_string(shape) + ", expected " + shape_to_string(spec.shape));
-    Tensor t = file.read_float32(spec.name);
-    check_finite(path, spec.name, t);
-    w.params.emplace(spec.name, std::move(t));
+    out.parameter(spec.name, file.read_float32(spec.name));
   }
+  out.end();
+}
+
+}  // namespace
+
+WeightsFile load_weights(const std::string& path, const IsolationLimits& limits) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) throw Error(path + ": cannot open file for reading");
+  if (!S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
+  // libhdf5 1.10 (Debian 12) crashes, leaks or loops on some damaged files (fuzz/README):
+  // it only ever sees the file in a child process.
+  WeightsFile w;
+  run_isolated(
+      path + ": reading the weights failed, the file is damaged",
+      [&path](int fd) {
+        WeightsStreamWriter out(fd);
+        try {
+          stream_hdf5_weights(path, out);
+        } catch (const Error& e) {
+          out.error(e.what());
+        } catch (const std::bad_alloc&) {
+          out.error(path + ": out of memory reading the weights (a dataset declares more "
+                           "data than memory holds)");
+        }
+      },
+      [&path, &w](int fd) { w = read_weights_stream(fd, path); }, limits);
+  if (!kVariants.count(w.variant)) throw Error(path + ": unknown variant '" + w.variant + "'");
+  for (const auto& [name, t] : w.params) check_finite(path, name, t);
   return w;
 }
 

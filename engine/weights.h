@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/config.h"
+#include "engine/isolated_process.h"
 #include "engine/tensor.h"
 
 namespace musiq {
@@ -25,6 +26,8 @@ struct WeightsFile {
 
 // Checks format, version, config, and every parameter's presence, shape, dtype and
 // finiteness; unknown datasets are errors. Throws musiq::Error naming what is wrong.
-WeightsFile load_weights(const std::string& path);
+// libhdf5 reads the file in a child process (engine/isolated_process.h) under `limits`,
+// so a damaged file that crashes or hangs libhdf5 is one more error, never a crash here.
+WeightsFile load_weights(const std::string& path, const IsolationLimits& limits = {});
 
 }  // namespace musiq

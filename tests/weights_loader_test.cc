@@ -70,5 +70,45 @@ TEST(WeightsLoader, MissingFile) {
   expect_load_error("/nonexistent/model.h5", {"cannot open"});
 }
 
+TEST(WeightsLoader, DirectoryIsNotAWeightsFile) {
+  expect_load_error(test::source_path("tests"), {"not a regular file"});
+}
+
+// Files on which libhdf5 1.10.8 crashes or loops (tests/fixtures/hdf5_crashers/README.md):
+// each is one error naming the file, and this process lives on. A CPU limit of a few
+// seconds keeps the endless loop short; loading the small model needs far less.
+class Hdf5Crasher : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Hdf5Crasher, IsOneErrorNotACrash) {
+  const std::string path =
+      test::source_path(std::string("tests/fixtures/hdf5_crashers/") + GetParam());
+  IsolationLimits limits;
+  limits.cpu_seconds = 4;
+  try {
+    load_weights(path, limits);
+    ADD_FAILURE() << "loaded a damaged file: " << path;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(path + ": ", 0), 0u) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(FuzzFindings, Hdf5Crasher,
+                         ::testing::Values("segv-accum-read.h5", "segv-global-heap.h5",
+                                           "heap-overflow-attribute.h5", "huge-allocation.h5",
+                                           "endless-loop.h5"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           name = name.substr(0, name.find('.'));
+                           for (char& c : name)
+                             if (c == '-') c = '_';
+                           return name;
+                         });
+
+TEST(WeightsLoader, SmallModelLoadsUnderTheCrasherTestsLimit) {
+  IsolationLimits limits;
+  limits.cpu_seconds = 4;
+  EXPECT_EQ(load_weights(test::small_test_model(), limits).variant, "random");
+}
+
 }  // namespace
 }  // namespace musiq
