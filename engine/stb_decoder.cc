@@ -74,6 +74,21 @@ const char* tga_problem(const std::vector<uint8_t>& b) {
   return nullptr;
 }
 
+// stb 2.27 grows its buffer for a PNG's compressed data by the length each IDAT chunk
+// declares, before reading it: a few hundred bytes declaring a 1 GiB chunk make it ask for
+// 2 GiB. Every chunk up to IEND must fit in the file.
+const char* png_problem(const std::vector<uint8_t>& b) {
+  for (size_t pos = 8; pos + 8 <= b.size();) {
+    const uint64_t length = uint64_t{b[pos]} << 24 | b[pos + 1] << 16 | b[pos + 2] << 8 |
+                            b[pos + 3];
+    const bool iend = starts_with(b, pos + 4, "IEND");
+    if (length + 12 > b.size() - pos) return "truncated PNG (a chunk ends past the file)";
+    if (iend) return nullptr;
+    pos += static_cast<size_t>(length) + 12;
+  }
+  return "truncated PNG (no IEND chunk)";
+}
+
 // Formats stb_image reads that we do not offer: Radiance HDR (tone-mapped to 8 bits,
 // which TensorFlow never does; a truncated flat HDR reads uninitialised bytes in stb
 // 2.27) and Softimage PIC.
@@ -92,7 +107,8 @@ Image decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& name
   if (unsupported_stb_format(bytes))
     throw Error(name + ": not a supported image (Radiance HDR and Softimage PIC are not)");
   const bool pnm = starts_with(bytes, 0, "P5") || starts_with(bytes, 0, "P6");
-  if (const char* problem = pnm ? pnm_problem(bytes) : tga_problem(bytes))
+  const bool png = starts_with(bytes, 0, "\x89PNG\r\n\x1a\n");
+  if (const char* problem = pnm ? pnm_problem(bytes) : png ? png_problem(bytes) : tga_problem(bytes))
     throw Error(name + ": " + problem);
   int width = 0, height = 0, channels = 0;
   if (!stbi_info_from_memory(data, size, &width, &height, &channels))

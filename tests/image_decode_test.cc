@@ -126,6 +126,31 @@ TEST(ImageDecode, SixteenBitPngKeepsTheHighByteAsTensorFlow) {
   EXPECT_EQ(image.rgb, (std::vector<uint8_t>{18, 0, 255}));
 }
 
+// stb 2.27 would reserve 2 GiB for the compressed data of this 60-byte file before
+// finding it missing (a fuzz finding): chunks must fit in the file.
+TEST(ImageDecode, PngChunkLongerThanTheFileIsRefusedBeforeDecoding) {
+  std::vector<uint8_t> png = tiny_png(2, {0, 1, 2, 3}, 1, 1);
+  const size_t idat = 8 + 25;  // signature, IHDR chunk
+  png[idat] = 0x40;            // IDAT now declares 1 GiB more than it holds
+  try {
+    decode_image(png, "big-chunk.png");
+    ADD_FAILURE() << "decoded";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "big-chunk.png: truncated PNG (a chunk ends past the file)");
+  }
+}
+
+TEST(ImageDecode, PngWithoutIendIsTruncated) {
+  std::vector<uint8_t> png = tiny_png(2, {0, 1, 2, 3}, 1, 1);
+  png.resize(png.size() - 12);  // drop IEND
+  try {
+    decode_image(png, "cut.png");
+    ADD_FAILURE() << "decoded";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "cut.png: truncated PNG (no IEND chunk)");
+  }
+}
+
 uint32_t crc32(const uint8_t* p, size_t n) {
   uint32_t c = 0xFFFFFFFFu;
   for (size_t i = 0; i < n; ++i) {
