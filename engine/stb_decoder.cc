@@ -74,19 +74,39 @@ const char* tga_problem(const std::vector<uint8_t>& b) {
   return nullptr;
 }
 
-// stb 2.27 grows its buffer for a PNG's compressed data by the length each IDAT chunk
-// declares, before reading it: a few hundred bytes declaring a 1 GiB chunk make it ask for
-// 2 GiB. Every chunk up to IEND must fit in the file.
-const char* png_problem(const std::vector<uint8_t>& b) {
+// Calls visit(offset, length, type) for each chunk of a PNG up to and including IEND.
+// stb 2.27 grows its buffer for the compressed data by the length each IDAT chunk
+// declares, before reading it (60 bytes declaring a 1 GiB chunk made it ask for 2 GiB):
+// every chunk must fit in the file. Returns the problem, or null.
+template <typename Visit>
+const char* walk_png_chunks(const std::vector<uint8_t>& b, Visit visit) {
   for (size_t pos = 8; pos + 8 <= b.size();) {
     const uint64_t length = uint64_t{b[pos]} << 24 | b[pos + 1] << 16 | b[pos + 2] << 8 |
                             b[pos + 3];
-    const bool iend = starts_with(b, pos + 4, "IEND");
     if (length + 12 > b.size() - pos) return "truncated PNG (a chunk ends past the file)";
-    if (iend) return nullptr;
+    const std::string_view type(reinterpret_cast<const char*>(&b[pos + 4]), 4);
+    visit(pos, static_cast<size_t>(length), type);
+    if (type == "IEND") return nullptr;
     pos += static_cast<size_t>(length) + 12;
   }
   return "truncated PNG (no IEND chunk)";
+}
+
+// stb 2.27 hands a null pointer to memcpy for an empty IDAT chunk seen before any data
+// (undefined behaviour, found by UBSan). An empty chunk adds nothing to the compressed
+// stream, so such files are passed on without them; others are not copied.
+const char* png_problem(const std::vector<uint8_t>& b, std::vector<uint8_t>& cleaned) {
+  bool empty_idat = false;
+  const char* problem = walk_png_chunks(b, [&](size_t, size_t length, std::string_view type) {
+    empty_idat |= type == "IDAT" && length == 0;
+  });
+  if (problem || !empty_idat) return problem;
+  cleaned.assign(b.begin(), b.begin() + 8);
+  walk_png_chunks(b, [&](size_t pos, size_t length, std::string_view type) {
+    if (type != "IDAT" || length != 0)
+      cleaned.insert(cleaned.end(), b.begin() + pos, b.begin() + pos + length + 12);
+  });
+  return nullptr;
 }
 
 // Formats stb_image reads that we do not offer: Radiance HDR (tone-mapped to 8 bits,
@@ -99,17 +119,21 @@ bool unsupported_stb_format(const std::vector<uint8_t>& b) {
 
 }  // namespace
 
-Image decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& name,
+Image decode_with_stb(const std::vector<uint8_t>& file, const std::string& name,
                       const DecodeOptions& options) {
+  if (file.size() > size_t{1} << 31) throw Error(name + ": file too large to decode");
+  if (unsupported_stb_format(file))
+    throw Error(name + ": not a supported image (Radiance HDR and Softimage PIC are not)");
+  const bool pnm = starts_with(file, 0, "P5") || starts_with(file, 0, "P6");
+  const bool png = starts_with(file, 0, "\x89PNG\r\n\x1a\n");
+  std::vector<uint8_t> cleaned_png;
+  const char* problem = pnm ? pnm_problem(file)
+                        : png ? png_problem(file, cleaned_png)
+                              : tga_problem(file);
+  if (problem) throw Error(name + ": " + problem);
+  const std::vector<uint8_t>& bytes = cleaned_png.empty() ? file : cleaned_png;
   const auto* data = bytes.data();
   const int size = static_cast<int>(bytes.size());
-  if (bytes.size() > size_t{1} << 31) throw Error(name + ": file too large to decode");
-  if (unsupported_stb_format(bytes))
-    throw Error(name + ": not a supported image (Radiance HDR and Softimage PIC are not)");
-  const bool pnm = starts_with(bytes, 0, "P5") || starts_with(bytes, 0, "P6");
-  const bool png = starts_with(bytes, 0, "\x89PNG\r\n\x1a\n");
-  if (const char* problem = pnm ? pnm_problem(bytes) : png ? png_problem(bytes) : tga_problem(bytes))
-    throw Error(name + ": " + problem);
   int width = 0, height = 0, channels = 0;
   if (!stbi_info_from_memory(data, size, &width, &height, &channels))
     throw Error(name + ": not a supported image (" + stbi_failure_reason() + ")");

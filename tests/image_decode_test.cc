@@ -194,5 +194,16 @@ std::vector<uint8_t> tiny_png(int color_type, const std::vector<uint8_t>& raw, i
   return png;
 }
 
+// An empty IDAT chunk ahead of the data is legal (stb 2.27 meets it with a null memcpy,
+// so the decoder drops it first): same pixels as without it.
+TEST(ImageDecode, EmptyIdatChunkBeforeTheDataDecodes) {
+  const std::vector<uint8_t> plain = tiny_png(2, {0, 1, 2, 3}, 1, 1);
+  std::vector<uint8_t> empty_idat;
+  chunk(empty_idat, "IDAT", {});
+  std::vector<uint8_t> png = plain;
+  png.insert(png.begin() + 8 + 25, empty_idat.begin(), empty_idat.end());
+  EXPECT_EQ(decode_image(png, "empty-idat.png").rgb, (std::vector<uint8_t>{1, 2, 3}));
+}
+
 }  // namespace
 }  // namespace musiq
