@@ -1,77 +1,30 @@
-// Every op of cpu/ops.h at the shapes MUSIQ runs it on, one Google Benchmark row each:
-//  - preprocessing (normalize, Gaussian resize, patch extraction) for four photo sizes:
-//    224x224, 512x384, 1024x768 and a 12-megapixel phone photo, 4032x3024;
-//  - the patch stem on one chunk of 64 tokens, as engine/cpu_model.cc runs it
-//    (kStemChunk), one row per layer under the names cpu_model.cc uses;
-//  - the encoder at each photo's sequence length L (real tokens of every scale, padding
-//    dropped as the engine does, CLS included), plus L = 50, the 224 scale alone
-//    (49 + 1), and the rows of the last block, where only the CLS query is computed.
-// Each row has FLOP/s and bytes/s counters (kIsRate), to read against the peak rows:
-// peak/sgemm (OpenBLAS on a large square GEMM, the best FLOP/s this build can get) and
-// peak/triad (STREAM triad, the memory bandwidth).
-// FLOPs count multiplies and adds separately (a GEMM is 2*m*k*n); non-GEMM ops count
-// their arithmetic per element as stated at each row. Bytes are the compulsory traffic:
-// each input read once, each output written once, not what the implementation moves
-// (im2col columns, attention score blocks, the resize's intermediate).
-// Real time throughout: the ops run OpenMP and OpenBLAS threads.
+// The CPU rows of bench/op_rows.h (every op of cpu/ops.h at MUSIQ's shapes), plus the
+// peak rows to read them against: peak/sgemm (OpenBLAS on a large square GEMM, the best
+// FLOP/s this build can get) and peak/triad (STREAM triad, the memory bandwidth).
+// Each row has FLOP/s and bytes/s counters (kIsIterationInvariantRate). Real time
+// throughout: the ops run OpenMP and OpenBLAS threads.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
 #include <cmath>
-#include <cstdint>
-#include <random>
+#include <functional>
 #include <string>
 #include <vector>
 
-#include "bench/photos.h"
+#include "bench/op_rows.h"
 #include "cpu/ops.h"
 #include "engine/config.h"
-#include "engine/preprocess.h"
 #include "engine/resize_plan.h"
 
-namespace musiq {
+namespace musiq::bench {
 namespace {
 
-constexpr uint32_t kSeed = 20261125;
-constexpr int kStemChunk = 64;  // = kStemChunk in engine/cpu_model.cc
-constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
-
-using musiq::bench::kPhotos;
-using musiq::bench::Photo;
-
-std::vector<float> random_floats(int64_t n, float stddev = 1.0f, uint32_t seed = kSeed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-std::vector<uint8_t> random_bytes(int64_t n) {
-  std::mt19937 rng(kSeed);
-  std::uniform_int_distribution<int> dist(0, 255);
-  std::vector<uint8_t> v(n);
-  for (uint8_t& x : v) x = static_cast<uint8_t>(dist(rng));
-  return v;
-}
-
-// Sequence length the engine runs for a photo: real tokens of every scale, plus CLS.
-int64_t sequence_length(int height, int width, const ModelConfig& c) {
-  int64_t n = 0;
-  for (int side : c.longer_side_lengths) {
-    const auto [rh, rw] = resized_shape(height, width, side);
-    const int64_t per_side = (side + c.patch_size - 1) / c.patch_size;
-    n += scale_geometry(rh, rw, c.patch_size, per_side * per_side).tokens;
-  }
-  n += scale_geometry(height, width, c.patch_size, c.max_seq_len_from_original_res).tokens;
-  return n + 1;
-}
+using Op = std::function<void()>;
 
 // Registers a row. `setup` builds the inputs (untimed) and returns the op to time.
-template <typename Setup>
-void add_row(const std::string& name, double flops, double bytes, Setup setup) {
+void add_row(const std::string& name, double flops, double bytes, std::function<Op()> setup) {
   benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-    auto op = setup();
+    Op op = setup();
     for (auto _ : state) {
       op();
       benchmark::ClobberMemory();
@@ -83,8 +36,6 @@ void add_row(const std::string& name, double flops, double bytes, Setup setup) {
         benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
   })->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
-
-// ---- Peaks -----------------------------------------------------------------------
 
 void add_peak_rows() {
   constexpr int n = 2048;
@@ -108,222 +59,108 @@ void add_peak_rows() {
   });
 }
 
-// ---- Preprocessing, per photo ------------------------------------------------------
-
-void add_preprocess_rows(const Photo& p) {
-  const int h = p.height, w = p.width;
-  const std::string tag = p.name;
-  const int64_t count = int64_t{h} * w * 3;
-  // x / 255 * 2 - 1: 3 FLOP; 1 byte in, 4 out.
-  add_row("normalize_image/" + tag, 3.0 * count, 5.0 * count, [=] {
-    return [=, rgb = random_bytes(count), out = std::vector<float>(count)]() mutable {
-      cpu::normalize_image(rgb.data(), count, out.data());
+// The op of one row on host buffers of seeded random values.
+struct MakeCpuOp {
+  Op operator()(const NormalizeCall& c) const {
+    return [c, rgb = random_bytes(c.count), out = std::vector<float>(c.count)]() mutable {
+      cpu::normalize_image(rgb.data(), c.count, out.data());
     };
-  });
-
-  const ModelConfig config;
-  for (int side : config.longer_side_lengths) {
-    const int rh = resized_shape(h, w, side).first, rw = resized_shape(h, w, side).second;
-    const ResizePlan rows = gaussian_resize_plan(h, rh), cols = gaussian_resize_plan(w, rw);
-    // A multiply and an add per tap: rows pass over [rh, w, 3], columns over [rh, rw, 3].
-    const double flops = 2.0 * rows.span * rh * w * 3 + 2.0 * cols.span * rh * rw * 3;
-    const double bytes = 4.0 * (count + int64_t{rh} * rw * 3);
-    add_row("gaussian_resize/" + tag + "->" + std::to_string(rw) + "x" + std::to_string(rh),
-            flops, bytes, [=] {
-              return [=, in = random_floats(count), tmp = std::vector<float>(int64_t{rh} * w * 3),
-                      out = std::vector<float>(int64_t{rh} * rw * 3)]() mutable {
-                cpu::gaussian_resize(in.data(), h, w, 3, rows, cols, tmp.data(), out.data());
-              };
-            });
   }
-
-  // Patches of each scale's image (resized scales, then native): a copy, no FLOPs.
-  std::vector<std::pair<std::string, std::pair<int, int>>> scales;
-  for (int side : config.longer_side_lengths)
-    scales.push_back({"scale" + std::to_string(side), resized_shape(h, w, side)});
-  scales.push_back({"native", {h, w}});
-  for (const auto& [scale, size] : scales) {
-    const int sh = size.first, sw = size.second;
-    const ScaleGeometry g = scale_geometry(sh, sw, kPatch, -1);
-    const int64_t out_count = int64_t{g.count_h} * g.count_w * kPatch * kPatch * 3;
-    const double bytes = 4.0 * (int64_t{sh} * sw * 3 + out_count);
-    add_row("extract_patches/" + tag + "/" + scale, 0, bytes, [=] {
-      return [=, img = random_floats(int64_t{sh} * sw * 3),
-              out = std::vector<float>(out_count)]() mutable {
-        cpu::extract_patches(img.data(), sh, sw, kPatch, g.count_h, g.count_w, g.pad_top,
-                             g.pad_left, out.data());
-      };
-    });
-  }
-}
-
-// ---- Patch stem, one chunk of 64 tokens ---------------------------------------------
-
-void add_conv_row(const std::string& layer, int in_hw, int cin, int k, int cout, int stride,
-                  int pad, int out_hw) {
-  const int n = kStemChunk;
-  const int64_t in_count = int64_t{n} * in_hw * in_hw * cin;
-  const int64_t out_count = int64_t{n} * out_hw * out_hw * cout;
-  const int64_t kernel_count = int64_t{k} * k * cin * cout;
-  const int64_t columns = int64_t{n} * out_hw * out_hw * k * k * cin;
-  const double flops = 2.0 * out_count * k * k * cin;
-  const double bytes = 4.0 * (in_count + kernel_count + out_count);
-  add_row("stem/" + layer + "/chunk64", flops, bytes, [=] {
-    return [=, in = random_floats(in_count),
-            kernel = random_floats(kernel_count, 1.0f / std::sqrt(float(k * k * cin)), 7),
-            cols = std::vector<float>(k == 1 ? 0 : columns),
-            out = std::vector<float>(out_count)]() mutable {
-      cpu::conv2d(in.data(), n, in_hw, in_hw, cin, kernel.data(), k, k, cout, stride, pad, pad,
-                  out_hw, out_hw, k == 1 ? nullptr : cols.data(), out.data());
+  Op operator()(const ResizeCall& c) const {
+    const ResizePlan rows = gaussian_resize_plan(c.in_h, c.out_h);
+    const ResizePlan cols = gaussian_resize_plan(c.in_w, c.out_w);
+    return [=, in = random_floats(int64_t{c.in_h} * c.in_w * 3),
+            tmp = std::vector<float>(int64_t{c.out_h} * c.in_w * 3),
+            out = std::vector<float>(int64_t{c.out_h} * c.out_w * 3)]() mutable {
+      cpu::gaussian_resize(in.data(), c.in_h, c.in_w, 3, rows, cols, tmp.data(), out.data());
     };
-  });
-}
-
-void add_group_norm_row(const std::string& layer, int hw, int c, float eps, bool relu) {
-  const int n = kStemChunk;
-  const int64_t count = int64_t{n} * hw * c;
-  // Statistics: add, multiply, add; normalize: subtract, multiply, multiply, add.
-  add_row("stem/" + layer + "/chunk64", 7.0 * count, 8.0 * count, [=] {
-    return [=, x = random_floats(count), scale = random_floats(c, 0.1f, 7),
-            bias = random_floats(c, 0.1f, 8)]() mutable {
-      cpu::group_norm(x.data(), n, hw, c, kStemGroups, scale.data(), bias.data(), eps, relu);
-    };
-  });
-}
-
-void add_linear_row(const std::string& name, int64_t m, int k, int n, cpu::Epilogue epilogue) {
-  const bool residual = epilogue == cpu::Epilogue::kBiasResidual;
-  const double flops = 2.0 * m * k * n + double(m) * n;  // GEMM + bias
-  const double bytes = 4.0 * (m * k + int64_t{k} * n + n + m * n * (residual ? 2 : 1));
-  add_row(name, flops, bytes, [=] {
-    return [=, a = random_floats(m * k), b = random_floats(int64_t{k} * n,
-                                                           1.0f / std::sqrt(float(k)), 7),
-            bias = random_floats(n, 0.02f, 8), out = random_floats(m * n, 1.0f, 9)]() mutable {
-      cpu::linear(a.data(), m, k, b.data(), n, bias.data(), epilogue, out.data());
-    };
-  });
-}
-
-void add_stem_rows() {
-  const int n = kStemChunk;
-  add_conv_row("conv_root_7x7s2", kPatch, 3, 7, kStemWidth, 2, 2, kRootOut);
-  add_group_norm_row("gn_root_relu", kRootOut * kRootOut, kStemWidth, kRootGroupNormEps, true);
-  {
-    const int64_t in_count = int64_t{n} * kRootOut * kRootOut * kStemWidth;
-    const int64_t out_count = int64_t{n} * kPoolOut * kPoolOut * kStemWidth;
-    // 9 comparisons per output.
-    add_row("stem/max_pool_3x3s2/chunk64", 9.0 * out_count, 4.0 * (in_count + out_count), [=] {
-      return [=, in = random_floats(in_count), out = std::vector<float>(out_count)]() mutable {
-        cpu::max_pool_3x3_s2(in.data(), n, kRootOut, kRootOut, kStemWidth, kPoolOut, kPoolOut,
-                             out.data());
-      };
-    });
   }
-  const int hw = kPoolOut * kPoolOut;
-  add_conv_row("conv_proj_1x1", kPoolOut, kStemWidth, 1, kStemOutWidth, 1, 0, kPoolOut);
-  add_group_norm_row("gn_proj", hw, kStemOutWidth, kUnitGroupNormEps, false);
-  add_conv_row("conv1_1x1", kPoolOut, kStemWidth, 1, kStemWidth, 1, 0, kPoolOut);
-  add_group_norm_row("gn1_relu", hw, kStemWidth, kUnitGroupNormEps, true);
-  add_conv_row("conv2_3x3", kPoolOut, kStemWidth, 3, kStemWidth, 1, 1, kPoolOut);
-  add_group_norm_row("gn2_relu", hw, kStemWidth, kUnitGroupNormEps, true);
-  add_conv_row("conv3_1x1", kPoolOut, kStemWidth, 1, kStemOutWidth, 1, 0, kPoolOut);
-  add_group_norm_row("gn3", hw, kStemOutWidth, kUnitGroupNormEps, false);
-  {
-    const int64_t count = int64_t{n} * hw * kStemOutWidth;
-    // Add and max: 2 FLOP; read two, write one.
-    add_row("stem/add_relu/chunk64", 2.0 * count, 12.0 * count, [=] {
-      return [=, x = random_floats(count), r = random_floats(count, 1.0f, 7)]() mutable {
-        cpu::add_relu(x.data(), r.data(), count);
-      };
-    });
-  }
-  const ModelConfig config;
-  add_linear_row("stem/embedding/chunk64", n, hw * kStemOutWidth, config.hidden_size,
-                 cpu::Epilogue::kBias);
-}
-
-// ---- Encoder, per sequence length ---------------------------------------------------
-
-void add_attention_row(const std::string& name, int64_t len, int64_t q_rows) {
-  const ModelConfig c;
-  const int hidden = c.hidden_size;
-  // QK^T and PV GEMMs; softmax not counted. Reads q rows, all of K and V; writes out.
-  const double flops = 4.0 * q_rows * len * hidden;
-  const double bytes = 4.0 * (2 * q_rows * hidden + 2 * len * hidden);
-  add_row(name, flops, bytes, [=] {
-    return [=, qkv = random_floats(len * 3 * hidden),
-            out = std::vector<float>(q_rows * hidden)]() mutable {
-      cpu::attention(qkv.data(), len, c.num_heads, c.head_dim(), q_rows, out.data());
+  Op operator()(const PatchesCall& c) const {
+    const ScaleGeometry& g = c.geometry;
+    return [=, img = random_floats(int64_t{c.height} * c.width * 3),
+            out = std::vector<float>(int64_t{g.count_h} * g.count_w * 32 * 32 * 3)]() mutable {
+      cpu::extract_patches(img.data(), c.height, c.width, 32, g.count_h, g.count_w, g.pad_top,
+                           g.pad_left, out.data());
     };
-  });
-}
-
-void add_encoder_rows(const std::string& tag, int64_t len) {
-  const ModelConfig c;
-  const int h = c.hidden_size;
-  const std::string suffix = "/" + tag + "/L" + std::to_string(len);
-  // Mean and variance: add, multiply, add; normalize: subtract, multiply, multiply, add.
-  add_row("encoder/layer_norm" + suffix, 7.0 * len * h, 8.0 * len * h, [=] {
-    return [=, x = random_floats(len * h), scale = random_floats(h, 0.1f, 7),
-            bias = random_floats(h, 0.1f, 8), out = std::vector<float>(len * h)]() mutable {
-      cpu::layer_norm(x.data(), len, h, scale.data(), bias.data(), kLayerNormEps, out.data());
+  }
+  Op operator()(const ConvCall& c) const {
+    const int64_t columns = int64_t{c.n} * c.out_hw * c.out_hw * c.k * c.k * c.cin;
+    return [=, in = random_floats(int64_t{c.n} * c.in_hw * c.in_hw * c.cin),
+            kernel = random_floats(int64_t{c.k} * c.k * c.cin * c.cout,
+                                   1.0f / std::sqrt(float(c.k * c.k * c.cin)), 7),
+            cols = std::vector<float>(c.k == 1 ? 0 : columns),
+            out = std::vector<float>(int64_t{c.n} * c.out_hw * c.out_hw * c.cout)]() mutable {
+      cpu::conv2d(in.data(), c.n, c.in_hw, c.in_hw, c.cin, kernel.data(), c.k, c.k, c.cout,
+                  c.stride, c.pad, c.pad, c.out_hw, c.out_hw, c.k == 1 ? nullptr : cols.data(),
+                  out.data());
     };
-  });
-  {
-    const int64_t rows = len - 1;  // every token but CLS
-    add_row("encoder/add_embeddings" + suffix, 2.0 * rows * h, 4.0 * (2 * rows * h + 2 * rows),
-            [=] {
-              std::vector<int32_t> spatial(rows), scale_id(rows);
-              for (int64_t r = 0; r < rows; ++r) {
-                spatial[r] = static_cast<int32_t>(r % (c.hse_grid_size * c.hse_grid_size));
-                scale_id[r] = static_cast<int32_t>(r % c.num_scales());
-              }
-              return [=, x = random_floats(rows * h),
-                      pos = random_floats(int64_t{c.hse_grid_size} * c.hse_grid_size * h, 0.02f, 7),
-                      scl = random_floats(int64_t{c.num_scales()} * h, 0.02f, 8)]() mutable {
-                cpu::add_embeddings(x.data(), rows, h, spatial.data(), scale_id.data(),
-                                    pos.data(), scl.data());
-              };
-            });
   }
-  add_linear_row("encoder/qkv" + suffix, len, h, 3 * h, cpu::Epilogue::kBias);
-  add_attention_row("encoder/attention" + suffix, len, len);
-  add_linear_row("encoder/out_proj" + suffix, len, h, h, cpu::Epilogue::kBiasResidual);
-  add_linear_row("encoder/mlp0_gelu" + suffix, len, h, c.mlp_dim, cpu::Epilogue::kBiasGelu);
-  add_linear_row("encoder/mlp1" + suffix, len, c.mlp_dim, h, cpu::Epilogue::kBiasResidual);
-  // The last block computes the CLS query only, against all keys.
-  add_attention_row("encoder/attention_cls_only" + suffix, len, 1);
-}
-
-void add_cls_rows() {
-  const ModelConfig c;
-  const int h = c.hidden_size;
-  add_linear_row("encoder/out_proj/cls_row", 1, h, h, cpu::Epilogue::kBiasResidual);
-  add_linear_row("encoder/mlp0_gelu/cls_row", 1, h, c.mlp_dim, cpu::Epilogue::kBiasGelu);
-  add_linear_row("encoder/mlp1/cls_row", 1, c.mlp_dim, h, cpu::Epilogue::kBiasResidual);
-  for (int classes : {1, 10}) {
-    const std::string tag = "/classes" + std::to_string(classes);
-    add_linear_row("head/linear" + tag, 1, h, classes, cpu::Epilogue::kBias);
-    // Softmax and weighted mean: about 5 FLOP per class (exp counted as one).
-    add_row("head/head_score" + tag, 5.0 * classes, 4.0 * classes, [=] {
-      return [=, logits = random_floats(classes)]() mutable {
-        benchmark::DoNotOptimize(cpu::head_score(logits.data(), classes));
-      };
-    });
+  Op operator()(const GroupNormCall& c) const {
+    return [=, x = random_floats(int64_t{c.n} * c.hw * c.c), scale = random_floats(c.c, 0.1f, 7),
+            bias = random_floats(c.c, 0.1f, 8)]() mutable {
+      cpu::group_norm(x.data(), c.n, c.hw, c.c, kStemGroups, scale.data(), bias.data(), c.eps,
+                      c.relu);
+    };
   }
-}
+  Op operator()(const MaxPoolCall& c) const {
+    return [=, in = random_floats(int64_t{c.n} * c.in_hw * c.in_hw * c.c),
+            out = std::vector<float>(int64_t{c.n} * c.out_hw * c.out_hw * c.c)]() mutable {
+      cpu::max_pool_3x3_s2(in.data(), c.n, c.in_hw, c.in_hw, c.c, c.out_hw, c.out_hw,
+                           out.data());
+    };
+  }
+  Op operator()(const AddReluCall& c) const {
+    return [=, x = random_floats(c.count), r = random_floats(c.count, 1.0f, 7)]() mutable {
+      cpu::add_relu(x.data(), r.data(), c.count);
+    };
+  }
+  Op operator()(const LinearCall& c) const {
+    return [=, a = random_floats(c.m * c.k),
+            b = random_floats(int64_t{c.k} * c.n, 1.0f / std::sqrt(float(c.k)), 7),
+            bias = random_floats(c.n, 0.02f, 8), out = random_floats(c.m * c.n, 1.0f, 9)]() mutable {
+      cpu::linear(a.data(), c.m, c.k, b.data(), c.n, bias.data(), c.epilogue, out.data());
+    };
+  }
+  Op operator()(const LayerNormCall& c) const {
+    return [=, x = random_floats(c.rows * c.dim), scale = random_floats(c.dim, 0.1f, 7),
+            bias = random_floats(c.dim, 0.1f, 8),
+            out = std::vector<float>(c.rows * c.dim)]() mutable {
+      cpu::layer_norm(x.data(), c.rows, c.dim, scale.data(), bias.data(), kLayerNormEps,
+                      out.data());
+    };
+  }
+  Op operator()(const EmbeddingsCall& c) const {
+    const ModelConfig config;
+    return [=, idx = embedding_indices(c.rows), x = random_floats(c.rows * c.dim),
+            pos = random_floats(int64_t{config.hse_grid_size} * config.hse_grid_size * c.dim,
+                                0.02f, 7),
+            scl = random_floats(int64_t{config.num_scales()} * c.dim, 0.02f, 8)]() mutable {
+      cpu::add_embeddings(x.data(), c.rows, c.dim, idx.spatial.data(), idx.scale_id.data(),
+                          pos.data(), scl.data());
+    };
+  }
+  Op operator()(const AttentionCall& c) const {
+    const ModelConfig config;
+    return [=, qkv = random_floats(c.len * 3 * config.hidden_size),
+            out = std::vector<float>(c.q_rows * config.hidden_size)]() mutable {
+      cpu::attention(qkv.data(), c.len, config.num_heads, config.head_dim(), c.q_rows,
+                     out.data());
+    };
+  }
+  Op operator()(const HeadScoreCall& c) const {
+    return [=, logits = random_floats(c.classes)]() mutable {
+      benchmark::DoNotOptimize(cpu::head_score(logits.data(), c.classes));
+    };
+  }
+};
 
 [[maybe_unused]] const bool registered = [] {
   add_peak_rows();
-  for (const Photo& p : kPhotos) add_preprocess_rows(p);
-  add_stem_rows();
-  const ModelConfig config;
-  add_encoder_rows("scale224", 49 + 1);
-  for (const Photo& p : kPhotos)
-    add_encoder_rows(p.name, sequence_length(p.height, p.width, config));
-  add_cls_rows();
+  for (const OpRow& row : musiq_op_rows())
+    add_row(row.name, row.flops, row.bytes,
+            [call = row.call] { return std::visit(MakeCpuOp{}, call); });
   return true;
 }();
 
 }  // namespace
-}  // namespace musiq
+}  // namespace musiq::bench

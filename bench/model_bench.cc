@@ -1,9 +1,11 @@
-// The whole CPU forward pass after decoding, as `musiq score` runs it: make_tokens
-// (normalize, Gaussian resizes, patches) + CpuModel::score, on synthetic images of four
-// sizes (uniform random pixels, fixed seed: the work depends only on the image size)
-// with a full-size random model (tools/musiq-make-test-model, fixed seed) made once.
-// Rows: e2e/ (make_tokens + score), make_tokens/ and score/ alone; time in ms per image,
-// FLOP/s from model_flops() below, `tokens` = the sequence length L the model ran on.
+// The whole forward pass after decoding, as `musiq score` runs it: make_tokens
+// (normalize, Gaussian resizes, patches; on the CPU for both devices) + the model's
+// score(), on synthetic images of four sizes (uniform random pixels, fixed seed: the work
+// depends only on the image size) with a full-size random model (tools/musiq-make-test-model,
+// fixed seed) made once. Rows: e2e/ (make_tokens + CpuModel::score), make_tokens/ and
+// score/ alone; in CUDA builds with a usable device also gpu/e2e/ and gpu/score/ (GpuModel,
+// whose score() returns after the device is done). Time in ms per image, FLOP/s from
+// model_flops() below, `tokens` = the sequence length L the model ran on.
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
@@ -16,10 +18,14 @@
 
 #include "bench/photos.h"
 #include "engine/cpu_model.h"
+#include "engine/device.h"
 #include "engine/error.h"
 #include "engine/model_weights.h"
 #include "engine/preprocess.h"
 #include "engine/weights.h"
+#ifdef MUSIQ_WITH_CUDA
+#include "engine/gpu_model.h"
+#endif
 
 namespace musiq {
 namespace {
@@ -71,8 +77,8 @@ Image random_image(int width, int height) {
 
 // The full-size random model, written once into a temporary directory by the Python
 // tool, loaded, and the directory removed. Throws musiq::Error on failure.
-CpuModel& bench_model() {
-  static const std::unique_ptr<CpuModel> model = [] {
+const ModelWeights& bench_weights() {
+  static const ModelWeights weights = [] {
     namespace fs = std::filesystem;
     std::string dir = (fs::temp_directory_path() / "musiq_bench_XXXXXX").string();
     if (!mkdtemp(dir.data())) throw Error("cannot create a temporary directory " + dir);
@@ -81,22 +87,30 @@ CpuModel& bench_model() {
                                 "/tools/musiq-make-test-model' '" + path + "' --seed " +
                                 std::to_string(kSeed) + " --size full --num-classes 1 1>&2";
     const int status = std::system(command.c_str());
-    std::unique_ptr<CpuModel> loaded;
-    if (status == 0) loaded = std::make_unique<CpuModel>(prepare_model_weights(load_weights(path)));
+    std::unique_ptr<ModelWeights> loaded;
+    if (status == 0) loaded = std::make_unique<ModelWeights>(prepare_model_weights(load_weights(path)));
     fs::remove_all(dir);
     if (!loaded) throw Error("musiq-make-test-model failed: " + command);
-    return loaded;
+    return *loaded;
   }();
-  return *model;
+  return weights;
+}
+
+// One model per device, made on first use.
+template <typename Model>
+Model& bench_model() {
+  static Model model(bench_weights());
+  return model;
 }
 
 enum class Part { kEndToEnd, kMakeTokens, kScore };
 
+template <typename Model>
 void run_row(benchmark::State& state, const Photo& p, Part part) {
   const ModelConfig config;
-  CpuModel* model = nullptr;
+  Model* model = nullptr;
   try {
-    if (part != Part::kMakeTokens) model = &bench_model();
+    if (part != Part::kMakeTokens) model = &bench_model<Model>();
   } catch (const Error& e) {
     state.SkipWithError(e.what());
     return;
@@ -127,18 +141,25 @@ void run_row(benchmark::State& state, const Photo& p, Part part) {
                            benchmark::Counter::kIsIterationInvariantRate);
 }
 
-[[maybe_unused]] const bool registered = [] {
-  const std::pair<const char*, Part> parts[] = {
-      {"e2e", Part::kEndToEnd}, {"make_tokens", Part::kMakeTokens}, {"score", Part::kScore}};
-  for (const auto& [prefix, part] : parts) {
+template <typename Model>
+void add_rows(const std::string& device_prefix, std::initializer_list<Part> parts) {
+  for (Part part : parts) {
+    const char* name = part == Part::kEndToEnd ? "e2e/" : part == Part::kScore ? "score/"
+                                                                                : "make_tokens/";
     for (const Photo& p : kPhotos) {
-      const Part which = part;
-      benchmark::RegisterBenchmark((std::string(prefix) + "/" + p.name).c_str(),
-                                   [p, which](benchmark::State& s) { run_row(s, p, which); })
+      benchmark::RegisterBenchmark((device_prefix + name + p.name).c_str(),
+                                   [p, part](benchmark::State& s) { run_row<Model>(s, p, part); })
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
   }
+}
+
+[[maybe_unused]] const bool registered = [] {
+  add_rows<CpuModel>("", {Part::kEndToEnd, Part::kMakeTokens, Part::kScore});
+#ifdef MUSIQ_WITH_CUDA
+  if (probe_gpu().usable) add_rows<GpuModel>("gpu/", {Part::kEndToEnd, Part::kScore});
+#endif
   return true;
 }();
 

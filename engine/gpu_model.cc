@@ -33,63 +33,19 @@
 
 #include "engine/error.h"
 #include "kernels/cuda_check.h"
+#include "kernels/device_array.h"
 #include "kernels/ops.cuh"
 
 namespace musiq {
 namespace {
 
+using cuda::DeviceArray;
+using cuda::mib;
+
 constexpr int64_t kStemChunk = 512;  // tokens through the stem at once: bounded scratch
 constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;  // NVIDIA's advice for Hopper
 constexpr int64_t kAlignFloats = 64;                       // slices start on 256 bytes
-
-std::string mib(double bytes) {
-  return std::to_string(static_cast<int64_t>(bytes / (1024.0 * 1024.0) + 0.5)) + " MiB";
-}
-
-// Device memory, freed on destruction. Move-only.
-template <typename T>
-class DeviceArray {
- public:
-  DeviceArray() = default;
-  explicit DeviceArray(const std::vector<T>& host, const char* what) {
-    allocate(host.size(), what);
-    if (!host.empty())
-      CUDA_CHECK(cudaMemcpy(data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { reset(); }
-
-  // Frees, then allocates `count` elements; out of memory -> musiq::Error naming `what`.
-  void allocate(size_t count, const char* what) {
-    reset();
-    if (count == 0) return;
-    void* p = nullptr;
-    const cudaError_t status = cudaMalloc(&p, count * sizeof(T));
-    if (status != cudaSuccess) {
-      cudaGetLastError();  // clear it
-      size_t free_bytes = 0, total_bytes = 0;
-      cudaMemGetInfo(&free_bytes, &total_bytes);
-      throw Error(std::string("GPU: cannot allocate ") + mib(double(count) * sizeof(T)) +
-                  " for " + what + " (" + cudaGetErrorString(status) + "; " +
-                  mib(double(free_bytes)) + " free of " + mib(double(total_bytes)) + ")");
-    }
-    data_ = static_cast<T*>(p);
-    count_ = count;
-  }
-  void reset() {
-    if (data_) cudaFree(data_);  // never throws
-    data_ = nullptr;
-    count_ = 0;
-  }
-  T* get() const { return data_; }
-  size_t size() const { return count_; }
-
- private:
-  T* data_ = nullptr;
-  size_t count_ = 0;
-};
 
 // Page-locked host memory (async copies from it really are asynchronous), grown on demand.
 template <typename T>

@@ -1,0 +1,67 @@
+// Device memory owned by the host code (GpuModel, the GPU benchmarks): RAII, move-only,
+// and an out-of-memory error that says how much was asked for and how much is free.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "kernels/cuda_check.h"
+
+namespace musiq::cuda {
+
+inline std::string mib(double bytes) {
+  return std::to_string(static_cast<int64_t>(bytes / (1024.0 * 1024.0) + 0.5)) + " MiB";
+}
+
+// Device memory, freed on destruction. Move-only.
+template <typename T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  explicit DeviceArray(const std::vector<T>& host, const char* what) {
+    allocate(host.size(), what);
+    if (!host.empty())
+      CUDA_CHECK(cudaMemcpy(data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  DeviceArray(DeviceArray&& o) noexcept : data_(o.data_), count_(o.count_) {
+    o.data_ = nullptr;
+    o.count_ = 0;
+  }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  ~DeviceArray() { reset(); }
+
+  // Frees, then allocates `count` elements; out of memory -> musiq::Error naming `what`.
+  void allocate(size_t count, const char* what) {
+    reset();
+    if (count == 0) return;
+    void* p = nullptr;
+    const cudaError_t status = cudaMalloc(&p, count * sizeof(T));
+    if (status != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      size_t free_bytes = 0, total_bytes = 0;
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      throw Error(std::string("GPU: cannot allocate ") + mib(double(count) * sizeof(T)) +
+                  " for " + what + " (" + cudaGetErrorString(status) + "; " +
+                  mib(double(free_bytes)) + " free of " + mib(double(total_bytes)) + ")");
+    }
+    data_ = static_cast<T*>(p);
+    count_ = count;
+  }
+  void reset() {
+    if (data_) cudaFree(data_);  // never throws
+    data_ = nullptr;
+    count_ = 0;
+  }
+  T* get() const { return data_; }
+  size_t size() const { return count_; }
+
+ private:
+  T* data_ = nullptr;
+  size_t count_ = 0;
+};
+
+}  // namespace musiq::cuda
