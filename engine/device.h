@@ -14,12 +14,17 @@ struct DeviceChoice {
   DeviceKind kind = DeviceKind::kCpu;  // never kAuto
   std::string name;                    // "cpu" or "cuda"
   std::string description;             // e.g. "CPU (2 threads, OpenBLAS)"
-  std::string fallback_reason;         // why auto did not pick the GPU, if it did not
+  std::string fallback_reason;         // why auto did not use the GPU, if it did not
   bool gpu_present = false;            // a usable GPU exists (whether or not it is used)
 };
 
-// Throws musiq::Error when `requested` is kCuda and no GPU path can run.
+// kCpu: the CPU. kCuda: the GPU, or musiq::Error when none is usable. kAuto: the GPU when
+// one is usable, else the CPU with the reason; Scorer::open then still checks the GPU
+// against the CPU (engine/gpu_self_check.h) and falls back to the CPU if it fails.
 DeviceChoice select_device(DeviceKind requested);
+
+// The CPU as a device choice; `fallback_reason` says why auto did not use the GPU.
+DeviceChoice cpu_device(const std::string& fallback_reason, bool gpu_present);
 
 // What the CUDA runtime reports, or why there is no usable GPU ("" if usable).
 struct GpuProbe {

@@ -1,8 +1,10 @@
 #include <chrono>
 
 #include "engine/cpu_model.h"
+#include "engine/error.h"
 #ifdef MUSIQ_WITH_CUDA
 #include "engine/gpu_model.h"  // no CUDA types: safe in this plain C++ file
+#include "engine/gpu_self_check.h"
 #endif
 #include "engine/musiq.h"
 #include "engine/preprocess.h"
@@ -78,8 +80,17 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
   impl->info = {file.path, file.variant, file.is_random(), file.config, file.parameter_count()};
 #ifdef MUSIQ_WITH_CUDA
   if (impl->device.kind == DeviceKind::kCuda) {
-    impl->gpu_model = std::make_unique<GpuModel>(prepare_model_weights(file));
-    return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
+    // --device cuda: any failure is the user's answer. auto: the GPU must load the model
+    // and pass its self-check, else the CPU runs and says why.
+    try {
+      impl->gpu_model = std::make_unique<GpuModel>(prepare_model_weights(file));
+      if (params.device == DeviceKind::kAuto) check_gpu_against_cpu(*impl->gpu_model, file);
+      return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
+    } catch (const Error& e) {
+      if (params.device != DeviceKind::kAuto) throw;
+      impl->gpu_model.reset();
+      impl->device = cpu_device(e.what(), true);
+    }
   }
 #endif
   // select_device never returns kCuda in a build without the CUDA path.

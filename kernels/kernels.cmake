@@ -25,4 +25,5 @@ target_compile_options(musiq_kernels PRIVATE
 # GpuModel: a host translation unit (no kernels of its own), compiled by the C++ compiler
 # with the CUDA runtime, cuBLAS and NVTX (header-only, nvtx3) headers. CUDA builds only;
 # engine/scorer.cc includes engine/gpu_model.h (no CUDA types) under MUSIQ_WITH_CUDA.
-target_sources(musiq_engine PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../engine/gpu_model.cc)
+target_sources(musiq_engine PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../engine/gpu_model.cc
+  ${CMAKE_CURRENT_LIST_DIR}/../engine/gpu_self_check.cc)

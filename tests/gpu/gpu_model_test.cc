@@ -16,6 +16,7 @@
 #include "engine/gpu_model.h"
 #include "engine/image.h"
 #include "engine/model_weights.h"
+#include "engine/musiq.h"
 #include "engine/preprocess.h"
 #include "engine/weights.h"
 #include "tests/gpu/gpu_test_util.h"
@@ -93,6 +94,17 @@ TEST(GpuModelLarge, TwelveThousandTokens) {
   CpuModel cpu_model(prepare_model_weights(file));
   const float want = cpu_model.score(small_tokens);
   EXPECT_NEAR(gpu_model.score(small_tokens), want, kScoreRelTol * std::abs(want));
+}
+
+// --device auto: the GPU passes its self-check against the CPU and is the one used.
+TEST(GpuAuto, PicksTheGpuAfterItsSelfCheck) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  ScorerParams params;
+  params.weights_path = full_test_model(1);
+  params.device = DeviceKind::kAuto;
+  const std::unique_ptr<Scorer> scorer = Scorer::open(params);
+  EXPECT_EQ(scorer->device().name, "cuda") << scorer->device().fallback_reason;
+  EXPECT_EQ(scorer->device().fallback_reason, "");
 }
 
 }  // namespace
