@@ -38,61 +38,74 @@ ScaleGeometry scale_geometry(int height, int width, int patch, int64_t max_lengt
   return g;
 }
 
-namespace {
-
-// Appends the first g.tokens patches of `image` (already at this scale's size).
-void append_scale(const float* image, const ScaleGeometry& g, int scale_id,
-                  const ModelConfig& config, Tokens& tokens) {
-  const int64_t all = int64_t{g.count_h} * g.count_w;
-  std::vector<float> patches(all * tokens.patch_values);
-  cpu::extract_patches(image, g.height, g.width, config.patch_size, g.count_h, g.count_w,
-                       g.pad_top, g.pad_left, patches.data());
-  tokens.patches.insert(tokens.patches.end(), patches.begin(),
-                        patches.begin() + g.tokens * tokens.patch_values);
-  const std::vector<int32_t> hh = hashed_axis_positions(g.count_h, config.hse_grid_size);
-  const std::vector<int32_t> hw = hashed_axis_positions(g.count_w, config.hse_grid_size);
-  for (int64_t p = 0; p < g.tokens; ++p) {
-    tokens.spatial.push_back(hh[p / g.count_w] * config.hse_grid_size + hw[p % g.count_w]);
-    tokens.scale_id.push_back(scale_id);
+TokenPlan plan_tokens(int height, int width, const ModelConfig& config) {
+  // Decoders refuse empty images; this guards the resize plans against any that slips by.
+  if (height <= 0 || width <= 0)
+    throw Error("image has no pixels (" + std::to_string(width) + "x" + std::to_string(height) +
+                ")");
+  TokenPlan plan;
+  auto add_scale = [&](ScalePlan scale) {
+    const ScaleGeometry& g = scale.geometry;
+    const std::vector<int32_t> hh = hashed_axis_positions(g.count_h, config.hse_grid_size);
+    const std::vector<int32_t> hw = hashed_axis_positions(g.count_w, config.hse_grid_size);
+    const int scale_id = static_cast<int>(plan.scales.size());
+    for (int64_t p = 0; p < g.tokens; ++p) {
+      plan.spatial.push_back(hh[p / g.count_w] * config.hse_grid_size + hw[p % g.count_w]);
+      plan.scale_id.push_back(scale_id);
+    }
+    plan.scales.push_back(std::move(scale));
+  };
+  for (int longer_side : config.longer_side_lengths) {
+    const auto [rh, rw] = resized_shape(height, width, longer_side);
+    const int64_t per_side = (longer_side + config.patch_size - 1) / config.patch_size;
+    ScalePlan scale;
+    scale.geometry = scale_geometry(rh, rw, config.patch_size, per_side * per_side);
+    scale.resized = true;
+    scale.rows = gaussian_resize_plan(height, rh);
+    scale.cols = gaussian_resize_plan(width, rw);
+    add_scale(std::move(scale));
   }
-  tokens.scales.push_back(g);
+  ScalePlan native;
+  native.geometry =
+      scale_geometry(height, width, config.patch_size, config.max_seq_len_from_original_res);
+  add_scale(std::move(native));
+  return plan;
 }
 
-}  // namespace
-
 Tokens make_tokens(const Image& image, const ModelConfig& config) {
-  // Decoders refuse empty images; this guards the resize plans against any that slips by.
   if (image.width <= 0 || image.height <= 0 ||
       image.rgb.size() != size_t(image.width) * image.height * 3)
     throw Error("image has no pixels or a wrong buffer size (" + std::to_string(image.width) +
                 "x" + std::to_string(image.height) + ")");
+  TokenPlan plan = plan_tokens(image.height, image.width, config);
   Tokens tokens;
   tokens.patch_values = config.patch_values();
   const int h = image.height, w = image.width;
   std::vector<float> normalized(size_t(h) * w * 3);
   cpu::normalize_image(image.rgb.data(), static_cast<int64_t>(normalized.size()),
                        normalized.data());
-
-  int scale_id = 0;
-  std::vector<float> tmp, resized;
-  for (int longer_side : config.longer_side_lengths) {
-    const auto [rh, rw] = resized_shape(h, w, longer_side);
-    const ResizePlan rows = gaussian_resize_plan(h, rh);
-    const ResizePlan cols = gaussian_resize_plan(w, rw);
-    tmp.resize(size_t(rh) * w * 3);
-    resized.resize(size_t(rh) * rw * 3);
-    cpu::gaussian_resize(normalized.data(), h, w, 3, rows, cols, tmp.data(), resized.data());
-    const int64_t per_side = (longer_side + config.patch_size - 1) / config.patch_size;
-    append_scale(resized.data(), scale_geometry(rh, rw, config.patch_size, per_side * per_side),
-                 scale_id++, config, tokens);
+  std::vector<float> tmp, resized, patches;
+  for (const ScalePlan& scale : plan.scales) {
+    const ScaleGeometry& g = scale.geometry;
+    const float* pixels = normalized.data();
+    if (scale.resized) {
+      tmp.resize(size_t(g.height) * w * 3);
+      resized.resize(size_t(g.height) * g.width * 3);
+      cpu::gaussian_resize(normalized.data(), h, w, 3, scale.rows, scale.cols, tmp.data(),
+                           resized.data());
+      pixels = resized.data();
+    }
+    patches.resize(size_t(g.count_h) * g.count_w * tokens.patch_values);
+    cpu::extract_patches(pixels, g.height, g.width, config.patch_size, g.count_h, g.count_w,
+                         g.pad_top, g.pad_left, patches.data());
+    tokens.patches.insert(tokens.patches.end(), patches.begin(),
+                          patches.begin() + g.tokens * tokens.patch_values);
+    tokens.scales.push_back(g);
   }
-  append_scale(normalized.data(),
-               scale_geometry(h, w, config.patch_size, config.max_seq_len_from_original_res),
-               scale_id, config, tokens);
+  tokens.spatial = std::move(plan.spatial);
+  tokens.scale_id = std::move(plan.scale_id);
   return tokens;
 }
-
-
 
 OfficialLayout to_official_layout(const Tokens& tokens) {
   OfficialLayout out;

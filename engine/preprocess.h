@@ -9,6 +9,7 @@
 
 #include "engine/config.h"
 #include "engine/image.h"
+#include "engine/resize_plan.h"
 
 namespace musiq {
 
@@ -37,6 +38,22 @@ std::pair<int, int> resized_shape(int height, int width, int longer_side);
 std::vector<int32_t> hashed_axis_positions(int count, int grid);
 
 ScaleGeometry scale_geometry(int height, int width, int patch, int64_t max_length);
+
+// Where each scale's tokens come from, for an image of this size: what make_tokens (CPU)
+// and GpuModel::score_image (GPU) both follow. Scales in token order: the resized ones
+// (with their resize plans), then the native one (no plans).
+struct ScalePlan {
+  ScaleGeometry geometry;
+  bool resized = false;
+  ResizePlan rows, cols;  // height, width; empty for the native scale
+};
+struct TokenPlan {
+  std::vector<ScalePlan> scales;
+  std::vector<int32_t> spatial, scale_id;  // [count], as in Tokens
+  int64_t count() const { return static_cast<int64_t>(spatial.size()); }
+};
+// Throws musiq::Error for an empty image.
+TokenPlan plan_tokens(int height, int width, const ModelConfig& config);
 
 Tokens make_tokens(const Image& image, const ModelConfig& config);
 
