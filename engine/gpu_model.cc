@@ -14,9 +14,11 @@
 // encoder block, head. They time the host's enqueueing; Nsight Systems shows the kernels
 // launched inside each range.
 //
-// Preprocessing (normalize, Gaussian resize, patches) stays on the CPU (make_tokens): the
-// kernels for it exist (kernels/normalize.cu, resize.cu, patches.cu) but are not wired in
-// yet; Tokens are uploaded as they are.
+// Preprocessing: score_image() uploads the decoded bytes and runs spec section 2 on the
+// device (normalize, the Gaussian resizes, patch extraction; kernels bit-identical to the
+// CPU's), with the plan (scales, resize taps, hashed indices) from plan_tokens on the host.
+// score() takes tokens made on the CPU (make_tokens) and uploads them as they are.
+// CUDA events around the stages give last_stage_times() (upload, preprocess, model).
 //
 // Unverified: written and compiled without a GPU. tests/gpu/gpu_model_test.cc compares
 // scores with CpuModel (1e-4 relative) and scores a ~12,000-token image; run it first.
@@ -98,6 +100,18 @@ class NvtxRange {
   NvtxRange& operator=(const NvtxRange&) = delete;
 };
 
+// Reallocates only when more is needed than `a` holds.
+template <typename T>
+void grow(DeviceArray<T>& a, size_t count, const char* what) {
+  if (a.size() < count) a.allocate(count, what);
+}
+
+float elapsed_ms(cudaEvent_t from, cudaEvent_t to) {
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, from, to));
+  return ms;
+}
+
 }  // namespace
 
 struct GpuModel::Impl {
@@ -128,7 +142,23 @@ struct GpuModel::Impl {
   PinnedArray<float> host_patches, host_score;
   PinnedArray<int32_t> host_spatial, host_scale_id;
 
+  // score_image's device preprocessing: the decoded bytes, the normalized image, the
+  // resize intermediate and result, one scale's patches when a scale keeps fewer tokens
+  // than it has patches, and the resize plans. Grown to the largest image seen.
+  DeviceArray<uint8_t> rgb;
+  DeviceArray<float> normalized, resize_tmp, resized, scale_patches, plan_weights;
+  DeviceArray<int32_t> plan_starts;
+  PinnedArray<uint8_t> host_rgb;
+  PinnedArray<float> host_plan_weights;
+  PinnedArray<int32_t> host_plan_starts;
+
+  // Stage boundaries of the last call, on the stream.
+  cudaEvent_t started = nullptr, uploaded = nullptr, preprocessed = nullptr, done = nullptr;
+  GpuStageTimes last_times;
+
   ~Impl() {
+    for (cudaEvent_t e : {started, uploaded, preprocessed, done})
+      if (e) cudaEventDestroy(e);
     if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -142,6 +172,9 @@ struct GpuModel::Impl {
   }
 
   void ensure_workspace(int64_t n);
+  void upload_indices(const std::vector<int32_t>& spatial_ids, const std::vector<int32_t>& scale_ids);
+  void preprocess_on_device(const Image& image, const TokenPlan& plan);
+  float forward(int64_t n);  // patches, spatial and scale_id are on the device
   void embed_chunk(int64_t first, int64_t count, float* out);
   void encoder_block(const DeviceBlock& b, int64_t len, int64_t keep_rows);
 };
@@ -280,6 +313,8 @@ GpuModel::GpuModel(ModelWeights w) : impl_(std::make_unique<Impl>()) {
                 " is not supported by the attention kernel (64 only); use --device cpu");
   CUDA_CHECK(cudaSetDevice(m.device));
   CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+  for (cudaEvent_t* e : {&m.started, &m.uploaded, &m.preprocessed, &m.done})
+    CUDA_CHECK(cudaEventCreate(e));
   m.blas = cuda::make_blas_handle();
   m.blas_workspace.allocate(kCublasWorkspaceBytes, "the cuBLAS workspace");
   cuda::check_cublas(cublasSetWorkspace(m.blas, m.blas_workspace.get(), kCublasWorkspaceBytes),
@@ -330,61 +365,172 @@ GpuModel::~GpuModel() = default;
 
 const ModelConfig& GpuModel::config() const { return impl_->config; }
 
-float GpuModel::score(const Tokens& tokens) {
-  Impl& m = *impl_;
-  const ModelConfig& c = m.config;
-  const int h = c.hidden_size;
-  const int64_t n = tokens.count(), len = n + 1;
-  if (tokens.patch_values != c.patch_values() ||
-      int64_t(tokens.patches.size()) != n * c.patch_values() ||
-      int64_t(tokens.scale_id.size()) != n)
-    throw Error("GpuModel::score: tokens do not match the model's patch size");
-  CUDA_CHECK(cudaSetDevice(m.device));  // the calling thread may not be the constructing one
-  m.ensure_workspace(n);
-  cudaStream_t s = m.stream;
+void GpuModel::Impl::upload_indices(const std::vector<int32_t>& spatial_ids,
+                                     const std::vector<int32_t>& scale_ids) {
+  const size_t n = spatial_ids.size();
+  if (n == 0) return;
+  std::memcpy(host_spatial.get(), spatial_ids.data(), n * 4);
+  std::memcpy(host_scale_id.get(), scale_ids.data(), n * 4);
+  CUDA_CHECK(cudaMemcpyAsync(spatial, host_spatial.get(), n * 4, cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaMemcpyAsync(scale_id, host_scale_id.get(), n * 4, cudaMemcpyHostToDevice, stream));
+}
+
+// Mirrors make_tokens: the tokens of every scale of `plan` into `patches`, in order.
+void GpuModel::Impl::preprocess_on_device(const Image& image, const TokenPlan& plan) {
+  const int h = image.height, w = image.width;
+  const int pv = config.patch_values();
+  const size_t count = size_t(h) * w * 3;
+  size_t starts = 0, weights = 0, tmp = 0, out = 0, scratch = 0;
+  for (const ScalePlan& scale : plan.scales) {
+    const ScaleGeometry& g = scale.geometry;
+    if (scale.resized) {
+      starts += scale.rows.starts.size() + scale.cols.starts.size();
+      weights += scale.rows.weights.size() + scale.cols.weights.size();
+      tmp = std::max(tmp, size_t(g.height) * w * 3);
+      out = std::max(out, size_t(g.height) * g.width * 3);
+    }
+    const int64_t all = int64_t{g.count_h} * g.count_w;
+    if (all != g.tokens) scratch = std::max(scratch, size_t(all) * pv);
+  }
+  grow(rgb, count, "the decoded image");
+  grow(normalized, count, "the normalized image");
+  grow(resize_tmp, tmp, "the resize intermediate");
+  grow(resized, out, "the resized image");
+  grow(scale_patches, scratch, "one scale's patches");
+  grow(plan_starts, starts, "the resize plans");
+  grow(plan_weights, weights, "the resize plans");
+  host_rgb.ensure(count);
+  host_plan_starts.ensure(std::max<size_t>(starts, 1));
+  host_plan_weights.ensure(std::max<size_t>(weights, 1));
 
   {
     NvtxRange range("upload");
-    if (n > 0) {
-      std::memcpy(m.host_patches.get(), tokens.patches.data(), tokens.patches.size() * 4);
-      std::memcpy(m.host_spatial.get(), tokens.spatial.data(), size_t(n) * 4);
-      std::memcpy(m.host_scale_id.get(), tokens.scale_id.data(), size_t(n) * 4);
-      CUDA_CHECK(cudaMemcpyAsync(m.patches, m.host_patches.get(), tokens.patches.size() * 4,
-                                 cudaMemcpyHostToDevice, s));
-      CUDA_CHECK(cudaMemcpyAsync(m.spatial, m.host_spatial.get(), size_t(n) * 4,
-                                 cudaMemcpyHostToDevice, s));
-      CUDA_CHECK(cudaMemcpyAsync(m.scale_id, m.host_scale_id.get(), size_t(n) * 4,
-                                 cudaMemcpyHostToDevice, s));
+    std::memcpy(host_rgb.get(), image.rgb.data(), count);
+    CUDA_CHECK(cudaMemcpyAsync(rgb.get(), host_rgb.get(), count, cudaMemcpyHostToDevice, stream));
+    int32_t* hs = host_plan_starts.get();
+    float* hw = host_plan_weights.get();
+    for (const ScalePlan& scale : plan.scales) {
+      for (const ResizePlan* axis : {&scale.rows, &scale.cols}) {
+        hs = std::copy(axis->starts.begin(), axis->starts.end(), hs);
+        hw = std::copy(axis->weights.begin(), axis->weights.end(), hw);
+      }
     }
-    CUDA_CHECK(cudaMemcpyAsync(m.x, m.cls.get(), size_t(h) * 4, cudaMemcpyDeviceToDevice, s));
+    if (starts > 0) {
+      CUDA_CHECK(cudaMemcpyAsync(plan_starts.get(), host_plan_starts.get(), starts * 4,
+                                 cudaMemcpyHostToDevice, stream));
+      CUDA_CHECK(cudaMemcpyAsync(plan_weights.get(), host_plan_weights.get(), weights * 4,
+                                 cudaMemcpyHostToDevice, stream));
+    }
+    upload_indices(plan.spatial, plan.scale_id);
+    CUDA_CHECK(cudaEventRecord(uploaded, stream));
   }
+
+  NvtxRange range("preprocess");
+  cuda::normalize_image(rgb.get(), static_cast<int64_t>(count), normalized.get(), stream);
+  const int32_t* next_starts = plan_starts.get();
+  const float* next_weights = plan_weights.get();
+  auto device_plan = [&](const ResizePlan& p) {
+    const cuda::DeviceResizePlan d{p.in_size, p.out_size, p.span, next_starts, next_weights};
+    next_starts += p.starts.size();
+    next_weights += p.weights.size();
+    return d;
+  };
+  int64_t offset = 0;
+  for (const ScalePlan& scale : plan.scales) {
+    const ScaleGeometry& g = scale.geometry;
+    const float* pixels = normalized.get();
+    if (scale.resized) {
+      const cuda::DeviceResizePlan rows = device_plan(scale.rows);
+      const cuda::DeviceResizePlan cols = device_plan(scale.cols);
+      cuda::gaussian_resize(normalized.get(), h, w, 3, rows, cols, resize_tmp.get(),
+                            resized.get(), stream);
+      pixels = resized.get();
+    }
+    float* dst = patches + offset * pv;
+    const bool keeps_all = int64_t{g.count_h} * g.count_w == g.tokens;
+    cuda::extract_patches(pixels, g.height, g.width, config.patch_size, g.count_h, g.count_w,
+                          g.pad_top, g.pad_left, keeps_all ? dst : scale_patches.get(), stream);
+    if (!keeps_all)
+      CUDA_CHECK(cudaMemcpyAsync(dst, scale_patches.get(), size_t(g.tokens) * pv * 4,
+                                 cudaMemcpyDeviceToDevice, stream));
+    offset += g.tokens;
+  }
+}
+
+float GpuModel::Impl::forward(int64_t n) {
+  const ModelConfig& c = config;
+  const int h = c.hidden_size;
+  const int64_t len = n + 1;
+  cudaStream_t s = stream;
+  CUDA_CHECK(cudaEventRecord(preprocessed, s));
+  CUDA_CHECK(cudaMemcpyAsync(x, cls.get(), size_t(h) * 4, cudaMemcpyDeviceToDevice, s));
   {
     NvtxRange range("stem");
     for (int64_t first = 0; first < n; first += kStemChunk)
-      m.embed_chunk(first, std::min(kStemChunk, n - first), m.x + (1 + first) * h);
+      embed_chunk(first, std::min(kStemChunk, n - first), x + (1 + first) * h);
   }
   {
     NvtxRange range("embeddings");
-    cuda::add_embeddings(m.x + h, n, h, m.spatial, m.scale_id, m.pos_embedding.get(),
-                         m.scale_embedding.get(), s);
+    cuda::add_embeddings(x + h, n, h, spatial, scale_id, pos_embedding.get(),
+                         scale_embedding.get(), s);
   }
   // Only the CLS row is read at the end, so the last block updates row 0 alone.
   for (int i = 0; i < c.num_layers; ++i) {
     NvtxRange range("encoder_block");
-    m.encoder_block(m.blocks[i], len, i + 1 == c.num_layers ? 1 : len);
+    encoder_block(blocks[i], len, i + 1 == c.num_layers ? 1 : len);
   }
   {
     NvtxRange range("head");
-    cuda::layer_norm(m.x, 1, h, m.encoder_norm_scale.get(), m.encoder_norm_bias.get(),
-                     kLayerNormEps, m.y, s);
-    cuda::linear(m.y, 1, h, m.head_kernel.get(), c.num_classes, m.head_bias.get(),
-                 cpu::Epilogue::kBias, m.logits, m.blas, s);
-    cuda::head_score(m.logits, c.num_classes, m.score, s);
-    CUDA_CHECK(cudaMemcpyAsync(m.host_score.get(), m.score, sizeof(float),
-                               cudaMemcpyDeviceToHost, s));
+    cuda::layer_norm(x, 1, h, encoder_norm_scale.get(), encoder_norm_bias.get(), kLayerNormEps,
+                     y, s);
+    cuda::linear(y, 1, h, head_kernel.get(), c.num_classes, head_bias.get(),
+                 cpu::Epilogue::kBias, logits, blas, s);
+    cuda::head_score(logits, c.num_classes, score, s);
+    CUDA_CHECK(cudaEventRecord(done, s));
+    CUDA_CHECK(cudaMemcpyAsync(host_score.get(), score, sizeof(float), cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));  // also surfaces faults inside any kernel above
   }
-  return *m.host_score.get();
+  last_times = {elapsed_ms(started, uploaded), elapsed_ms(uploaded, preprocessed),
+                elapsed_ms(preprocessed, done)};
+  return *host_score.get();
 }
+
+float GpuModel::score(const Tokens& tokens) {
+  Impl& m = *impl_;
+  const int64_t n = tokens.count();
+  if (tokens.patch_values != m.config.patch_values() ||
+      int64_t(tokens.patches.size()) != n * m.config.patch_values() ||
+      int64_t(tokens.scale_id.size()) != n)
+    throw Error("GpuModel::score: tokens do not match the model's patch size");
+  CUDA_CHECK(cudaSetDevice(m.device));  // the calling thread may not be the constructing one
+  m.ensure_workspace(n);
+  CUDA_CHECK(cudaEventRecord(m.started, m.stream));
+  {
+    NvtxRange range("upload");
+    if (n > 0) {
+      std::memcpy(m.host_patches.get(), tokens.patches.data(), tokens.patches.size() * 4);
+      CUDA_CHECK(cudaMemcpyAsync(m.patches, m.host_patches.get(), tokens.patches.size() * 4,
+                                 cudaMemcpyHostToDevice, m.stream));
+    }
+    m.upload_indices(tokens.spatial, tokens.scale_id);
+    CUDA_CHECK(cudaEventRecord(m.uploaded, m.stream));
+  }
+  return m.forward(n);
+}
+
+float GpuModel::score_image(const Image& image) {
+  Impl& m = *impl_;
+  if (image.width <= 0 || image.height <= 0 ||
+      image.rgb.size() != size_t(image.width) * image.height * 3)
+    throw Error("GpuModel::score_image: image has no pixels or a wrong buffer size");
+  const TokenPlan plan = plan_tokens(image.height, image.width, m.config);
+  CUDA_CHECK(cudaSetDevice(m.device));
+  m.ensure_workspace(plan.count());
+  CUDA_CHECK(cudaEventRecord(m.started, m.stream));
+  m.preprocess_on_device(image, plan);
+  return m.forward(plan.count());
+}
+
+GpuStageTimes GpuModel::last_stage_times() const { return impl_->last_times; }
 
 }  // namespace musiq

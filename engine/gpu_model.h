@@ -6,9 +6,17 @@
 #include <memory>
 
 #include "engine/model_weights.h"
+#include "engine/image.h"
 #include "engine/preprocess.h"
 
 namespace musiq {
+
+// Device time of the stages of the last score call, from CUDA events (ms).
+struct GpuStageTimes {
+  double upload_ms = 0;      // host-to-device copies
+  double preprocess_ms = 0;  // normalize, resizes, patches (0 for score(tokens))
+  double model_ms = 0;       // stem, encoder, head
+};
 
 class GpuModel {
  public:
@@ -28,6 +36,12 @@ class GpuModel {
   // has too little memory for this many tokens (the message says how much was needed).
   // Not thread-safe: one score() at a time per GpuModel.
   float score(const Tokens& tokens);
+
+  // The same from the decoded image, preprocessed on the device (spec section 2, kernels
+  // bit-identical to make_tokens): only the bytes and the small plan are uploaded.
+  float score_image(const Image& image);
+
+  GpuStageTimes last_stage_times() const;
 
  private:
   struct Impl;

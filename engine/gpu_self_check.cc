@@ -32,9 +32,11 @@ Image gradient_image(int width, int height) {
 }  // namespace
 
 void check_gpu_against_cpu(GpuModel& gpu, const WeightsFile& file) {
-  const Tokens tokens = make_tokens(gradient_image(64, 48), file.config);
-  const float got = gpu.score(tokens);
-  const float want = CpuModel(prepare_model_weights(file)).score(tokens);
+  // The GPU from the pixels (device preprocessing, as the scorer runs it), the CPU from
+  // its own tokens: the check covers every stage.
+  const Image image = gradient_image(64, 48);
+  const float got = gpu.score_image(image);
+  const float want = CpuModel(prepare_model_weights(file)).score(make_tokens(image, file.config));
   const float tolerance = 1e-4f * std::max(std::fabs(want), 1.0f);
   if (!(std::fabs(got - want) <= tolerance))  // NaN fails too
     throw Error("the GPU failed its self-check: it scores a test image " + std::to_string(got) +

@@ -20,8 +20,10 @@ struct ScoreResult {
   float score = 0.0f;
   int width = 0, height = 0;
   int64_t tokens = 0;  // sequence length the model ran on, CLS included
-  double decode_ms = 0, preprocess_ms = 0, model_ms = 0;
-  double total_ms() const { return decode_ms + preprocess_ms + model_ms; }
+  // Preprocessing on the GPU counts in preprocess_ms; upload_ms is the host-to-device copy
+  // (0 on the CPU). GPU stage times come from CUDA events; model_ms is the rest of the call.
+  double decode_ms = 0, preprocess_ms = 0, upload_ms = 0, model_ms = 0;
+  double total_ms() const { return decode_ms + preprocess_ms + upload_ms + model_ms; }
 };
 
 struct ModelInfo {
@@ -40,9 +42,13 @@ struct PreparedImageDeleter {
 };
 using PreparedImagePtr = std::unique_ptr<PreparedImage, PreparedImageDeleter>;
 
-// Throws musiq::Error naming the file.
+// Decodes the file and prepares it for the device that will score it: for the CPU the
+// tokens are made now (on the calling thread); for the GPU (kCuda) the decoded image is
+// kept, to be preprocessed on the device. Either scorer accepts either; this only decides
+// where the work happens. Throws musiq::Error naming the file.
 PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
-                                    const DecodeOptions& decode);
+                                    const DecodeOptions& decode,
+                                    DeviceKind device = DeviceKind::kCpu);
 
 class Scorer {
  public:

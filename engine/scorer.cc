@@ -21,9 +21,12 @@ double ms_since(Clock::time_point start) {
 
 }  // namespace
 
+// Prepared for the CPU: the tokens. For the GPU: the decoded image, preprocessed there.
 struct PreparedImage {
   int width = 0, height = 0;
+  bool has_tokens = false;
   Tokens tokens;
+  Image image;
   double decode_ms = 0, preprocess_ms = 0;
 };
 
@@ -31,13 +34,19 @@ void PreparedImageDeleter::operator()(PreparedImage* p) const { delete p; }
 
 namespace {
 
-PreparedImagePtr prepare(const Image& image, const ModelConfig& config, double decode_ms) {
+PreparedImagePtr prepare(Image image, const ModelConfig& config, double decode_ms,
+                         DeviceKind device) {
   PreparedImagePtr prepared(new PreparedImage);
   prepared->width = image.width;
   prepared->height = image.height;
   prepared->decode_ms = decode_ms;
+  if (device == DeviceKind::kCuda) {
+    prepared->image = std::move(image);
+    return prepared;
+  }
   const auto start = Clock::now();
   prepared->tokens = make_tokens(image, config);
+  prepared->has_tokens = true;
   prepared->preprocess_ms = ms_since(start);
   return prepared;
 }
@@ -45,10 +54,10 @@ PreparedImagePtr prepare(const Image& image, const ModelConfig& config, double d
 }  // namespace
 
 PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
-                                    const DecodeOptions& decode) {
+                                    const DecodeOptions& decode, DeviceKind device) {
   const auto start = Clock::now();
-  const Image image = load_image_file(path, decode);
-  return prepare(image, config, ms_since(start));
+  Image image = load_image_file(path, decode);
+  return prepare(std::move(image), config, ms_since(start), device);
 }
 
 struct Scorer::Impl {
@@ -61,11 +70,34 @@ struct Scorer::Impl {
   std::unique_ptr<GpuModel> gpu_model;
 #endif
 
-  float score(const Tokens& tokens) {
+  // Scores `image` into `result`: from its tokens when it has them, else from its pixels
+  // (preprocessed on the GPU, or here for the CPU).
+  void score(const PreparedImage& image, ScoreResult& result) {
+    const auto start = Clock::now();
 #ifdef MUSIQ_WITH_CUDA
-    if (gpu_model) return gpu_model->score(tokens);
+    if (gpu_model) {
+      result.tokens = 1 + (image.has_tokens ? image.tokens.count()
+                                            : plan_tokens(image.height, image.width, info.config)
+                                                  .count());
+      result.score = image.has_tokens ? gpu_model->score(image.tokens)
+                                      : gpu_model->score_image(image.image);
+      const GpuStageTimes t = gpu_model->last_stage_times();
+      result.upload_ms = t.upload_ms;
+      result.preprocess_ms += t.preprocess_ms;
+      result.model_ms = ms_since(start) - t.upload_ms - t.preprocess_ms;
+      return;
+    }
 #endif
-    return cpu_model->score(tokens);
+    if (image.has_tokens) {
+      result.tokens = image.tokens.count() + 1;
+      result.score = cpu_model->score(image.tokens);
+    } else {
+      const Tokens tokens = make_tokens(image.image, info.config);
+      result.preprocess_ms += ms_since(start);
+      result.tokens = tokens.count() + 1;
+      result.score = cpu_model->score(tokens);
+    }
+    result.model_ms = ms_since(start) - (result.preprocess_ms - image.preprocess_ms);
   }
 };
 
@@ -99,11 +131,12 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
 }
 
 ScoreResult Scorer::score_file(const std::string& path) {
-  return score_prepared(*prepare_image_file(path, impl_->info.config, impl_->decode));
+  return score_prepared(
+      *prepare_image_file(path, impl_->info.config, impl_->decode, impl_->device.kind));
 }
 
 ScoreResult Scorer::score_image(const Image& image) {
-  return score_prepared(*prepare(image, impl_->info.config, 0.0));
+  return score_prepared(*prepare(image, impl_->info.config, 0.0, impl_->device.kind));
 }
 
 ScoreResult Scorer::score_prepared(const PreparedImage& image) {
@@ -112,10 +145,7 @@ ScoreResult Scorer::score_prepared(const PreparedImage& image) {
   result.height = image.height;
   result.decode_ms = image.decode_ms;
   result.preprocess_ms = image.preprocess_ms;
-  result.tokens = image.tokens.count() + 1;
-  const auto start = Clock::now();
-  result.score = impl_->score(image.tokens);
-  result.model_ms = ms_since(start);
+  impl_->score(image, result);
   return result;
 }
 

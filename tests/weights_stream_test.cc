@@ -20,7 +20,10 @@ namespace {
 // Writes a stream into a file with `write`, optionally cut to `keep` bytes, and reads it back.
 WeightsFile round_trip(const std::function<void(WeightsStreamWriter&)>& write,
                        long keep = -1) {
-  const std::string path = test::temp_path("weights_stream.bin");
+  // One file per test: ctest runs the tests of this suite in parallel processes.
+  const std::string path = test::temp_path(
+      std::string("weights_stream_") +
+      ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".bin");
   {
     const int fd = open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
     EXPECT_GE(fd, 0);

@@ -86,6 +86,7 @@ TEST(GpuModelLarge, TwelveThousandTokens) {
   ASSERT_GT(tokens.count(), 12000);
   const float score = gpu_model.score(tokens);
   EXPECT_TRUE(std::isfinite(score));
+  EXPECT_EQ(gpu_model.score_image(image), score);  // the same, preprocessed on the device
   EXPECT_GT(score, 0.0f);
   EXPECT_LT(score, 100.0f);
 
@@ -94,6 +95,33 @@ TEST(GpuModelLarge, TwelveThousandTokens) {
   CpuModel cpu_model(prepare_model_weights(file));
   const float want = cpu_model.score(small_tokens);
   EXPECT_NEAR(gpu_model.score(small_tokens), want, kScoreRelTol * std::abs(want));
+}
+
+// Preprocessing on the device (score_image) makes the same tokens bit for bit as
+// make_tokens (each kernel is bit-identical to its CPU twin), so the same score exactly;
+// also with a native scale cut short (max_seq_len_from_original_res), whose patches go
+// through the scratch buffer.
+TEST(GpuModelImage, DevicePreprocessingGivesTheSameScoreAsCpuTokens) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const WeightsFile file = load_weights(full_test_model(1));
+  for (int max_native : {-1, 100}) {
+    ModelWeights weights = prepare_model_weights(file);
+    weights.config.max_seq_len_from_original_res = max_native;
+    GpuModel gpu_model(weights);
+    for (const char* photo : {"samples/chelsea.png", "tests/data/rocket_2401x1602_q85.jpg",
+                              "tests/data/retina_crop_195x1280_q90.jpg"}) {
+      const Image image = load_image_file(test::source_path(photo));
+      const float from_tokens = gpu_model.score(make_tokens(image, weights.config));
+      EXPECT_EQ(gpu_model.score_image(image), from_tokens) << photo << ", native " << max_native;
+      const GpuStageTimes t = gpu_model.last_stage_times();
+      EXPECT_GT(t.preprocess_ms, 0.0) << photo;
+      EXPECT_GT(t.model_ms, 0.0) << photo;
+    }
+    Image tiny;  // one pixel: every scale is a single padded patch
+    tiny.width = tiny.height = 1;
+    tiny.rgb = {10, 200, 30};
+    EXPECT_EQ(gpu_model.score_image(tiny), gpu_model.score(make_tokens(tiny, weights.config)));
+  }
 }
 
 // --device auto: the GPU passes its self-check against the CPU and is the one used.

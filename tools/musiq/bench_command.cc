@@ -3,7 +3,7 @@
 // scored one after another, there is no batched forward pass yet), cycling through the
 // IMAGE list; --warmup steps are run first and not recorded. Reported: the latency of a
 // step (mean, std, min, p50, p90, p99 in ms), throughput in images/s, and per image the
-// decode, preprocess and model times apart. Without IMAGE it times samples/rocket.jpg of
+// decode, preprocess, upload (GPU only) and model times apart. Without IMAGE it times samples/rocket.jpg of
 // the source tree; without weights it makes a full-size random model in the cache
 // (timing does not depend on weight values).
 #include <algorithm>
@@ -115,7 +115,7 @@ int run_bench(const BenchOptions& o) {
   if (!device.fallback_reason.empty() && o.device == "auto")
     std::cerr << "musiq: using the CPU: " << device.fallback_reason << "\n";
 
-  std::vector<double> step_ms, decode_ms, preprocess_ms, model_ms, total_ms;
+  std::vector<double> step_ms, decode_ms, preprocess_ms, upload_ms, model_ms, total_ms;
   std::vector<ScoreResult> first(images.size());
   size_t next = 0;
   for (int step = 0; step < o.warmup + o.runs; ++step) {
@@ -127,6 +127,7 @@ int run_bench(const BenchOptions& o) {
       if (!recorded) continue;
       decode_ms.push_back(r.decode_ms);
       preprocess_ms.push_back(r.preprocess_ms);
+      upload_ms.push_back(r.upload_ms);
       model_ms.push_back(r.model_ms);
       total_ms.push_back(r.total_ms());
     }
@@ -160,6 +161,7 @@ int run_bench(const BenchOptions& o) {
       {"per_image_ms",
        {{"decode", summarize(decode_ms)},
         {"preprocess", summarize(preprocess_ms)},
+        {"upload", summarize(upload_ms)},
         {"model", summarize(model_ms)},
         {"total", summarize(total_ms)}}}};
   std::cout << out.dump(2) << "\n";

@@ -5,10 +5,11 @@
 namespace musiq::cli {
 
 Prefetcher::Prefetcher(std::vector<std::string> paths, ModelConfig config, DecodeOptions decode,
-                       int threads, size_t lookahead)
+                       DeviceKind device, int threads, size_t lookahead)
     : paths_(std::move(paths)),
       config_(std::move(config)),
       decode_(decode),
+      device_(device),
       lookahead_(std::max<size_t>(lookahead, 1)) {
   for (int t = 0; t < std::max(threads, 1); ++t) workers_.emplace_back([this] { work(); });
 }
@@ -35,7 +36,7 @@ void Prefetcher::work() {
     }
     Item item;
     try {
-      item.image = prepare_image_file(paths_[index], config_, decode_);
+      item.image = prepare_image_file(paths_[index], config_, decode_, device_);
     } catch (const Error& e) {
       item.error = e.what();
     } catch (const std::bad_alloc&) {

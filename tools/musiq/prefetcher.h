@@ -19,8 +19,10 @@ class Prefetcher {
     std::string error;
   };
 
+  // `device`: where the images will be scored (prepare_image_file: tokens for the CPU,
+  // decoded pixels for the GPU).
   Prefetcher(std::vector<std::string> paths, ModelConfig config, DecodeOptions decode,
-             int threads, size_t lookahead);
+             DeviceKind device, int threads, size_t lookahead);
   ~Prefetcher();  // stops the workers
 
   Item take(size_t index);  // blocks until image `index` is ready; call in order
@@ -31,6 +33,7 @@ class Prefetcher {
   const std::vector<std::string> paths_;
   const ModelConfig config_;
   const DecodeOptions decode_;
+  const DeviceKind device_;
   const size_t lookahead_;
   std::mutex mutex_;
   std::condition_variable ready_, room_;

@@ -103,7 +103,8 @@ int run_score(ScoreOptions o) {
   std::signal(SIGTERM, request_stop);
   Progress progress(static_cast<int64_t>(todo.size()), !o.quiet);
   Prefetcher prefetcher(todo, scorers.front().scorer->model().config, DecodeOptions{o.max_pixels},
-                        o.threads, 2 * static_cast<size_t>(std::max(o.threads, 1)));
+                        scorers.front().scorer->device().kind, o.threads,
+                        2 * static_cast<size_t>(std::max(o.threads, 1)));
   int64_t done = 0, failed = 0;
   for (size_t i = 0; i < todo.size() && !g_stop; ++i) {
     Prefetcher::Item item = prefetcher.take(i);
