@@ -29,11 +29,7 @@ void add_row(const std::string& name, double flops, double bytes, std::function<
       op();
       benchmark::ClobberMemory();
     }
-    if (flops > 0)
-      state.counters["FLOP/s"] =
-          benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-    state.counters["bytes/s"] =
-        benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+    set_rate_counters(state, flops, bytes);
   })->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 

@@ -90,11 +90,7 @@ void add_row(const std::string& name, double flops, double bytes, std::function<
       state.SkipWithError(e.what());
       return;
     }
-    if (flops > 0)
-      state.counters["FLOP/s"] =
-          benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-    state.counters["bytes/s"] =
-        benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+    set_rate_counters(state, flops, bytes);
   })->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 
