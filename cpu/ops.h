@@ -55,7 +55,7 @@ void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
 
 // Multi-head self-attention without a mask (padding tokens are dropped beforehand).
 // qkv [len, 3 * heads * head_dim] (q | k | v, each head-major), out [q_rows, heads*head_dim]
-// for the first q_rows queries. Never holds more than a block of the score matrix.
+// for the first q_rows queries. Holds one block of the score matrix per thread.
 void attention(const float* qkv, int64_t len, int heads, int head_dim, int64_t q_rows,
                float* out);
 

@@ -1,8 +1,12 @@
 // Each CPU op against a direct, unoptimized formula in double precision.
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
+#include <utility>
 
 #include "cpu/ops.h"
+#include "cpu/vector_math.h"
 #include "tests/test_util.h"
 
 namespace musiq {
@@ -158,37 +162,141 @@ struct AttentionCase {
 
 class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 
-// Lengths around the 256-row query block, and the last block's single CLS query.
+// Lengths around the 256-row query block, the last block's single CLS query, 962 rows
+// (4 equal blocks of 241) and q_rows < len.
+// Besides the bound, the flash-attention rule: the error against double precision is at
+// most twice that of a plain float32 implementation (std::exp, sequential sums).
 TEST_P(AttentionTest, MatchesFullSoftmax) {
   const auto [len, q_rows] = GetParam();
   const int heads = 6, hd = 64, hidden = heads * hd;
   const auto qkv = random_floats(size_t(len) * 3 * hidden, 14, -2.0f, 2.0f);
-  std::vector<float> out(size_t(q_rows) * hidden), want(out.size());
+  std::vector<float> out(size_t(q_rows) * hidden), want(out.size()), plain(out.size());
   for (int h = 0; h < heads; ++h)
     for (int64_t i = 0; i < q_rows; ++i) {
       std::vector<double> s(len);
+      std::vector<float> sf(len);
       double max = -1e300, sum = 0;
+      float maxf = -std::numeric_limits<float>::infinity(), sumf = 0;
       for (int64_t j = 0; j < len; ++j) {
         double dot = 0;
-        for (int d = 0; d < hd; ++d)
-          dot += double(qkv[i * 3 * hidden + h * hd + d]) * qkv[j * 3 * hidden + hidden + h * hd + d];
+        float dotf = 0;
+        for (int d = 0; d < hd; ++d) {
+          const float a = qkv[i * 3 * hidden + h * hd + d];
+          const float b = qkv[j * 3 * hidden + hidden + h * hd + d];
+          dot += double(a) * b;
+          dotf += a / 8.0f * b;
+        }
         s[j] = dot / 8.0;
+        sf[j] = dotf;
         max = std::max(max, s[j]);
+        maxf = std::max(maxf, sf[j]);
       }
       for (double& v : s) sum += (v = std::exp(v - max));
+      for (float& v : sf) sumf += (v = std::exp(v - maxf));
       for (int d = 0; d < hd; ++d) {
         double acc = 0;
-        for (int64_t j = 0; j < len; ++j) acc += s[j] / sum * qkv[j * 3 * hidden + 2 * hidden + h * hd + d];
+        float accf = 0;
+        for (int64_t j = 0; j < len; ++j) {
+          const float v = qkv[j * 3 * hidden + 2 * hidden + h * hd + d];
+          acc += s[j] / sum * v;
+          accf += sf[j] / sumf * v;
+        }
         want[i * hidden + h * hd + d] = float(acc);
+        plain[i * hidden + h * hd + d] = accf;
       }
     }
   cpu::attention(qkv.data(), len, heads, hd, q_rows, out.data());
   EXPECT_TRUE(all_close(out, want, 1e-5, 1e-4));
+  double err = 0, plain_err = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    err = std::max(err, std::fabs(double(out[i]) - want[i]));
+    plain_err = std::max(plain_err, std::fabs(double(plain[i]) - want[i]));
+  }
+  EXPECT_LE(err, 2 * plain_err + 1e-7) << "plain float32 error " << plain_err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Lengths, AttentionTest,
                          ::testing::Values(AttentionCase{1, 1}, AttentionCase{33, 33},
-                                           AttentionCase{300, 300}, AttentionCase{513, 1}));
+                                           AttentionCase{300, 300}, AttentionCase{513, 1},
+                                           AttentionCase{962, 962}, AttentionCase{700, 257}));
+
+// Spacing of floats at |y| (2^-149 among subnormals); errors below are in these units.
+double float_ulp(double y) {
+  const int e = y == 0 ? -126 : std::max(std::ilogb(float(std::fabs(y))), -126);
+  return std::ldexp(1.0, e - 23);
+}
+
+// n + 1 evenly spaced floats over [lo, hi].
+std::vector<float> sweep(double lo, double hi, int n) {
+  std::vector<float> x(n + 1);
+  for (int i = 0; i <= n; ++i) x[i] = float(lo + (hi - lo) * i / n);
+  return x;
+}
+
+// The library calls these from MUSIQ_VECTOR_CLONES functions, whose AVX2 and AVX-512
+// clones contract to FMA; each test checks that code as well as the inline baseline.
+MUSIQ_VECTOR_CLONES void exp_cloned(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = cpu::exp_approx(x[i]);
+}
+MUSIQ_VECTOR_CLONES void gelu_cloned(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = cpu::gelu_tanh(x[i]);
+}
+
+// exp_approx against double exp at 2^23 + 1 evenly spaced points per range: softmax's
+// [-88, 0], the positive side GELU uses, and the subnormal results. Measured at most
+// 0.98 ulp for SSE2, 1.01 with FMA (std::exp: 0.50).
+TEST(VectorMath, ExpWithinOneAndAHalfUlp) {
+  for (const auto& [lo, hi] : {std::pair{-88.0, 0.0}, {0.0, 88.72}, {-104.0, -87.0}}) {
+    const std::vector<float> x = sweep(lo, hi, 1 << 23);
+    std::vector<float> cloned(x.size());
+    exp_cloned(x.data(), cloned.data(), x.size());
+    double worst = 0, at = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double want = std::exp(double(x[i]));
+      for (const float got : {cpu::exp_approx(x[i]), cloned[i]}) {
+        const double err = std::fabs(got - want) / float_ulp(want);
+        if (err > worst) {
+          worst = err;
+          at = x[i];
+        }
+      }
+    }
+    EXPECT_LE(worst, 1.5) << "[" << lo << ", " << hi << "] at x = " << at;
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(cpu::exp_approx(0.0f), 1.0f);
+  EXPECT_EQ(cpu::exp_approx(-inf), 0.0f);
+  EXPECT_EQ(cpu::exp_approx(89.0f), inf);
+  EXPECT_EQ(cpu::exp_approx(inf), inf);
+  EXPECT_TRUE(std::isnan(cpu::exp_approx(std::numeric_limits<float>::quiet_NaN())));
+}
+
+// gelu_tanh against double precision on [-10, 12] (below about -10.07 the result is under
+// 3e-38 and flushes to -0). Bound: 4 (1 + |2u|) ulp, the |2u| term being the float32
+// rounding of the tanh argument u, amplified by exp (measured 3.2 (1 + |2u|) at most;
+// the former std::tanh form reached 205 ulp at x = -3 and 2^24 below x = -5).
+TEST(VectorMath, GeluWithinArgumentRounding) {
+  const std::vector<float> x = sweep(-10.0, 12.0, 1 << 22);
+  std::vector<float> cloned(x.size());
+  gelu_cloned(x.data(), cloned.data(), x.size());
+  double worst = 0, at = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double u2 = 2 * std::sqrt(2 / M_PI) * (x[i] + 0.044715 * x[i] * x[i] * x[i]);
+    // x (1 + tanh u) / 2 written as x / (1 + exp(-2u)): no cancellation for x < 0.
+    const double want = x[i] / (1 + std::exp(-u2));
+    for (const float got : {cpu::gelu_tanh(x[i]), cloned[i]}) {
+      const double err = std::fabs(got - want) / float_ulp(want) / (1 + std::fabs(u2));
+      if (err > worst) {
+        worst = err;
+        at = x[i];
+      }
+    }
+  }
+  EXPECT_LE(worst, 4.0) << "at x = " << at;
+  EXPECT_EQ(cpu::gelu_tanh(0.0f), 0.0f);
+  EXPECT_EQ(cpu::gelu_tanh(-20.0f), 0.0f);
+  EXPECT_EQ(cpu::gelu_tanh(20.0f), 20.0f);
+}
 
 TEST(AddEmbeddings, AddsTheIndexedRows) {
   const int rows = 5, dim = 8;
