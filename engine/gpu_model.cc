@@ -18,7 +18,7 @@
 // device (normalize, the Gaussian resizes, patch extraction; kernels bit-identical to the
 // CPU's), with the plan (scales, resize taps, hashed indices) from plan_tokens on the host.
 // score() takes tokens made on the CPU (make_tokens) and uploads them as they are.
-// CUDA events around the stages give last_stage_times() (upload, preprocess, model).
+// CUDA events around the stages give last_run_stats() (upload, preprocess, model).
 //
 // Unverified: written and compiled without a GPU. tests/gpu/gpu_model_test.cc compares
 // scores with CpuModel (1e-4 relative) and scores a ~12,000-token image; run it first.
@@ -154,7 +154,7 @@ struct GpuModel::Impl {
 
   // Stage boundaries of the last call, on the stream.
   cudaEvent_t started = nullptr, uploaded = nullptr, preprocessed = nullptr, done = nullptr;
-  GpuStageTimes last_times;
+  GpuRunStats last_run;
 
   ~Impl() {
     for (cudaEvent_t e : {started, uploaded, preprocessed, done})
@@ -490,8 +490,8 @@ float GpuModel::Impl::forward(int64_t n) {
     CUDA_CHECK(cudaMemcpyAsync(host_score.get(), score, sizeof(float), cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));  // also surfaces faults inside any kernel above
   }
-  last_times = {elapsed_ms(started, uploaded), elapsed_ms(uploaded, preprocessed),
-                elapsed_ms(preprocessed, done)};
+  last_run = {len, elapsed_ms(started, uploaded), elapsed_ms(uploaded, preprocessed),
+              elapsed_ms(preprocessed, done)};
   return *host_score.get();
 }
 
@@ -520,9 +520,7 @@ float GpuModel::score(const Tokens& tokens) {
 
 float GpuModel::score_image(const Image& image) {
   Impl& m = *impl_;
-  if (image.width <= 0 || image.height <= 0 ||
-      image.rgb.size() != size_t(image.width) * image.height * 3)
-    throw Error("GpuModel::score_image: image has no pixels or a wrong buffer size");
+  check_image(image);
   const TokenPlan plan = plan_tokens(image.height, image.width, m.config);
   CUDA_CHECK(cudaSetDevice(m.device));
   m.ensure_workspace(plan.count());
@@ -531,6 +529,6 @@ float GpuModel::score_image(const Image& image) {
   return m.forward(plan.count());
 }
 
-GpuStageTimes GpuModel::last_stage_times() const { return impl_->last_times; }
+GpuRunStats GpuModel::last_run_stats() const { return impl_->last_run; }
 
 }  // namespace musiq

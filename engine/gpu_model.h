@@ -11,8 +11,10 @@
 
 namespace musiq {
 
-// Device time of the stages of the last score call, from CUDA events (ms).
-struct GpuStageTimes {
+// The last score call: its sequence length and the device time of its stages, from CUDA
+// events (ms).
+struct GpuRunStats {
+  int64_t tokens = 0;        // sequence length, CLS included
   double upload_ms = 0;      // host-to-device copies
   double preprocess_ms = 0;  // normalize, resizes, patches (0 for score(tokens))
   double model_ms = 0;       // stem, encoder, head
@@ -41,7 +43,7 @@ class GpuModel {
   // bit-identical to make_tokens): only the bytes and the small plan are uploaded.
   float score_image(const Image& image);
 
-  GpuStageTimes last_stage_times() const;
+  GpuRunStats last_run_stats() const;
 
  private:
   struct Impl;

@@ -72,11 +72,15 @@ TokenPlan plan_tokens(int height, int width, const ModelConfig& config) {
   return plan;
 }
 
-Tokens make_tokens(const Image& image, const ModelConfig& config) {
+void check_image(const Image& image) {
   if (image.width <= 0 || image.height <= 0 ||
       image.rgb.size() != size_t(image.width) * image.height * 3)
     throw Error("image has no pixels or a wrong buffer size (" + std::to_string(image.width) +
                 "x" + std::to_string(image.height) + ")");
+}
+
+Tokens make_tokens(const Image& image, const ModelConfig& config) {
+  check_image(image);
   TokenPlan plan = plan_tokens(image.height, image.width, config);
   Tokens tokens;
   tokens.patch_values = config.patch_values();

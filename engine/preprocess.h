@@ -55,6 +55,9 @@ struct TokenPlan {
 // Throws musiq::Error for an empty image.
 TokenPlan plan_tokens(int height, int width, const ModelConfig& config);
 
+// Throws musiq::Error unless the image has pixels and an RGB buffer of its size.
+void check_image(const Image& image);
+
 Tokens make_tokens(const Image& image, const ModelConfig& config);
 
 // The official model input: every scale padded to its length with all-zero tokens

@@ -1,4 +1,5 @@
 #include <chrono>
+#include <variant>
 
 #include "engine/cpu_model.h"
 #include "engine/error.h"
@@ -21,43 +22,31 @@ double ms_since(Clock::time_point start) {
 
 }  // namespace
 
-// Prepared for the CPU: the tokens. For the GPU: the decoded image, preprocessed there.
 struct PreparedImage {
   int width = 0, height = 0;
-  bool has_tokens = false;
-  Tokens tokens;
-  Image image;
+  // Tokens for a CPU scorer; the decoded pixels for a GPU scorer, which preprocesses them.
+  std::variant<Tokens, Image> input;
   double decode_ms = 0, preprocess_ms = 0;
 };
 
 void PreparedImageDeleter::operator()(PreparedImage* p) const { delete p; }
 
-namespace {
-
-PreparedImagePtr prepare(Image image, const ModelConfig& config, double decode_ms,
-                         DeviceKind device) {
-  PreparedImagePtr prepared(new PreparedImage);
-  prepared->width = image.width;
-  prepared->height = image.height;
-  prepared->decode_ms = decode_ms;
-  if (device == DeviceKind::kCuda) {
-    prepared->image = std::move(image);
-    return prepared;
-  }
-  const auto start = Clock::now();
-  prepared->tokens = make_tokens(image, config);
-  prepared->has_tokens = true;
-  prepared->preprocess_ms = ms_since(start);
-  return prepared;
-}
-
-}  // namespace
-
 PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
                                     const DecodeOptions& decode, DeviceKind device) {
   const auto start = Clock::now();
   Image image = load_image_file(path, decode);
-  return prepare(std::move(image), config, ms_since(start), device);
+  PreparedImagePtr prepared(new PreparedImage);
+  prepared->width = image.width;
+  prepared->height = image.height;
+  prepared->decode_ms = ms_since(start);
+  if (device == DeviceKind::kCuda) {
+    prepared->input = std::move(image);
+  } else {
+    const auto tokens_start = Clock::now();
+    prepared->input = make_tokens(image, config);
+    prepared->preprocess_ms = ms_since(tokens_start);
+  }
+  return prepared;
 }
 
 struct Scorer::Impl {
@@ -68,36 +57,45 @@ struct Scorer::Impl {
   std::unique_ptr<CpuModel> cpu_model;
 #ifdef MUSIQ_WITH_CUDA
   std::unique_ptr<GpuModel> gpu_model;
+
+  // The GPU's own stage times (CUDA events); model_ms is the rest of the call's wall time.
+  void record_gpu_run(Clock::time_point start, ScoreResult& result) const {
+    const GpuRunStats run = gpu_model->last_run_stats();
+    result.tokens = run.tokens;
+    result.upload_ms = run.upload_ms;
+    result.preprocess_ms += run.preprocess_ms;
+    result.model_ms = ms_since(start) - run.upload_ms - run.preprocess_ms;
+  }
 #endif
 
-  // Scores `image` into `result`: from its tokens when it has them, else from its pixels
-  // (preprocessed on the GPU, or here for the CPU).
-  void score(const PreparedImage& image, ScoreResult& result) {
+  void score_tokens(const Tokens& tokens, ScoreResult& result) {
     const auto start = Clock::now();
 #ifdef MUSIQ_WITH_CUDA
     if (gpu_model) {
-      result.tokens = 1 + (image.has_tokens ? image.tokens.count()
-                                            : plan_tokens(image.height, image.width, info.config)
-                                                  .count());
-      result.score = image.has_tokens ? gpu_model->score(image.tokens)
-                                      : gpu_model->score_image(image.image);
-      const GpuStageTimes t = gpu_model->last_stage_times();
-      result.upload_ms = t.upload_ms;
-      result.preprocess_ms += t.preprocess_ms;
-      result.model_ms = ms_since(start) - t.upload_ms - t.preprocess_ms;
+      result.score = gpu_model->score(tokens);
+      record_gpu_run(start, result);
       return;
     }
 #endif
-    if (image.has_tokens) {
-      result.tokens = image.tokens.count() + 1;
-      result.score = cpu_model->score(image.tokens);
-    } else {
-      const Tokens tokens = make_tokens(image.image, info.config);
-      result.preprocess_ms += ms_since(start);
-      result.tokens = tokens.count() + 1;
-      result.score = cpu_model->score(tokens);
+    result.score = cpu_model->score(tokens);
+    result.tokens = tokens.count() + 1;
+    result.model_ms = ms_since(start);
+  }
+
+  // On the GPU the pixels are preprocessed there; for the CPU, here.
+  void score_pixels(const Image& image, ScoreResult& result) {
+#ifdef MUSIQ_WITH_CUDA
+    if (gpu_model) {
+      const auto start = Clock::now();
+      result.score = gpu_model->score_image(image);
+      record_gpu_run(start, result);
+      return;
     }
-    result.model_ms = ms_since(start) - (result.preprocess_ms - image.preprocess_ms);
+#endif
+    const auto start = Clock::now();
+    const Tokens tokens = make_tokens(image, info.config);
+    result.preprocess_ms += ms_since(start);
+    score_tokens(tokens, result);
   }
 };
 
@@ -136,7 +134,11 @@ ScoreResult Scorer::score_file(const std::string& path) {
 }
 
 ScoreResult Scorer::score_image(const Image& image) {
-  return score_prepared(*prepare(image, impl_->info.config, 0.0, impl_->device.kind));
+  ScoreResult result;
+  result.width = image.width;
+  result.height = image.height;
+  impl_->score_pixels(image, result);
+  return result;
 }
 
 ScoreResult Scorer::score_prepared(const PreparedImage& image) {
@@ -145,7 +147,10 @@ ScoreResult Scorer::score_prepared(const PreparedImage& image) {
   result.height = image.height;
   result.decode_ms = image.decode_ms;
   result.preprocess_ms = image.preprocess_ms;
-  impl_->score(image, result);
+  if (const Tokens* tokens = std::get_if<Tokens>(&image.input))
+    impl_->score_tokens(*tokens, result);
+  else
+    impl_->score_pixels(std::get<Image>(image.input), result);
   return result;
 }
 

@@ -26,10 +26,6 @@ class DeviceArray {
     if (!host.empty())
       CUDA_CHECK(cudaMemcpy(data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
   }
-  DeviceArray(DeviceArray&& o) noexcept : data_(o.data_), count_(o.count_) {
-    o.data_ = nullptr;
-    o.count_ = 0;
-  }
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
   ~DeviceArray() { reset(); }

@@ -205,3 +205,12 @@ def write_h5(path, params, config, variant, source):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def read_h5(path):
+    """({dataset path: array}, {root attribute: value}) of a musiq-hdf5 file, unchecked."""
+    params = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda k, v: params.__setitem__(k, v[()])
+                     if isinstance(v, h5py.Dataset) else None)
+        return params, dict(f.attrs)

@@ -113,7 +113,7 @@ TEST(GpuModelImage, DevicePreprocessingGivesTheSameScoreAsCpuTokens) {
       const Image image = load_image_file(test::source_path(photo));
       const float from_tokens = gpu_model.score(make_tokens(image, weights.config));
       EXPECT_EQ(gpu_model.score_image(image), from_tokens) << photo << ", native " << max_native;
-      const GpuStageTimes t = gpu_model.last_stage_times();
+      const GpuRunStats t = gpu_model.last_run_stats();
       EXPECT_GT(t.preprocess_ms, 0.0) << photo;
       EXPECT_GT(t.model_ms, 0.0) << photo;
     }

@@ -42,14 +42,6 @@ def fake_params(config, seed=0):
             for k, s in mp.expected_params(config).items()}
 
 
-def read_h5(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda k, v: out.__setitem__(k, v[()])
-                     if isinstance(v, h5py.Dataset) else None)
-        return out, dict(f.attrs)
-
-
 class Base(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -98,7 +90,7 @@ class ExportTest(Base):
         self.assertIn(out, r.stdout)
         self.assertIn("koniq", r.stdout)
         self.assertIn(f"{len(self.params)} parameters", r.stdout)
-        got, attrs = read_h5(out)
+        got, attrs = mp.read_h5(out)
         self.assertEqual(sorted(got), sorted(self.params))
         for k, v in self.params.items():
             self.assertEqual(got[k].dtype, np.dtype("<f4"), k)
@@ -118,7 +110,7 @@ class ExportTest(Base):
         out = self.path("ava.h5")
         r = run(EXPORT, "npz", self.npz(p, prefix=""), out, "--variant", "ava")
         self.assertEqual(r.returncode, 0, r.stderr)
-        got, attrs = read_h5(out)
+        got, attrs = mp.read_h5(out)
         self.assertEqual(attrs["num_classes"], 10)
         self.assertEqual(got["head/bias"].tobytes(), p["head/bias"].tobytes())
 
@@ -184,7 +176,7 @@ class MakeTestModelTest(Base):
         out = self.path(name)
         r = run(MAKE, out, *args)
         self.assertEqual(r.returncode, 0, r.stderr)
-        return read_h5(out)
+        return mp.read_h5(out)
 
     def test_deterministic_and_valid(self):
         a, attrs = self.make("a.h5", "--seed", "7", "--size", "small")
@@ -225,7 +217,7 @@ class CorruptWeightsTest(Base):
         return out
 
     def assert_invalid(self, path, *needles):
-        params, _ = read_h5(path)
+        params, _ = mp.read_h5(path)
         with self.assertRaises(ValueError) as cm:
             mp.validate(params, self.config)
         for n in needles:

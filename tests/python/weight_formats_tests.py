@@ -49,12 +49,13 @@ def run(*cmd, env=None):
                           capture_output=True, text=True, env=env)
 
 
-def read_h5(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda k, v: out.__setitem__(k, v[()])
-                     if isinstance(v, h5py.Dataset) else None)
-        return out, dict(f.attrs)
+def flip_bits(path, offset, mask):
+    """Damages one byte of `path` in place: byte at `offset` XOR `mask`."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ mask]))
 
 
 def official_config():
@@ -148,8 +149,8 @@ class Base(unittest.TestCase):
         return lines[0]
 
     def assert_same_as_official(self, path):
-        want, _ = read_h5(OFFICIAL)
-        got, attrs = read_h5(path)
+        want, _ = mp.read_h5(OFFICIAL)
+        got, attrs = mp.read_h5(path)
         self.assertEqual(sorted(got), sorted(want))
         for k in want:
             self.assertEqual(got[k].dtype, np.dtype("<f4"), k)
@@ -241,7 +242,7 @@ class PyiqaExportTest(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("56 parameters", r.stdout)
         self.assert_same_as_official(out)
-        _, attrs = read_h5(out)
+        _, attrs = mp.read_h5(out)
         self.assertIn("pyiqa_small.pth (sha256 ", attrs["source"])
 
     def test_renamed_parameter_named(self):
@@ -306,7 +307,7 @@ class PyiqaExportTest(Base):
         sd = {k.replace("head.0.", "head."): v for k, v in tc.load(PTH).items()}
         sd["head.weight"], sd["head.bias"] = sd["head.weight"][:1], sd["head.bias"][:1]
         params = mf.from_pyiqa(sd, cfg)
-        want, _ = read_h5(OFFICIAL)
+        want, _ = mp.read_h5(OFFICIAL)
         np.testing.assert_array_equal(params["head/kernel"], want["head/kernel"][:, :1])
         mp.validate(params, cfg)
 
@@ -326,7 +327,7 @@ class SavedModelExportTest(Base):
                           "--assume-flatten-order would take them", config=tiny)
         r, out = self.export("savedmodel", flat, "--assume-flatten-order", config=tiny)
         self.assertEqual(r.returncode, 0, r.stderr)
-        got, _ = read_h5(out)
+        got, _ = mp.read_h5(out)
         with open(tiny) as f:
             config = json.load(f)
         names = sorted(mp.expected_params(config))
@@ -345,23 +346,13 @@ class SavedModelExportTest(Base):
     def test_damaged_data_file(self):
         copy = self.path("sm")
         shutil.copytree(SAVEDMODEL, copy)
-        data = os.path.join(copy, "variables", "variables.data-00000-of-00001")
-        with open(data, "r+b") as f:
-            f.seek(1000)
-            b = f.read(1)
-            f.seek(1000)
-            f.write(bytes([b[0] ^ 1]))
+        flip_bits(os.path.join(copy, "variables", "variables.data-00000-of-00001"), 1000, 1)
         self.export_fails("savedmodel", copy, "fails its checksum")
 
     def test_damaged_index(self):
         copy = self.path("sm")
         shutil.copytree(SAVEDMODEL, copy)
-        index = os.path.join(copy, "variables", "variables.index")
-        with open(index, "r+b") as f:
-            f.seek(20)
-            b = f.read(1)
-            f.seek(20)
-            f.write(bytes([b[0] ^ 4]))
+        flip_bits(os.path.join(copy, "variables", "variables.index"), 20, 4)
         self.export_fails("savedmodel", copy, "fails its checksum")
 
     def test_not_a_savedmodel(self):
