@@ -70,7 +70,12 @@ void attention(const float* qkv, int64_t len, int heads, int head_dim, int64_t q
   // inside a parallel region, so there are no barriers per head or per GEMM.
 #pragma omp parallel
   {
-    std::vector<float> scores(block * len), q(block * head_dim), inv(block);
+    // Per thread, kept across calls (OpenMP reuses its threads): after the largest image
+    // so far, scoring allocates nothing here.
+    thread_local std::vector<float> scores, q, inv;
+    scores.resize(std::max<size_t>(scores.size(), block * len));
+    q.resize(std::max<size_t>(q.size(), block * head_dim));
+    inv.resize(std::max<size_t>(inv.size(), block));
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const int h = static_cast<int>(task % heads);
