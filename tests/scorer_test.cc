@@ -1,0 +1,34 @@
+// The public Scorer on the CPU: a file, a decoded image, and an image prepared either way
+// (tokens made ahead, or pixels kept for a GPU scorer) all give the same score and tokens.
+#include "engine/image.h"
+#include "engine/musiq.h"
+#include "tests/test_util.h"
+
+namespace musiq {
+namespace {
+
+TEST(Scorer, EveryInputPathGivesTheSameScore) {
+  ScorerParams params;
+  params.weights_path = test::small_test_model();
+  params.device = DeviceKind::kCpu;
+  const std::unique_ptr<Scorer> scorer = Scorer::open(params);
+  const std::string path = test::source_path("tests/data/chelsea_200x133_q90.jpg");
+
+  const ScoreResult from_file = scorer->score_file(path);
+  EXPECT_GT(from_file.tokens, 1);
+  const ScoreResult from_image = scorer->score_image(load_image_file(path));
+  EXPECT_EQ(from_image.score, from_file.score);
+  EXPECT_EQ(from_image.tokens, from_file.tokens);
+  for (DeviceKind prepared_for : {DeviceKind::kCpu, DeviceKind::kCuda}) {
+    const ScoreResult r = scorer->score_prepared(
+        *prepare_image_file(path, scorer->model().config, DecodeOptions{}, prepared_for));
+    EXPECT_EQ(r.score, from_file.score);
+    EXPECT_EQ(r.tokens, from_file.tokens);
+    EXPECT_EQ(r.width, 200);
+    EXPECT_GT(r.preprocess_ms, 0.0);  // made ahead, or here from the kept pixels
+    EXPECT_EQ(r.upload_ms, 0.0);
+  }
+}
+
+}  // namespace
+}  // namespace musiq
