@@ -21,8 +21,8 @@ add_executable(musiq_gpu_tests
   ${CMAKE_CURRENT_LIST_DIR}/normalize_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/resize_gpu_test.cc
   ${CMAKE_SOURCE_DIR}/tests/test_util.cc)
-# gpu_model_test.cc: tests/test_util.cc's helpers (temp_path, run_command) and Debian's
-# python3 (MUSIQ_PYTHON, found by tests/CMakeLists.txt) for tools/musiq-make-test-model.
+# gpu_model_test.cc: tests/test_util.cc's helpers (temp_path, run_command) and MUSIQ_PYTHON
+# (tests/python_interpreter.cmake) for tools/musiq-make-test-model.
 target_compile_definitions(musiq_gpu_tests PRIVATE
   MUSIQ_SOURCE_DIR="${CMAKE_SOURCE_DIR}" MUSIQ_PYTHON="${MUSIQ_PYTHON}"
   MUSIQ_TEST_TMP="${CMAKE_BINARY_DIR}/tests/gpu/tmp")
