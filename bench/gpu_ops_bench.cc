@@ -99,10 +99,15 @@ class StreamGate {
  public:
   static constexpr double kGateSeconds = 2.0;
 
-  explicit StreamGate(cudaStream_t stream) {
+  explicit StreamGate(cudaStream_t stream) : stream_(stream) {
     CUDA_CHECK(cudaLaunchHostFunc(stream, &StreamGate::wait, &state_));
   }
-  ~StreamGate() { open(); }  // never leave the stream held, even on an exception
+  // Never leaves the stream held, even on an exception, nor frees state_ while the host
+  // function may still read it.
+  ~StreamGate() {
+    open();
+    cudaStreamSynchronize(stream_);  // no throw from a destructor; errors surface later
+  }
   void open() { state_.open.store(true, std::memory_order_release); }
   // After the pair has completed: whether the gate opened by itself.
   bool timed_out() const { return state_.timed_out.load(std::memory_order_acquire); }
@@ -122,6 +127,7 @@ class StreamGate {
       }
     }
   }
+  cudaStream_t stream_;
   State state_;
 };
 

@@ -5,9 +5,10 @@
 // in one device workspace carved into slices (x, y, qkv, ctx, mlp for the sequence; the
 // uploaded tokens; the stem's scratch for one chunk of kStemChunk tokens), sized from the
 // token count and reallocated only when a larger image comes; likewise the pinned host
-// buffers the tokens are uploaded through (the patches' only on the score() path). cuBLAS gets a fixed workspace of its own at
-// construction (cuda::set_blas_workspace: after cublasSetStream, which would reset it), so
-// it allocates nothing while scoring either.
+// buffers the tokens are uploaded through (the patches' only by score(): score_image has
+// none to upload). cuBLAS gets a fixed workspace of its own at construction
+// (cuda::set_blas_workspace: after cublasSetStream, which would reset it), so it allocates
+// nothing while scoring either.
 // Per token: ~14 KB of sequence buffers + 12 KB of patches; the stem chunk is ~200 MB for
 // 512 tokens; a 12,000-token photo needs ~520 MB in all (estimate, not measured).
 //
@@ -499,11 +500,11 @@ float GpuModel::score(const Tokens& tokens) {
     throw Error("GpuModel::score: tokens do not match the model's patch size");
   CUDA_CHECK(cudaSetDevice(m.device));  // the calling thread may not be the constructing one
   m.ensure_workspace(n);
+  m.host_patches.ensure(std::max<size_t>(tokens.patches.size(), 1));  // 12 KB per token
   CUDA_CHECK(cudaEventRecord(m.started, m.stream));
   {
     NvtxRange range("upload");
     if (n > 0) {
-      m.host_patches.ensure(tokens.patches.size());  // score() only: 12 KB per token
       std::memcpy(m.host_patches.get(), tokens.patches.data(), tokens.patches.size() * 4);
       CUDA_CHECK(cudaMemcpyAsync(m.patches, m.host_patches.get(), tokens.patches.size() * 4,
                                  cudaMemcpyHostToDevice, m.stream));
