@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034  # the variables set here are read by the sourced functions
 # tools/gpu-check's time budget, without a GPU or a build: its phase runner, sourced, on
 # phases that sleep. Checks that a phase overrunning its limit is stopped there and marked
 # TIMED OUT, that it cannot take the budgets of the phases after it, that time a phase
