@@ -2,14 +2,28 @@
 // named "gpu/" + the CPU row's name so the two read side by side, plus the peak rows to
 // read them against: gpu/peak/sgemm_cublas (FP32 SGEMM, TF32 off, as our GEMMs run) and
 // gpu/peak/copy (device-to-device copy, the memory bandwidth).
-// Each call is timed alone with CUDA events on one stream (manual time), after a memset
-// of twice the L2 size, so every row is a cold-L2 call: an upper bound on what the op
-// costs inside the model, where the previous op often leaves its output in L2.
 // Without a usable device the only row is gpu/unavailable, skipped with the reason.
+//
+// Timing (manual time from CUDA events, one stream): each row builds its inputs once,
+// warms up, and times one launch to choose K, the launches per event pair, so that a pair
+// spans at least kPairMicros of device time (K <= kMaxLaunches). Then kRepeats times: a
+// memset of twice the L2 size (outside the timed pair: the first launch of each pair starts
+// with a cold L2), then the K launches between the two events, reported as the mean per
+// launch. The host enqueues the K launches while the stream is held by a host function
+// (cudaLaunchHostFunc) that waits for them, so the device runs them back to back and the
+// pair measures the kernels, not the host's launch rate. Ops under L2 size therefore read
+// as warm-L2 after the first launch, as inside the model, where the previous op often
+// leaves its output in L2; larger ones are cold-L2 throughout.
+// Bounded: a fixed kRepeats (Iterations), so a row's device time is about
+// kRepeats * max(kPairMicros, t) plus the flushes, whatever t is (tools/gpu-check's header
+// adds it up for the whole binary).
 #include <benchmark/benchmark.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -30,17 +44,24 @@ namespace {
 
 using cuda::DeviceArray;
 
-// One stream, cuBLAS handle, pair of events and L2-flush buffer for every row.
+constexpr int kRepeats = 20;            // timed event pairs per row
+constexpr double kPairMicros = 100;     // device time an event pair spans at least
+constexpr int kMaxLaunches = 100;       // launches per event pair at most (an op is a few
+                                        // launches: far from the launch queue's depth)
+
+// One stream, cuBLAS handle (with GpuModel's workspace), pair of events and L2-flush buffer
+// for every row.
 struct GpuBench {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
   cudaEvent_t start = nullptr, stop = nullptr;
-  DeviceArray<unsigned char> flush;
+  DeviceArray<unsigned char> flush, blas_workspace;
 
   GpuBench() {
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     blas = cuda::make_blas_handle();
-    cuda::check_cublas(cublasSetStream(blas, stream), "cublasSetStream");
+    blas_workspace.allocate(cuda::kBlasWorkspaceBytes, "the cuBLAS workspace");
+    cuda::set_blas_workspace(blas, stream, blas_workspace.get(), cuda::kBlasWorkspaceBytes);
     CUDA_CHECK(cudaEventCreate(&start));
     CUDA_CHECK(cudaEventCreate(&stop));
     int device = 0, l2_bytes = 0;
@@ -56,10 +77,13 @@ struct GpuBench {
 
 using GpuOp = std::function<void(GpuBench&)>;
 
-// Device copies of host vectors, kept alive by the op that uses them.
+// Device copies of host vectors, on the benchmark stream, kept alive by the op that uses
+// them.
 template <typename T>
 std::shared_ptr<DeviceArray<T>> upload(const std::vector<T>& host) {
-  return std::make_shared<DeviceArray<T>>(host, "a benchmark input");
+  auto a = std::make_shared<DeviceArray<T>>();
+  a->upload(host, "a benchmark input", GpuBench::get().stream);
+  return a;
 }
 template <typename T>
 std::shared_ptr<DeviceArray<T>> scratch(int64_t count) {
@@ -68,30 +92,85 @@ std::shared_ptr<DeviceArray<T>> scratch(int64_t count) {
   return a;
 }
 
+// Holds the stream until the host has enqueued a whole event pair (see the header). If
+// the host cannot enqueue everything (a full launch queue would block it), the gate opens
+// by itself after kGateSeconds and the pair is reported as an error, never a hang.
+class StreamGate {
+ public:
+  static constexpr double kGateSeconds = 2.0;
+
+  explicit StreamGate(cudaStream_t stream) : stream_(stream) {
+    CUDA_CHECK(cudaLaunchHostFunc(stream, &StreamGate::wait, &state_));
+  }
+  // Never leaves the stream held, even on an exception, nor frees state_ while the host
+  // function may still read it.
+  ~StreamGate() {
+    open();
+    cudaStreamSynchronize(stream_);  // no throw from a destructor; errors surface later
+  }
+  void open() { state_.open.store(true, std::memory_order_release); }
+  // After the pair has completed: whether the gate opened by itself.
+  bool timed_out() const { return state_.timed_out.load(std::memory_order_acquire); }
+
+ private:
+  struct State {
+    std::atomic<bool> open{false}, timed_out{false};
+  };
+  static void CUDART_CB wait(void* p) {
+    State& s = *static_cast<State*>(p);
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration<double>(kGateSeconds);
+    while (!s.open.load(std::memory_order_acquire)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        s.timed_out.store(true, std::memory_order_release);
+        return;
+      }
+    }
+  }
+  cudaStream_t stream_;
+  State state_;
+};
+
+// Device time of `launches` back-to-back calls of `op`, in ms; the L2 is flushed first.
+float timed_pair(GpuBench& gpu, const GpuOp& op, int launches, unsigned char fill) {
+  CUDA_CHECK(cudaMemsetAsync(gpu.flush.get(), fill, gpu.flush.size(), gpu.stream));
+  StreamGate gate(gpu.stream);
+  CUDA_CHECK(cudaEventRecord(gpu.start, gpu.stream));
+  for (int i = 0; i < launches; ++i) op(gpu);
+  CUDA_CHECK(cudaEventRecord(gpu.stop, gpu.stream));
+  gate.open();
+  CUDA_CHECK(cudaEventSynchronize(gpu.stop));
+  if (gate.timed_out())
+    throw Error("the host took over " + std::to_string(StreamGate::kGateSeconds) +
+                " s to enqueue " + std::to_string(launches) + " launches");
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, gpu.start, gpu.stop));
+  return ms;
+}
+
+// Google Benchmark calls a row's function once here (fixed Iterations); the inputs are
+// built in it, once, and freed when it returns.
 void add_row(const std::string& name, double flops, double bytes, std::function<GpuOp()> setup) {
   benchmark::RegisterBenchmark(("gpu/" + name).c_str(), [=](benchmark::State& state) {
+    int launches = 1;
     try {
       GpuBench& gpu = GpuBench::get();
       const GpuOp op = setup();
       op(gpu);  // warm-up: first-launch costs stay out of the timing
       CUDA_CHECK(cudaStreamSynchronize(gpu.stream));
-      unsigned char fill = 0;
-      for (auto _ : state) {
-        CUDA_CHECK(cudaMemsetAsync(gpu.flush.get(), fill++, gpu.flush.size(), gpu.stream));
-        CUDA_CHECK(cudaEventRecord(gpu.start, gpu.stream));
-        op(gpu);
-        CUDA_CHECK(cudaEventRecord(gpu.stop, gpu.stream));
-        CUDA_CHECK(cudaEventSynchronize(gpu.stop));
-        float ms = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, gpu.start, gpu.stop));
-        state.SetIterationTime(ms / 1e3);
-      }
+      const double one_us = 1e3 * timed_pair(gpu, op, 1, 0);
+      launches = std::clamp(static_cast<int>(std::ceil(kPairMicros / std::max(one_us, 1e-3))),
+                            1, kMaxLaunches);
+      unsigned char fill = 1;
+      for (auto _ : state)
+        state.SetIterationTime(timed_pair(gpu, op, launches, fill++) / 1e3 / launches);
     } catch (const Error& e) {
       state.SkipWithError(e.what());
       return;
     }
+    state.counters["launches_per_pair"] = launches;
     set_rate_counters(state, flops, bytes);
-  })->UseManualTime()->Unit(benchmark::kMicrosecond);
+  })->UseManualTime()->Iterations(kRepeats)->Unit(benchmark::kMicrosecond);
 }
 
 void add_peak_rows() {
@@ -110,7 +189,7 @@ void add_peak_rows() {
   constexpr int64_t bytes = int64_t{1} << 30;
   add_row("peak/copy/1GiB", 0, 2.0 * bytes, [] {
     auto src = scratch<unsigned char>(bytes), dst = scratch<unsigned char>(bytes);
-    CUDA_CHECK(cudaMemset(src->get(), 1, bytes));
+    CUDA_CHECK(cudaMemsetAsync(src->get(), 1, bytes, GpuBench::get().stream));
     return [=](GpuBench& gpu) {
       CUDA_CHECK(cudaMemcpyAsync(dst->get(), src->get(), bytes, cudaMemcpyDeviceToDevice,
                                  gpu.stream));

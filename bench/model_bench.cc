@@ -141,16 +141,21 @@ void run_row(benchmark::State& state, const Photo& p, Part part) {
                            benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// iterations > 0 fixes the count (run_row then runs once per row, building its image
+// once); 0 lets Google Benchmark choose it.
 template <typename Model>
-void add_rows(const std::string& device_prefix, std::initializer_list<Part> parts) {
+void add_rows(const std::string& device_prefix, std::initializer_list<Part> parts,
+              int iterations = 0) {
   for (Part part : parts) {
     const char* name = part == Part::kEndToEnd ? "e2e/" : part == Part::kScore ? "score/"
                                                                                 : "make_tokens/";
     for (const Photo& p : kPhotos) {
-      benchmark::RegisterBenchmark((device_prefix + name + p.name).c_str(),
-                                   [p, part](benchmark::State& s) { run_row<Model>(s, p, part); })
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
+      auto* row = benchmark::RegisterBenchmark(
+                      (device_prefix + name + p.name).c_str(),
+                      [p, part](benchmark::State& s) { run_row<Model>(s, p, part); })
+                      ->UseRealTime()
+                      ->Unit(benchmark::kMillisecond);
+      if (iterations > 0) row->Iterations(iterations);
     }
   }
 }
@@ -158,7 +163,8 @@ void add_rows(const std::string& device_prefix, std::initializer_list<Part> part
 [[maybe_unused]] const bool registered = [] {
   add_rows<CpuModel>("", {Part::kEndToEnd, Part::kMakeTokens, Part::kScore});
 #ifdef MUSIQ_WITH_CUDA
-  if (probe_gpu().usable) add_rows<GpuModel>("gpu/", {Part::kEndToEnd, Part::kScore});
+  // Bounded for tools/gpu-check's time budget: 10 images a row.
+  if (probe_gpu().usable) add_rows<GpuModel>("gpu/", {Part::kEndToEnd, Part::kScore}, 10);
 #endif
   return true;
 }();

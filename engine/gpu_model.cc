@@ -5,8 +5,10 @@
 // in one device workspace carved into slices (x, y, qkv, ctx, mlp for the sequence; the
 // uploaded tokens; the stem's scratch for one chunk of kStemChunk tokens), sized from the
 // token count and reallocated only when a larger image comes; likewise the pinned host
-// buffers the tokens are uploaded through. cuBLAS gets a fixed workspace of its own at
-// construction (cublasSetWorkspace), so it allocates nothing while scoring either.
+// buffers the tokens are uploaded through (the patches' only by score(): score_image has
+// none to upload). cuBLAS gets a fixed workspace of its own at construction
+// (cuda::set_blas_workspace: after cublasSetStream, which would reset it), so it allocates
+// nothing while scoring either.
 // Per token: ~14 KB of sequence buffers + 12 KB of patches; the stem chunk is ~200 MB for
 // 512 tokens; a 12,000-token photo needs ~520 MB in all (estimate, not measured).
 //
@@ -46,7 +48,6 @@ using cuda::mib;
 
 constexpr int64_t kStemChunk = 512;  // tokens through the stem at once: bounded scratch
 constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
-constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;  // NVIDIA's advice for Hopper
 constexpr int64_t kAlignFloats = 64;                       // slices start on 256 bytes
 
 // Page-locked host memory (async copies from it really are asynchronous), grown on demand.
@@ -164,10 +165,7 @@ struct GpuModel::Impl {
   }
 
   void upload(DeviceArray<float>& dst, const std::vector<float>& src, const char* what) {
-    dst.allocate(src.size(), what);
-    if (!src.empty())
-      CUDA_CHECK(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(float),
-                            cudaMemcpyHostToDevice));
+    dst.upload(src, what, stream);  // on the model's stream: ordered before any kernel
     weight_bytes += src.size() * sizeof(float);
   }
 
@@ -242,10 +240,6 @@ void GpuModel::Impl::ensure_workspace(int64_t n) {
   unit = next();
   logits = next();
   score = next();
-
-  host_patches.ensure(size_t(std::max<int64_t>(n, 1)) * config.patch_values());
-  host_spatial.ensure(size_t(std::max<int64_t>(n, 1)));
-  host_scale_id.ensure(size_t(std::max<int64_t>(n, 1)));
   capacity_tokens = n;  // only once everything above succeeded
 }
 
@@ -316,9 +310,8 @@ GpuModel::GpuModel(ModelWeights w) : impl_(std::make_unique<Impl>()) {
   for (cudaEvent_t* e : {&m.started, &m.uploaded, &m.preprocessed, &m.done})
     CUDA_CHECK(cudaEventCreate(e));
   m.blas = cuda::make_blas_handle();
-  m.blas_workspace.allocate(kCublasWorkspaceBytes, "the cuBLAS workspace");
-  cuda::check_cublas(cublasSetWorkspace(m.blas, m.blas_workspace.get(), kCublasWorkspaceBytes),
-                     "cublasSetWorkspace");
+  m.blas_workspace.allocate(cuda::kBlasWorkspaceBytes, "the cuBLAS workspace");
+  cuda::set_blas_workspace(m.blas, m.stream, m.blas_workspace.get(), cuda::kBlasWorkspaceBytes);
 
   m.upload(m.conv_root, w.conv_root, "conv_root");
   m.upload(m.conv_proj, w.conv_proj, "conv_proj");
@@ -358,6 +351,7 @@ GpuModel::GpuModel(ModelWeights w) : impl_(std::make_unique<Impl>()) {
   m.upload(m.encoder_norm_bias, w.encoder_norm_bias, "encoder_norm");
   m.upload(m.head_kernel, w.head_kernel, "head/kernel");
   m.upload(m.head_bias, w.head_bias, "head/bias");
+  CUDA_CHECK(cudaStreamSynchronize(m.stream));  // a failed copy surfaces here
   m.host_score.ensure(1);
 }
 
@@ -369,6 +363,8 @@ void GpuModel::Impl::upload_indices(const std::vector<int32_t>& spatial_ids,
                                      const std::vector<int32_t>& scale_ids) {
   const size_t n = spatial_ids.size();
   if (n == 0) return;
+  host_spatial.ensure(n);
+  host_scale_id.ensure(n);
   std::memcpy(host_spatial.get(), spatial_ids.data(), n * 4);
   std::memcpy(host_scale_id.get(), scale_ids.data(), n * 4);
   CUDA_CHECK(cudaMemcpyAsync(spatial, host_spatial.get(), n * 4, cudaMemcpyHostToDevice, stream));
@@ -504,6 +500,7 @@ float GpuModel::score(const Tokens& tokens) {
     throw Error("GpuModel::score: tokens do not match the model's patch size");
   CUDA_CHECK(cudaSetDevice(m.device));  // the calling thread may not be the constructing one
   m.ensure_workspace(n);
+  m.host_patches.ensure(std::max<size_t>(tokens.patches.size(), 1));  // 12 KB per token
   CUDA_CHECK(cudaEventRecord(m.started, m.stream));
   {
     NvtxRange range("upload");

@@ -21,11 +21,6 @@ template <typename T>
 class DeviceArray {
  public:
   DeviceArray() = default;
-  explicit DeviceArray(const std::vector<T>& host, const char* what) {
-    allocate(host.size(), what);
-    if (!host.empty())
-      CUDA_CHECK(cudaMemcpy(data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  }
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
   ~DeviceArray() { reset(); }
@@ -46,6 +41,16 @@ class DeviceArray {
     }
     data_ = static_cast<T*>(p);
     count_ = count;
+  }
+  // allocate(host.size()), then copies `host` in on `stream`, so that work queued there
+  // after it sees the data (a plain cudaMemcpy runs on the legacy default stream, which
+  // streams created cudaStreamNonBlocking do not wait for). `host` may be freed on return:
+  // a copy from pageable memory is staged before cudaMemcpyAsync returns.
+  void upload(const std::vector<T>& host, const char* what, cudaStream_t stream) {
+    allocate(host.size(), what);
+    if (!host.empty())
+      CUDA_CHECK(cudaMemcpyAsync(data_, host.data(), host.size() * sizeof(T),
+                                 cudaMemcpyHostToDevice, stream));
   }
   void reset() {
     if (data_) cudaFree(data_);  // never throws

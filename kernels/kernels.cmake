@@ -15,6 +15,9 @@ target_sources(musiq_kernels PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/normalize.cu
   ${CMAKE_CURRENT_LIST_DIR}/patches.cu
   ${CMAKE_CURRENT_LIST_DIR}/resize.cu)
+# gpu_probe.cu names the architectures in its error when the device is not among them.
+string(REPLACE ";" " " musiq_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")
+target_compile_definitions(musiq_kernels PRIVATE MUSIQ_CUDA_ARCHITECTURES="${musiq_cuda_archs}")
 # linear/conv2d: cuBLAS SGEMM. ops.cuh includes cpu/ops.h (cpu::Epilogue), hence musiq_cpu.
 target_link_libraries(musiq_kernels PUBLIC CUDA::cublas musiq_cpu)
 # IEEE float semantics everywhere (no --use_fast_math: the tests compare with the CPU at

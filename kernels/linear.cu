@@ -49,13 +49,29 @@ cublasHandle_t make_blas_handle() {
   return handle;
 }
 
+void set_blas_workspace(cublasHandle_t blas, cudaStream_t stream, void* workspace, size_t bytes) {
+  check_cublas(cublasSetStream(blas, stream), "cublasSetStream");
+  check_cublas(cublasSetWorkspace(blas, workspace, bytes), "cublasSetWorkspace");
+}
+
+namespace {
+
+// cublasSetStream only when needed: it also resets the handle's workspace.
+void bind_stream(cublasHandle_t blas, cudaStream_t stream) {
+  cudaStream_t current = nullptr;
+  check_cublas(cublasGetStream(blas, &current), "cublasGetStream");
+  if (current != stream) check_cublas(cublasSetStream(blas, stream), "cublasSetStream");
+}
+
+}  // namespace
+
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
             cpu::Epilogue epilogue, float* out, cublasHandle_t blas, cudaStream_t stream) {
   if (m == 0 || n == 0) return;
   if (m < 0 || m > INT_MAX || k < 0 || n < 0)
     throw Error("linear: shape [" + std::to_string(m) + ", " + std::to_string(k) + "] x [" +
                 std::to_string(k) + ", " + std::to_string(n) + "] outside cuBLAS's int sizes");
-  check_cublas(cublasSetStream(blas, stream), "cublasSetStream");
+  bind_stream(blas, stream);
   const bool accumulate = epilogue == cpu::Epilogue::kBiasResidual;
   if (accumulate) add_bias(out, m, n, bias, stream);  // no-op without a bias
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;

@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "cpu/ops.h"  // cpu::Epilogue, shared by both sides
@@ -72,13 +73,24 @@ void gaussian_resize(const float* in, int in_h, int in_w, int channels,
 void extract_patches(const float* image, int h, int w, int patch, int count_h, int count_w,
                      int pad_top, int pad_left, float* out, cudaStream_t stream);
 
-// The two GEMM-backed ops take the caller's cuBLAS handle before the stream (the handle is
-// bound to `stream` on every call). The handle must be in CUBLAS_DEFAULT_MATH (fp32 FFMA,
-// no TF32): see make_blas_handle.
+// The two GEMM-backed ops take the caller's cuBLAS handle before the stream; they bind the
+// handle to `stream` only when it is bound to another one (cublasSetStream would also
+// drop a workspace given with set_blas_workspace). The handle must be in
+// CUBLAS_DEFAULT_MATH (fp32 FFMA, no TF32): see make_blas_handle.
 
 // kernels/linear.cu: a cuBLAS handle for linear/conv2d: stream-less, CUBLAS_DEFAULT_MATH
 // (TF32 off), pointer mode host. The caller destroys it with cublasDestroy.
 cublasHandle_t make_blas_handle();
+
+// The cuBLAS workspace GpuModel and the GPU benchmarks give their handle: NVIDIA's advice
+// for Hopper (32 MiB).
+inline constexpr size_t kBlasWorkspaceBytes = size_t{32} << 20;
+
+// kernels/linear.cu: binds `blas` to `stream`, then gives it `workspace` (`bytes` of device
+// memory) as its workspace, in that order: cublasSetStream resets the workspace to cuBLAS's
+// default pool, which cuBLAS then allocates on the first GEMM. Afterwards linear/conv2d on
+// `stream` allocate nothing.
+void set_blas_workspace(cublasHandle_t blas, cudaStream_t stream, void* workspace, size_t bytes);
 
 // Throws musiq::Error with cuBLAS's own status name when `status` is not success.
 void check_cublas(cublasStatus_t status, const char* what);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """musiq score on collections: inputs, formats, resume, shards, several models, bad files.
 
-Run by ctest with MUSIQ_BIN set to the built binary; uses a small random model.
+Run by ctest with MUSIQ_BIN set to the built binary; uses a small random model, made by
+tools/musiq-make-test-model under this interpreter (sys.executable, not the tool's #! line).
 """
 import csv
 import io
@@ -29,8 +30,8 @@ class BatchScoring(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="musiq-batch-")
         cls.model = os.path.join(cls.tmp, "small.h5")
-        subprocess.run([MAKE_MODEL, cls.model, "--seed", "5", "--size", "small"], check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, MAKE_MODEL, cls.model, "--seed", "5", "--size", "small"],
+                       check=True, capture_output=True)
         # A collection: photos at two levels, a non-image file, bad images.
         cls.photos = os.path.join(cls.tmp, "photos")
         os.makedirs(os.path.join(cls.photos, "sub"))
@@ -122,8 +123,9 @@ class BatchScoring(unittest.TestCase):
         weights_dir = os.path.join(self.tmp, "weights")
         os.makedirs(weights_dir, exist_ok=True)
         shutil.copy(self.model, os.path.join(weights_dir, "spaq.h5"))
-        subprocess.run([MAKE_MODEL, os.path.join(weights_dir, "ava.h5"), "--seed", "6",
-                        "--size", "small", "--num-classes", "10"], check=True, capture_output=True)
+        subprocess.run([sys.executable, MAKE_MODEL, os.path.join(weights_dir, "ava.h5"),
+                        "--seed", "6", "--size", "small", "--num-classes", "10"],
+                       check=True, capture_output=True)
         env = dict(os.environ, MUSIQ_WEIGHTS_DIR=weights_dir)
         r = run("score", "--model", "spaq,ava", "-q", os.path.join(self.photos, "rocket.jpg"), env=env)
         self.assertEqual(r.returncode, 0, r.stderr)

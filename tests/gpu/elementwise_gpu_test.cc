@@ -1,13 +1,19 @@
 // cuda::add_embeddings, cuda::add_relu, cuda::add_bias and cuda::gelu_bias against the CPU.
 // add_embeddings, add_relu and add_bias are the CPU's float operations one for one: compared
-// bit for bit. gelu_bias differs only in tanhf (CUDA, <= 2 ulp) against glibc's tanh: the
-// bound 1e-6 abs + 1e-6 rel covers |x| * 0.5 * 2 ulp(1) ~ 4e-7 abs at |x| = 6 plus a few ulps
-// of rounding, with margin, while any indexing bug (a wrong bias column) is of order 1.
+// bit for bit. gelu_bias is the CPU's x / (1 + exp(-2u)) term by term; it differs in exp
+// (CUDA's expf <= 2 ulp, the CPU's exp_approx <= 1.5 ulp) and in u, which the CPU's AVX
+// clones round with FMAs. Relative difference: (1 + 0.5) ulp for the division and the sum
+// per side, 3.5 ulp for the two exps, and up to 5 ulp of u's relative rounding (2.5 per side)
+// times |2u| through exp: 2^-23 (8 + 5 |2u|) relative, tested on [-10, -3], where results
+// are tiny and only a relative bound says anything (the former 0.5 x (1 + tanhf(u)) form
+// is off by 205 ulp at x = -3 and by 10-100 % below -5). On the whole of [-7, 7] the bound
+// is 1e-6 abs + 1e-6 rel: any indexing bug (a wrong bias column) is of order 1.
 //
 // The bias epilogues have no op of their own in cpu/ops.h: they live inside cpu::linear. The
 // reference is therefore cpu::linear itself with b = the identity matrix (x @ I == x exactly:
 // every product is x * 1 or x * 0 and every sum adds exact zeros), so the tests check the
 // CPU's own gelu_tanh and its own bias order rather than a copy of them.
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -192,6 +198,28 @@ TEST_P(BiasGpuTest, GeluBiasMatchesCpuLinear) {
   const auto all = d_x.download();
   EXPECT_TRUE(gpu_test::all_close(std::vector<float>(all.begin() + c.offset, all.end()), want,
                                   kAbsTol, kRelTol));
+  EXPECT_TRUE(d_x.guard_intact()) << "wrote past the end of x";
+}
+
+// The negative tail, without a bias (the input is x itself): per element, 2^-23 (8 + 5 |2u|)
+// relative, |2u| from 1.6 at x = -3 to 87 at x = -10 (relative bounds 5e-6 to 5.3e-5).
+TEST(GeluGpuTest, NegativeTailWithinRelativeBound) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  constexpr int64_t kRows = 961;
+  constexpr int kCols = 1152;  // the MLP's hidden layer at 1024x768
+  const auto x = gpu_test::random_floats(size_t(kRows) * kCols, 55, -10.0f, -3.0f);
+  const auto want = cpu_epilogue(x, kRows, kCols, nullptr, cpu::Epilogue::kBiasGelu);
+  gpu_test::Stream stream;
+  DeviceBuffer<float> d_x(x);
+  cuda::gelu_bias(d_x.get(), kRows, kCols, nullptr, stream.get());
+  stream.sync();
+  const auto bound = [&](size_t i, double w) {
+    const double xi = x[i];
+    const double two_u = 2 * std::sqrt(2 / M_PI) * (xi + 0.044715 * xi * xi * xi);
+    return std::ldexp(8 + 5 * std::fabs(two_u), -23) * w;
+  };
+  EXPECT_TRUE(gpu_test::all_within(d_x.download().data(), want.data(), want.size(), bound,
+                                   "2^-23 (8 + 5 |2u|) relative"));
   EXPECT_TRUE(d_x.guard_intact()) << "wrote past the end of x";
 }
 

@@ -17,25 +17,17 @@
 #include <utility>
 #include <vector>
 
+#include "engine/device.h"
 #include "kernels/cuda_check.h"
 
 namespace musiq::gpu_test {
 
-// True when a CUDA device can be used; otherwise `reason` says why (for GTEST_SKIP).
+// True when this binary can run on a CUDA device (probe_gpu: a device, a recent enough
+// driver, and code in this build for the device); otherwise `reason` says why.
 inline bool gpu_available(std::string* reason) {
-  int count = 0;
-  const cudaError_t status = cudaGetDeviceCount(&count);
-  if (status != cudaSuccess) {
-    *reason = std::string("no usable CUDA device: cudaGetDeviceCount failed with ") +
-              cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")";
-    cudaGetLastError();  // clear it so later checks don't see it
-    return false;
-  }
-  if (count == 0) {
-    *reason = "no CUDA device present (cudaGetDeviceCount returned 0)";
-    return false;
-  }
-  return true;
+  static const GpuProbe probe = probe_gpu();
+  if (!probe.usable) *reason = probe.problem;
+  return probe.usable;
 }
 
 // Opt-in tests whose buffers pass 2^31 elements (tens of GB of host and device memory).
@@ -46,7 +38,9 @@ inline bool large_tests_enabled() {
 
 // Device memory owned by the test. `count` elements plus a guard band of kGuard elements
 // after them, filled with 0xA5 bytes; guard_intact() says whether a kernel wrote past the
-// end. Move-only.
+// end. Move-only. Uploads and the guard fill are complete on the device when they return,
+// and downloads wait for all device work first: the tests' kernels run on non-blocking
+// streams, which are not ordered with cudaMemcpy/cudaMemset on the legacy default stream.
 template <typename T>
 class DeviceBuffer {
  public:
@@ -56,6 +50,7 @@ class DeviceBuffer {
   explicit DeviceBuffer(size_t count) : count_(count) {
     CUDA_CHECK(cudaMalloc(&data_, (count + kGuard) * sizeof(T)));
     CUDA_CHECK(cudaMemset(data_ + count, 0xA5, kGuard * sizeof(T)));
+    CUDA_CHECK(cudaDeviceSynchronize());
   }
   explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
     upload(host);
@@ -77,14 +72,17 @@ class DeviceBuffer {
   void upload(const std::vector<T>& host) {
     if (host.size() != count_) throw Error("DeviceBuffer::upload: size mismatch");
     if (count_) CUDA_CHECK(cudaMemcpy(data_, host.data(), count_ * sizeof(T), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaDeviceSynchronize());  // a pageable copy may still be in flight
   }
   std::vector<T> download() const {
+    CUDA_CHECK(cudaDeviceSynchronize());
     std::vector<T> host(count_);
     if (count_) CUDA_CHECK(cudaMemcpy(host.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost));
     return host;
   }
   bool guard_intact() const {
     std::vector<unsigned char> guard(kGuard * sizeof(T));
+    CUDA_CHECK(cudaDeviceSynchronize());
     CUDA_CHECK(cudaMemcpy(guard.data(), data_ + count_, guard.size(), cudaMemcpyDeviceToHost));
     for (unsigned char b : guard)
       if (b != 0xA5) return false;
@@ -144,11 +142,12 @@ std::vector<T> random_ints(size_t n, uint32_t seed, T lo, T hi) {
   return v;
 }
 
-// Every |got - want| <= abs_tol + rel_tol * |want|. A non-finite value on either side must
+// Every |got[i] - want[i]| <= bound(i, |want[i]|). A non-finite value on either side must
 // be matched by the same non-finite value on the other (NaN == NaN here). Reports the count,
-// the worst error and the first few mismatches.
-inline ::testing::AssertionResult all_close(const float* got, const float* want, size_t n,
-                                            double abs_tol, double rel_tol) {
+// the worst error and the first few mismatches; `bound_text` describes the bound.
+template <typename Bound>
+::testing::AssertionResult all_within(const float* got, const float* want, size_t n,
+                                      const Bound& bound, const std::string& bound_text) {
   constexpr int kShow = 8;
   std::ostringstream first;
   first.precision(9);
@@ -163,7 +162,7 @@ inline ::testing::AssertionResult all_close(const float* got, const float* want,
       if (!ok) ++non_finite;
     } else {
       const double err = std::abs(g - w);
-      ok = err <= abs_tol + rel_tol * std::abs(w);
+      ok = err <= bound(i, std::abs(w));
       if (err > worst) {
         worst = err;
         worst_want = w;
@@ -177,10 +176,19 @@ inline ::testing::AssertionResult all_close(const float* got, const float* want,
   if (bad == 0) return ::testing::AssertionSuccess();
   std::ostringstream msg;
   msg.precision(9);
-  msg << bad << " of " << n << " values outside " << abs_tol << " abs + " << rel_tol
-      << " rel (" << non_finite << " non-finite mismatches; max abs err " << worst << " at ["
-      << worst_at << "] where want " << worst_want << "); first:" << first.str();
+  msg << bad << " of " << n << " values outside " << bound_text << " (" << non_finite
+      << " non-finite mismatches; max abs err " << worst << " at [" << worst_at
+      << "] where want " << worst_want << "); first:" << first.str();
   return ::testing::AssertionFailure() << msg.str();
+}
+
+// Every |got - want| <= abs_tol + rel_tol * |want|.
+inline ::testing::AssertionResult all_close(const float* got, const float* want, size_t n,
+                                            double abs_tol, double rel_tol) {
+  std::ostringstream text;
+  text << abs_tol << " abs + " << rel_tol << " rel";
+  return all_within(
+      got, want, n, [&](size_t, double w) { return abs_tol + rel_tol * w; }, text.str());
 }
 
 inline ::testing::AssertionResult all_close(const std::vector<float>& got,

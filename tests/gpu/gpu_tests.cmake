@@ -21,8 +21,8 @@ add_executable(musiq_gpu_tests
   ${CMAKE_CURRENT_LIST_DIR}/normalize_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/resize_gpu_test.cc
   ${CMAKE_SOURCE_DIR}/tests/test_util.cc)
-# gpu_model_test.cc: tests/test_util.cc's helpers (temp_path, run_command) and Debian's
-# python3 (MUSIQ_PYTHON, found by tests/CMakeLists.txt) for tools/musiq-make-test-model.
+# gpu_model_test.cc: tests/test_util.cc's helpers (temp_path, run_command) and MUSIQ_PYTHON
+# (tests/python_interpreter.cmake) for tools/musiq-make-test-model.
 target_compile_definitions(musiq_gpu_tests PRIVATE
   MUSIQ_SOURCE_DIR="${CMAKE_SOURCE_DIR}" MUSIQ_PYTHON="${MUSIQ_PYTHON}"
   MUSIQ_TEST_TMP="${CMAKE_BINARY_DIR}/tests/gpu/tmp")
@@ -34,4 +34,15 @@ target_compile_options(musiq_gpu_tests PRIVATE ${MUSIQ_WARNINGS})
 # not by gtest's byte dump of the parameter struct. Label "gpu": ctest -L gpu runs only these.
 gtest_discover_tests(musiq_gpu_tests
   DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 NO_PRETTY_VALUES
+  PROPERTIES LABELS gpu)
+
+# The probe on a GPU the build has no code for: kernels/gpu_probe.cu again, for sm_80 SASS
+# only (tests/gpu/gpu_probe_test.cc says why).
+add_executable(musiq_gpu_probe_test ${CMAKE_CURRENT_LIST_DIR}/gpu_probe_test.cc
+  ${CMAKE_SOURCE_DIR}/kernels/gpu_probe.cu)
+set_target_properties(musiq_gpu_probe_test PROPERTIES CUDA_ARCHITECTURES 80-real)
+target_compile_definitions(musiq_gpu_probe_test PRIVATE MUSIQ_CUDA_ARCHITECTURES="80-real")
+target_include_directories(musiq_gpu_probe_test PRIVATE ${CMAKE_SOURCE_DIR})
+target_link_libraries(musiq_gpu_probe_test PRIVATE CUDA::cudart GTest::gtest_main)
+gtest_discover_tests(musiq_gpu_probe_test DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS gpu)

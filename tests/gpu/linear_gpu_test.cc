@@ -131,5 +131,49 @@ INSTANTIATE_TEST_SUITE_P(
                             "s", c.stride, "_cout", c.cout);
     });
 
+// cuda::set_blas_workspace: afterwards the GEMMs allocate no device memory. Had the
+// workspace been set before cublasSetStream (or reset by a cublasSetStream per call),
+// cuBLAS would allocate its default pool on the handle's first GEMM: 32 MiB on Hopper, so
+// the bound of 8 MiB (cudaMemGetInfo counts in 2 MiB pages) tells the two apart there. A
+// first handle runs the same GEMMs beforehand, so that loading their kernels (lazy module
+// loading allocates too) happens outside the measurement.
+TEST(LinearGpuWorkspace, NoAllocationAfterSetBlasWorkspace) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  // The model's GEMMs at 961 tokens, the stem's embedding on 64 tokens and the head.
+  const LinearCase cases[] = {{962, 384, 1152, cpu::Epilogue::kBias, true},
+                              {962, 384, 384, cpu::Epilogue::kBiasResidual, true},
+                              {962, 384, 1152, cpu::Epilogue::kBiasGelu, true},
+                              {962, 1152, 384, cpu::Epilogue::kBiasResidual, true},
+                              {64, 16384, 384, cpu::Epilogue::kBias, true},
+                              {1, 384, 1, cpu::Epilogue::kBias, true}};
+  gpu_test::Stream stream;
+  DeviceBuffer<float> a(gpu_test::random_floats(962 * 16384, 45));
+  DeviceBuffer<float> b(gpu_test::random_floats(16384 * 1152, 46));
+  DeviceBuffer<float> bias(gpu_test::random_floats(1152, 47));
+  DeviceBuffer<float> out(962 * 1152);
+  auto run_all = [&](const Blas& blas) {
+    for (const LinearCase& c : cases)
+      cuda::linear(a.get(), c.m, c.k, b.get(), c.n, bias.get(), c.epilogue, out.get(),
+                   blas.get(), stream.get());
+    stream.sync();
+  };
+  DeviceBuffer<unsigned char> warm_workspace(cuda::kBlasWorkspaceBytes),
+      workspace(cuda::kBlasWorkspaceBytes);
+  Blas warm, measured;
+  cuda::set_blas_workspace(warm.get(), stream.get(), warm_workspace.get(),
+                           cuda::kBlasWorkspaceBytes);
+  run_all(warm);
+  cuda::set_blas_workspace(measured.get(), stream.get(), workspace.get(),
+                           cuda::kBlasWorkspaceBytes);
+  size_t free_before = 0, free_after = 0, total = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_before, &total));
+  run_all(measured);
+  run_all(measured);
+  CUDA_CHECK(cudaMemGetInfo(&free_after, &total));
+  const double allocated_mib = (double(free_before) - double(free_after)) / (1 << 20);
+  EXPECT_LT(allocated_mib, 8.0) << "the GEMMs allocated " << allocated_mib
+                                << " MiB of device memory";
+}
+
 }  // namespace
 }  // namespace musiq

@@ -2,9 +2,10 @@
 """Tests for tools/musiq-export, tools/musiq-make-test-model, tools/musiq_params.py
 and tests/python/corrupt_weights.py.
 
-Run from the repo root:
+Run from the repo root, with the interpreter the build is configured with (MUSIQ_PYTHON):
   /usr/bin/python3 -m unittest discover -s tests/python -p 'test_*.py'
-or directly: tests/python/test_musiq_export.py
+The tools under test run with the same interpreter (sys.executable), never through their
+#! line, which names Debian's python3.
 Fixtures are fake official checkpoints (official config, random values, fixed
 seed) written to a temp dir; each is ~108 MB, so each test writes only its own.
 """
@@ -31,8 +32,8 @@ MAKE = os.path.join(TOOLS, "musiq-make-test-model")
 CORRUPT = os.path.join(HERE, "corrupt_weights.py")
 
 
-def run(*cmd):
-    return subprocess.run(cmd, capture_output=True, text=True)
+def run(script, *args):
+    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
 
 
 def fake_params(config, seed=0):

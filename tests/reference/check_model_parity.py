@@ -6,7 +6,8 @@
       IMAGE...
 
 1. Makes the weights file DIR/parity_c{C}_seed{N}_{size}.h5 with
-   `make-model OUT.h5 --seed N --size S --num-classes C` (kept and reused when
+   `python make-model OUT.h5 --seed N --size S --num-classes C`, make-model
+   being a Python script run by this same interpreter (kept and reused when
    it already exists).
 2. Scores every image with musiq_reference.py (beside this file; the
    reference keeps the padding tokens and masks them, the engine may drop
@@ -41,13 +42,6 @@ sys.path.insert(0, HERE)
 import musiq_reference as ref  # noqa: E402
 
 
-def tool_command(path):
-    """Runs an executable directly, a non-executable script with Python."""
-    if os.access(path, os.X_OK) and not os.path.isdir(path):
-        return [path]
-    return [sys.executable, path]
-
-
 def make_model(args):
     os.makedirs(args.workdir, exist_ok=True)
     out = os.path.join(args.workdir, "parity_c%d_seed%d_%s.h5"
@@ -56,9 +50,9 @@ def make_model(args):
         print("using existing %s" % out)
         return out
     tmp = "%s.tmp%d.h5" % (out[:-3], os.getpid())
-    cmd = tool_command(args.make_model) + [tmp, "--seed", str(args.seed),
-                                           "--size", args.size,
-                                           "--num-classes", str(args.num_classes)]
+    # This interpreter (the one the build is configured with), never the tool's #! line.
+    cmd = [sys.executable, args.make_model, tmp, "--seed", str(args.seed),
+           "--size", args.size, "--num-classes", str(args.num_classes)]
     print("$ " + " ".join(cmd), flush=True)
     r = subprocess.run(cmd)
     if r.returncode != 0 or not os.path.exists(tmp):
