@@ -80,8 +80,8 @@ void ModelRunner::recover(const std::string& failure) {
   }
   const std::string device = backend_->device().name;
   if (requested_ != DeviceKind::kAuto || backend_->device().kind == DeviceKind::kCpu)
-    throw Error("the " + device + " can no longer score (" + failure + ")");
-  std::cerr << "musiq: the " << device << " can no longer score (" << failure
+    throw Error("device " + device + " can no longer score (" + failure + ")");
+  std::cerr << "musiq: device " << device << " can no longer score (" << failure
             << "); scoring the rest on the CPU\n";
   backend_ = open_on_cpu_();
 }
