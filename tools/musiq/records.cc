@@ -341,7 +341,6 @@ Format parse_format(const std::string& name) {
 
 std::unique_ptr<RecordSink> RecordSink::open(Format format, const std::string& path, bool resume,
                                              bool overwrite) {
-  if (resume && overwrite) throw Error("--resume and --overwrite exclude each other");
   if (path.empty()) {
     if (resume) throw Error("--resume needs --output FILE");
     return std::make_unique<StdoutSink>(format);
