@@ -371,6 +371,8 @@ class HostileInput(unittest.TestCase):
                 ((self.photos, "-o", self.photos), "is a directory"),
                 ((self.photos, "-o", self.path("no", "such", "dir.jsonl")),
                  "No such file or directory"),
+                ((self.photos, "--format", "json", "-o", self.path("no", "such", "dir.json")),
+                 "dir.json: cannot open for writing: No such file or directory"),
                 ((self.photos, "-o", self.path("x.jsonl"), "--resume", "--overwrite"),
                  "excludes")):
             r = self.score(*args)

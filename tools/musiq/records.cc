@@ -145,10 +145,11 @@ class OutputFd {
   ~OutputFd() {
     if (owned_ && fd_ >= 0) ::close(fd_);
   }
-  static OutputFd open(const std::string& path, int flags) {
+  // `name` in messages: the output the user named, for a temporary file beside it.
+  static OutputFd open(const std::string& path, int flags, const std::string& name) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
-    if (fd < 0) throw Error(system_error(path + ": cannot open for writing"));
-    OutputFd out(fd, path);
+    if (fd < 0) throw Error(system_error(name + ": cannot open for writing"));
+    OutputFd out(fd, name);
     out.owned_ = true;
     return out;
   }
@@ -212,7 +213,7 @@ class StdoutSink : public RecordSink {
 class AppendingFileSink : public RecordSink {
  public:
   AppendingFileSink(Format format, const std::string& path, bool resume)
-      : format_(format), path_(path), out_(OutputFd::open(path, O_APPEND)) {
+      : format_(format), path_(path), out_(OutputFd::open(path, O_APPEND, path)) {
     if (::flock(out_.fd(), LOCK_EX | LOCK_NB) != 0)
       throw Error(errno == EWOULDBLOCK ? path + ": another musiq run is writing to it (locked)"
                                        : system_error(path + ": cannot lock"));
@@ -302,7 +303,7 @@ class ReplacingFileSink : public RecordSink {
       : format_(format),
         path_(path),
         temp_(path + ".tmp-" + std::to_string(::getpid())),
-        out_(OutputFd::open(temp_, O_TRUNC)) {
+        out_(OutputFd::open(temp_, O_TRUNC, path)) {
     out_.write(format_ == Format::kJson ? "[" : table_header());
   }
   ~ReplacingFileSink() override {
