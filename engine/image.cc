@@ -8,6 +8,16 @@
 
 namespace musiq {
 
+void check_declared_size(const std::string& name, int64_t width, int64_t height,
+                         const DecodeOptions& options) {
+  const std::string size = std::to_string(width) + "x" + std::to_string(height);
+  if (width <= 0 || height <= 0) throw Error(name + ": image has no pixels (" + size + ")");
+  if (width * height > options.max_pixels)
+    throw Error(name + ": too many pixels (" + size + ", more than " +
+                std::to_string(options.max_pixels) + ")");
+  if (options.check_size) options.check_size(static_cast<int>(width), static_cast<int>(height));
+}
+
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name,
                    const DecodeOptions& options) {
   if (bytes.empty()) throw Error(name + ": empty file");

@@ -3,6 +3,7 @@
 // official code only handles 3-channel input).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,12 +13,28 @@ struct Image {
   int width = 0;
   int height = 0;
   std::vector<uint8_t> rgb;  // height x width x 3, row-major
+  // The decoder's first warning, when it filled in corrupt data as TensorFlow's decoder
+  // does (e.g. libjpeg's "Corrupt JPEG data: premature end of data segment"); else "".
+  std::string warning;
 };
 
 struct DecodeOptions {
   // Refuse images with more pixels than this, checked from the header before decoding.
   int64_t max_pixels = int64_t{128} * 1024 * 1024;
+  // Refuse images whose model input would be longer than this many tokens (CLS
+  // included; the model's time grows with its square). Checked from the header before
+  // decoding by prepare_image_file (engine/musiq.h), which knows the model's settings.
+  // The default takes any photo of up to 50 megapixels (49,111 tokens at 8160x6120).
+  int64_t max_tokens = 50000;
+  // Called with the size the header declares, before any pixel is decoded; throws
+  // musiq::Error to refuse the image. prepare_image_file sets it for max_tokens.
+  std::function<void(int width, int height)> check_size;
 };
+
+// The checks of `options` on the size a header declares (max_pixels, check_size);
+// throws musiq::Error naming the file. For the decoders below.
+void check_declared_size(const std::string& name, int64_t width, int64_t height,
+                         const DecodeOptions& options);
 
 // `name` is used in error messages (usually the path).
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name,

@@ -17,6 +17,7 @@ struct ErrorManager {
   jpeg_error_mgr pub;
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  char warning[JMSG_LENGTH_MAX];  // the first warning, "" if none
   bool truncated;
 };
 
@@ -26,11 +27,14 @@ struct ErrorManager {
   std::longjmp(err->jump, 1);
 }
 
-// Warnings (level -1) are ignored as TensorFlow ignores them, except premature end of
-// data: libjpeg would fill the rest with grey, TensorFlow reports an error.
+// Warnings (level -1) do not stop decoding, as in TensorFlow (libjpeg fills corrupt data
+// in), but the first is kept for the record; except premature end of the file: libjpeg
+// would fill the rest with grey, TensorFlow reports an error.
 void on_message(j_common_ptr cinfo, int level) {
   auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
-  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) err->truncated = true;
+  if (level >= 0) return;
+  if (cinfo->err->msg_code == JWRN_JPEG_EOF) err->truncated = true;
+  if (err->warning[0] == '\0') (*cinfo->err->format_message)(cinfo, err->warning);
 }
 
 // TensorFlow's conversion (core/lib/jpeg/jpeg_mem.cc), integer arithmetic included:
@@ -70,18 +74,15 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
 
-  const int64_t pixels = int64_t{cinfo.image_width} * cinfo.image_height;
-  const char* refusal = nullptr;
-  if (pixels > options.max_pixels) refusal = "too many pixels";
   const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
-  if (cinfo.num_components != 1 && cinfo.num_components != 3 && !cmyk)
-    refusal = "unsupported JPEG colour layout";
-  if (refusal) {
-    const std::string what = std::string(refusal) + " (" + std::to_string(cinfo.image_width) +
-                             "x" + std::to_string(cinfo.image_height) + ", " +
-                             std::to_string(cinfo.num_components) + " components)";
+  try {
+    check_declared_size(name, cinfo.image_width, cinfo.image_height, options);
+    if (cinfo.num_components != 1 && cinfo.num_components != 3 && !cmyk)
+      throw Error(name + ": unsupported JPEG colour layout (" +
+                  std::to_string(cinfo.num_components) + " components)");
+  } catch (const Error&) {
     jpeg_destroy_decompress(&cinfo);
-    throw Error(name + ": " + what);
+    throw;
   }
   const bool gray = cinfo.num_components == 1;
   cinfo.out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
@@ -111,6 +112,7 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
+  image.warning = err.warning;
   return image;
 }
 

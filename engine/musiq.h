@@ -23,6 +23,7 @@ struct ScoreResult {
   // Preprocessing on the GPU counts in preprocess_ms; upload_ms is the host-to-device copy
   // (0 on the CPU). GPU stage times come from CUDA events; model_ms is the rest of the call.
   double decode_ms = 0, preprocess_ms = 0, upload_ms = 0, model_ms = 0;
+  std::string warning;  // the decoder's warning (Image::warning), "" if none
   double total_ms() const { return decode_ms + preprocess_ms + upload_ms + model_ms; }
 };
 
@@ -45,7 +46,9 @@ using PreparedImagePtr = std::unique_ptr<PreparedImage, PreparedImageDeleter>;
 // Decodes the file and prepares it for the device that will score it: for the CPU the
 // tokens are made now (on the calling thread); for the GPU (kCuda) the decoded image is
 // kept, to be preprocessed on the device. Either scorer accepts either; this only decides
-// where the work happens. Throws musiq::Error naming the file.
+// where the work happens. Refuses (before decoding) an image whose header declares more
+// than decode.max_pixels pixels or a model input longer than decode.max_tokens tokens.
+// Throws musiq::Error naming the file.
 PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
                                     const DecodeOptions& decode,
                                     DeviceKind device = DeviceKind::kCpu);

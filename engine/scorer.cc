@@ -27,6 +27,7 @@ struct PreparedImage {
   // Tokens for a CPU scorer; the decoded pixels for a GPU scorer, which preprocesses them.
   std::variant<Tokens, Image> input;
   double decode_ms = 0, preprocess_ms = 0;
+  std::string warning;
 };
 
 void PreparedImageDeleter::operator()(PreparedImage* p) const { delete p; }
@@ -34,10 +35,20 @@ void PreparedImageDeleter::operator()(PreparedImage* p) const { delete p; }
 PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
                                     const DecodeOptions& decode, DeviceKind device) {
   const auto start = Clock::now();
-  Image image = load_image_file(path, decode);
+  DecodeOptions checked = decode;
+  checked.check_size = [&](int width, int height) {
+    if (decode.check_size) decode.check_size(width, height);
+    const int64_t tokens = plan_tokens(height, width, config).count() + 1;
+    if (tokens > decode.max_tokens)
+      throw Error(path + ": too costly: " + std::to_string(width) + "x" + std::to_string(height) +
+                  " makes " + std::to_string(tokens) + " tokens, more than the limit of " +
+                  std::to_string(decode.max_tokens) + " (raise it with --max-tokens)");
+  };
+  Image image = load_image_file(path, checked);
   PreparedImagePtr prepared(new PreparedImage);
   prepared->width = image.width;
   prepared->height = image.height;
+  prepared->warning = std::move(image.warning);
   prepared->decode_ms = ms_since(start);
   if (device == DeviceKind::kCuda) {
     prepared->input = std::move(image);
@@ -137,6 +148,7 @@ ScoreResult Scorer::score_image(const Image& image) {
   ScoreResult result;
   result.width = image.width;
   result.height = image.height;
+  result.warning = image.warning;
   impl_->score_pixels(image, result);
   return result;
 }
@@ -147,6 +159,7 @@ ScoreResult Scorer::score_prepared(const PreparedImage& image) {
   result.height = image.height;
   result.decode_ms = image.decode_ms;
   result.preprocess_ms = image.preprocess_ms;
+  result.warning = image.warning;
   if (const Tokens* tokens = std::get_if<Tokens>(&image.input))
     impl_->score_tokens(*tokens, result);
   else

@@ -114,6 +114,11 @@ WeightsFile load_weights(const std::string& path, const IsolationLimits& limits)
       },
       [&path, &w](int fd) { w = read_weights_stream(fd, path); }, limits);
   if (!kVariants.count(w.variant)) throw Error(path + ": unknown variant '" + w.variant + "'");
+  // The official heads: AVA's 10-bin score distribution, one score for the others.
+  const int classes = w.variant == "ava" ? 10 : 1;
+  if (w.variant != "random" && w.config.num_classes != classes)
+    throw Error(path + ": a " + w.variant + " model has " + std::to_string(classes) +
+                " output classes, this file " + std::to_string(w.config.num_classes));
   for (const auto& [name, t] : w.params) check_finite(path, name, t);
   return w;
 }

@@ -205,5 +205,80 @@ TEST(ImageDecode, EmptyIdatChunkBeforeTheDataDecodes) {
   EXPECT_EQ(decode_image(png, "empty-idat.png").rgb, (std::vector<uint8_t>{1, 2, 3}));
 }
 
+// libpng (so TensorFlow) refuses a chunk whose CRC does not match; stb ignores CRCs.
+TEST(ImageDecode, PngWithAWrongCrcIsDamaged) {
+  std::vector<uint8_t> png = tiny_png(2, {0, 1, 2, 3}, 1, 1);
+  png[8 + 25 + 8 + 3] ^= 0x40;  // a byte of the IDAT data
+  expect_error(png, "damaged PNG (a chunk's CRC does not match its data)");
+}
+
+// stb's header reader fails such a PNG as "unknown image type": the size is checked first.
+TEST(ImageDecode, HugePngSaysTooManyPixels) {
+  expect_error(tiny_png(2, {0, 1, 2, 3}, 20000, 20000), "too many pixels (20000x20000");
+}
+
+// A 24-bit BMP of w x h pixels, value (x + 10 y) in every channel, rows stored
+// bottom-up (the usual way) or top-down (a negative height).
+std::vector<uint8_t> tiny_bmp(int w, int h, bool top_down) {
+  const int stride = (w * 3 + 3) / 4 * 4;
+  std::vector<uint8_t> bmp(54 + size_t(stride) * h, 0);
+  auto put = [&](size_t at, int32_t v) {
+    for (int k = 0; k < 4; ++k) bmp[at + k] = uint8_t(uint32_t(v) >> (8 * k));
+  };
+  bmp[0] = 'B', bmp[1] = 'M';
+  put(2, int32_t(bmp.size()));
+  put(10, 54);
+  put(14, 40);
+  put(18, w);
+  put(22, top_down ? -h : h);
+  bmp[26] = 1, bmp[28] = 24;
+  for (int y = 0; y < h; ++y) {
+    const int stored = top_down ? y : h - 1 - y;
+    for (int x = 0; x < w * 3; ++x) bmp[54 + size_t(stored) * stride + x] = uint8_t(x / 3 + 10 * y);
+  }
+  return bmp;
+}
+
+TEST(ImageDecode, TopDownBmpDecodesLikeBottomUp) {
+  const Image down = decode_image(tiny_bmp(5, 3, true), "down.bmp");
+  EXPECT_EQ(down.height, 3);
+  EXPECT_EQ(down.rgb, decode_image(tiny_bmp(5, 3, false), "up.bmp").rgb);
+  EXPECT_EQ(down.rgb[3 * (5 * 2 + 4)], 24);  // pixel (4, 2)
+}
+
+// stb reads zeros past the end of a BMP, GIF, PSD or run-length TGA: the decoder must
+// notice that the data ran out.
+TEST(ImageDecode, TruncatedBmpIsAnError) {
+  std::vector<uint8_t> bmp = tiny_bmp(5, 3, false);
+  bmp.resize(bmp.size() - 7);
+  expect_error(bmp, "truncated BMP (data ends before the image is complete)");
+  std::vector<uint8_t> declared = tiny_bmp(1000, 1000, false);
+  declared.resize(36 * 1024);
+  expect_error(declared, "truncated BMP");
+}
+
+TEST(ImageDecode, TruncatedPsdIsAnError) {
+  // 2x2 RGB, raw planes: header, three empty sections, compression 0, 12 bytes.
+  std::vector<uint8_t> psd = {'8', 'B', 'P', 'S', 0, 1, 0, 0, 0, 0, 0, 0, 0, 3,
+                              0, 0, 0, 2, 0, 0, 0, 2, 0, 8, 0, 3};
+  psd.insert(psd.end(), 12 + 2, 0);
+  for (int i = 0; i < 12; ++i) psd.push_back(uint8_t(40 + i));
+  EXPECT_EQ(decode_image(psd, "ok.psd").width, 2);
+  psd.resize(psd.size() - 5);
+  expect_error(psd, "truncated PSD");
+}
+
+TEST(ImageDecode, JpegWarningIsKept) {
+  auto bytes = read_bytes(test::source_path("tests/data/chelsea_200x133_q90.jpg"));
+  EXPECT_EQ(decode_image(bytes, "ok.jpg").warning, "");
+  // Entropy-coded data cut short, then the end-of-image marker: libjpeg fills the rest
+  // (as TensorFlow's decoder does) and warns.
+  bytes.resize(bytes.size() * 2 / 3);
+  bytes.insert(bytes.end(), {0xFF, 0xD9});
+  const Image image = decode_image(bytes, "cut.jpg");
+  EXPECT_NE(image.warning.find("premature end of data segment"), std::string::npos)
+      << image.warning;
+}
+
 }  // namespace
 }  // namespace musiq

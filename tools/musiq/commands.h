@@ -6,7 +6,8 @@
 
 namespace musiq::cli {
 
-// Exit codes: 0 all good, 1 some images failed, 2 usage or set-up error.
+// Exit codes: 0 all good, 1 some images failed, 2 usage, set-up or output error;
+// 128 + the signal number when stopped by SIGINT or SIGTERM (musiq score).
 inline constexpr int kExitImagesFailed = 1;
 inline constexpr int kExitUsage = 2;
 

@@ -46,7 +46,14 @@ void add_directory(const fs::path& dir, bool recursive, InputList& out) {
   if (ec) throw Error(dir.string() + ": cannot list directory (" + ec.message() + ")");
 }
 
-void add_path(const std::string& path, bool recursive, InputList& out) {
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(path, ec);
+  return ec ? path : absolute.lexically_normal().string();
+}
+
+void add_path(const std::string& given, bool recursive, InputList& out) {
+  const std::string path = absolute_path(given);
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     add_directory(path, recursive, out);
@@ -56,6 +63,12 @@ void add_path(const std::string& path, bool recursive, InputList& out) {
 }
 
 }  // namespace
+
+std::string path_identity(const std::string& path) {
+  std::error_code ec;
+  const fs::path canonical = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  return ec ? absolute_path(path) : canonical.string();
+}
 
 void parse_shard(const std::string& text, int& index, int& count) {
   const size_t slash = text.find('/');
@@ -79,6 +92,9 @@ InputList collect_inputs(const InputSpec& spec) {
   if (!spec.files_from.empty()) {
     std::ifstream file;
     if (spec.files_from != "-") {
+      std::error_code ec;
+      if (fs::is_directory(spec.files_from, ec))
+        throw Error(spec.files_from + ": --files-from needs a file listing paths, not a directory");
       file.open(spec.files_from);
       if (!file) throw Error(spec.files_from + ": cannot open file list");
     }
@@ -91,6 +107,11 @@ InputList collect_inputs(const InputSpec& spec) {
   std::sort(out.images.begin(), out.images.end());
   out.images.erase(std::unique(out.images.begin(), out.images.end()), out.images.end());
   out.total_before_shard = static_cast<int64_t>(out.images.size());
+  if (out.images.empty())
+    throw Error(out.skipped_non_images
+                    ? "no images found (" + std::to_string(out.skipped_non_images) +
+                          " files without an image extension)"
+                    : std::string("no images found"));
   if (spec.shard_count > 1) {
     // Round-robin over the sorted list: every image in exactly one shard, shards balanced
     // even when one directory holds the large files.

@@ -1,5 +1,6 @@
 // The list of images a batch run scores: files, directories, file lists; sorted,
-// de-duplicated, and optionally one shard of N.
+// de-duplicated, and optionally one shard of N. Paths are made absolute (lexically
+// normal), so records name each file the same way whatever directory a run starts in.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,10 +21,15 @@ struct InputList {
   int64_t total_before_shard = 0;
 };
 
-// Throws musiq::Error for a missing directory argument or an unreadable list file.
+// Throws musiq::Error for a missing directory argument, an unreadable list file, or when
+// no image is found at all (before sharding: a shard may be empty).
 // Named files are always kept (a bad one becomes an error record); inside directories only
 // files with an image extension are taken.
 InputList collect_inputs(const InputSpec& spec);
+
+// What identifies a file when a run is resumed: the absolute path with symbolic links
+// and "." / ".." resolved as far as the file system allows.
+std::string path_identity(const std::string& path);
 
 // "K/N" with 0 <= K < N; throws musiq::Error otherwise.
 void parse_shard(const std::string& text, int& index, int& count);

@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
   } catch (const musiq::Error& e) {
     std::cerr << "musiq: " << e.what() << "\n";
     return musiq::cli::kExitUsage;
+  } catch (const std::exception& e) {  // a bug, still reported as one line
+    std::cerr << "musiq: internal error: " << e.what() << "\n";
+    return musiq::cli::kExitUsage;
   }
   return musiq::cli::kExitUsage;
 }

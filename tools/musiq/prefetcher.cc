@@ -41,6 +41,8 @@ void Prefetcher::work() {
       item.error = e.what();
     } catch (const std::bad_alloc&) {
       item.error = paths_[index] + ": out of memory while decoding";
+    } catch (const std::exception& e) {  // whatever it is, only this image fails
+      item.error = paths_[index] + ": " + e.what();
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -1,12 +1,16 @@
 #include "tools/musiq/records.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -14,6 +18,8 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "tools/musiq/inputs.h"
+#include "tools/musiq/json_text.h"
 
 namespace musiq::cli {
 namespace {
@@ -21,21 +27,32 @@ namespace {
 constexpr const char* kRandomNote =
     "random demo weights (musiq-make-test-model): this score is not meaningful";
 constexpr const char* kCsvHeader = "path,model,score,device,width,height,tokens,ms,error,note\n";
+constexpr size_t kCsvFields = 10;
 
-nlohmann::json to_json(const Record& r) {
-  nlohmann::json j = {{"path", r.path}, {"model", r.model}};
+std::string system_error(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// One JSON object, members sorted by name. Strings go through json_string (lossless for
+// names that are not UTF-8); numbers through nlohmann (shortest round-trip form).
+std::string to_json(const Record& r) {
+  std::vector<std::pair<std::string, std::string>> members = {
+      {"path", json_string(r.path)}, {"model", json_string(r.model)}};
   if (!r.error.empty()) {
-    j["error"] = r.error;
-    return j;
+    members.push_back({"error", json_string(r.error)});
+  } else {
+    members.push_back({"score", nlohmann::json(r.score).dump()});
+    members.push_back({"device", json_string(r.device)});
+    members.push_back({"width", std::to_string(r.width)});
+    members.push_back({"height", std::to_string(r.height)});
+    members.push_back({"tokens", std::to_string(r.tokens)});
+    members.push_back({"ms", nlohmann::json(std::round(r.ms * 10) / 10).dump()});
+    if (r.random_weights) members.push_back({"note", json_string(kRandomNote)});
+    if (!r.warning.empty()) members.push_back({"warning", json_string(r.warning)});
   }
-  j["score"] = r.score;
-  j["device"] = r.device;
-  j["width"] = r.width;
-  j["height"] = r.height;
-  j["tokens"] = r.tokens;
-  j["ms"] = std::round(r.ms * 10) / 10;
-  if (r.random_weights) j["note"] = kRandomNote;
-  return j;
+  std::sort(members.begin(), members.end());
+  std::string text = "{";
+  for (const auto& [name, value] : members)
+    text += (text.size() > 1 ? ",\"" : "\"") + name + "\":" + value;
+  return text + "}";
 }
 
 std::string csv_field(const std::string& s) {
@@ -45,13 +62,19 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
+std::string csv_note(const Record& r) {
+  std::string note = r.random_weights ? kRandomNote : "";
+  if (!r.warning.empty()) note += (note.empty() ? "" : "; ") + ("decoder warning: " + r.warning);
+  return note;
+}
+
 std::string to_csv(const Record& r) {
   std::ostringstream s;
   s << csv_field(r.path) << ',' << csv_field(r.model) << ',';
   if (r.error.empty()) {
     s << std::setprecision(9) << r.score << ',' << r.device << ',' << r.width << ','
       << r.height << ',' << r.tokens << ',' << std::fixed << std::setprecision(1) << r.ms
-      << ",," << (r.random_weights ? csv_field(kRandomNote) : "");
+      << ",," << csv_field(csv_note(r));
   } else {
     s << ",,,,,," << csv_field(r.error) << ',';
   }
@@ -66,7 +89,8 @@ std::string to_table_row(const Record& r) {
       << std::setw(8) << r.model << std::right << std::setw(11)
       << (std::to_string(r.width) + "x" + std::to_string(r.height)) << std::setw(7) << r.tokens
       << std::setprecision(0) << std::setw(8) << r.ms << "  " << r.path
-      << (r.random_weights ? "  (random weights: not meaningful)" : "");
+      << (r.random_weights ? "  (random weights: not meaningful)" : "")
+      << (r.warning.empty() ? "" : "  (decoder warning: " + r.warning + ")");
   } else {
     s << std::setw(10) << "FAILED" << "  " << std::left << std::setw(8) << r.model << "  "
       << r.error;
@@ -79,14 +103,17 @@ std::string table_header() {
   return "     score  model         size tokens      ms  path\n";
 }
 
-// The first two CSV fields of a line (path, model), honouring quotes.
-std::pair<std::string, std::string> csv_key(const std::string& line) {
+// CSV records (RFC 4180: quoted fields may hold commas, quotes and newlines) of
+// `text`; `complete` is set to the length of the text that ends with a complete record.
+std::vector<std::vector<std::string>> parse_csv(const std::string& text, size_t& complete) {
+  std::vector<std::vector<std::string>> records;
   std::vector<std::string> fields(1);
   bool quoted = false;
-  for (size_t i = 0; i < line.size() && fields.size() <= 2; ++i) {
-    const char c = line[i];
+  complete = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
     if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
         fields.back() += '"';
         ++i;
       } else if (c == '"') {
@@ -98,138 +125,209 @@ std::pair<std::string, std::string> csv_key(const std::string& line) {
       quoted = true;
     } else if (c == ',') {
       fields.emplace_back();
+    } else if (c == '\n') {
+      if (!fields.back().empty() && fields.back().back() == '\r') fields.back().pop_back();
+      records.push_back(std::move(fields));
+      fields.assign(1, "");
+      complete = i + 1;
     } else {
       fields.back() += c;
     }
   }
-  fields.resize(2);
-  return {fields[0], fields[1]};
+  return records;
 }
 
-void write_all(int fd, const std::string& text, const std::string& path) {
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) throw Error(path + ": write failed (disk full?)");
-    done += static_cast<size_t>(n);
+// A file descriptor whose every write, flush and close is checked.
+class OutputFd {
+ public:
+  OutputFd(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  OutputFd(const OutputFd&) = delete;
+  ~OutputFd() {
+    if (owned_ && fd_ >= 0) ::close(fd_);
   }
-}
+  // `name` in messages: the output the user named, for a temporary file beside it.
+  static OutputFd open(const std::string& path, int flags, const std::string& name) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
+    if (fd < 0) throw Error(system_error(name + ": cannot open for writing"));
+    OutputFd out(fd, name);
+    out.owned_ = true;
+    return out;
+  }
+  OutputFd(OutputFd&& o) noexcept : fd_(o.fd_), owned_(o.owned_), name_(std::move(o.name_)) {
+    o.fd_ = -1;
+  }
+
+  int fd() const { return fd_; }
+  void write(const std::string& text) {
+    for (size_t done = 0; done < text.size();) {
+      const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Error(system_error(name_ + ": write failed"));
+      done += static_cast<size_t>(n);
+    }
+  }
+  // fsync (where the descriptor supports it) and close.
+  void close() {
+    if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS)
+      throw Error(system_error(name_ + ": flush failed"));
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0 && errno != EINTR) throw Error(system_error(name_ + ": close failed"));
+  }
+
+ private:
+  int fd_;
+  bool owned_ = false;
+  std::string name_;
+};
 
 class StdoutSink : public RecordSink {
  public:
   explicit StdoutSink(Format format) : format_(format) {
-    if (format_ == Format::kCsv) std::cout << kCsvHeader;
-    if (format_ == Format::kTable) std::cout << table_header();
-    if (format_ == Format::kJson) std::cout << "[";
-    std::cout << std::flush;
+    std::cout.flush();
+    if (format_ == Format::kCsv) out_.write(kCsvHeader);
+    if (format_ == Format::kTable) out_.write(table_header());
+    if (format_ == Format::kJson) out_.write("[");
   }
   void write(const Record& r) override {
     switch (format_) {
-      case Format::kJsonl: std::cout << to_json(r).dump() << '\n'; break;
-      case Format::kJson: std::cout << (first_ ? "\n  " : ",\n  ") << to_json(r).dump(); break;
-      case Format::kCsv: std::cout << to_csv(r); break;
-      case Format::kTable: std::cout << to_table_row(r); break;
+      case Format::kJsonl: out_.write(to_json(r) + '\n'); break;
+      case Format::kJson: out_.write((first_ ? "\n  " : ",\n  ") + to_json(r)); break;
+      case Format::kCsv: out_.write(to_csv(r)); break;
+      case Format::kTable: out_.write(to_table_row(r)); break;
     }
     first_ = false;
-    std::cout << std::flush;
-  }
-  void finish() override {
-    if (format_ == Format::kJson) std::cout << (first_ ? "]\n" : "\n]\n") << std::flush;
   }
 
  private:
+  void complete() override {
+    if (format_ == Format::kJson) out_.write(first_ ? "]\n" : "\n]\n");
+    out_.close();
+  }
   Format format_;
+  OutputFd out_{STDOUT_FILENO, "stdout"};
   bool first_ = true;
 };
 
-// jsonl / csv: one line per record, appended with a single write(2).
+// jsonl / csv: one record per write(2), appended; locked against other runs.
 class AppendingFileSink : public RecordSink {
  public:
-  AppendingFileSink(Format format, const std::string& path, bool resume) : format_(format), path_(path) {
-    if (resume && std::filesystem::exists(path)) load_existing();
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | (resume ? 0 : O_TRUNC), 0644);
-    if (fd_ < 0) throw Error(path + ": cannot open for writing");
-    if (format_ == Format::kCsv && !has_header_) write_all(fd_, kCsvHeader, path_);
-  }
-  ~AppendingFileSink() override {
-    if (fd_ >= 0) ::close(fd_);
+  AppendingFileSink(Format format, const std::string& path, bool resume)
+      : format_(format), path_(path), out_(OutputFd::open(path, O_APPEND, path)) {
+    if (::flock(out_.fd(), LOCK_EX | LOCK_NB) != 0)
+      throw Error(errno == EWOULDBLOCK ? path + ": another musiq run is writing to it (locked)"
+                                       : system_error(path + ": cannot lock"));
+    // Truncated only once the lock is ours: a refused run leaves the file alone.
+    struct stat st {};
+    const bool regular = ::fstat(out_.fd(), &st) == 0 && S_ISREG(st.st_mode);
+    if (resume) {
+      load_existing();
+    } else if (regular && ::ftruncate(out_.fd(), 0) != 0) {
+      throw Error(system_error(path + ": cannot truncate"));
+    }
+    if (format_ == Format::kCsv && !has_header_) out_.write(kCsvHeader);
   }
   void write(const Record& r) override {
-    write_all(fd_, format_ == Format::kCsv ? to_csv(r) : to_json(r).dump() + "\n", path_);
-  }
-  void finish() override {
-    if (::fsync(fd_) != 0) throw Error(path_ + ": cannot flush to disk");
+    out_.write(format_ == Format::kCsv ? to_csv(r) : to_json(r) + "\n");
   }
 
  private:
-  // Reads the (path, model) keys already written; cuts a torn last line.
-  void load_existing() {
-    std::ifstream in(path_, std::ios::binary);
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const size_t complete = content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1;
-    if (complete < content.size()) {
-      std::filesystem::resize_file(path_, complete);
-      std::cerr << "musiq: " << path_ << ": dropped an incomplete last line\n";
-    }
-    std::istringstream lines(content.substr(0, complete));
-    for (std::string line; std::getline(lines, line);) {
-      if (format_ == Format::kCsv) {
-        if (line + "\n" == kCsvHeader) {
-          has_header_ = true;
-          continue;
-        }
-        done_.insert(csv_key(line));
-      } else {
-        const auto j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_discarded() || !j.contains("path") || !j.contains("model"))
-          throw Error(path_ + ": cannot resume: a line is not a musiq JSON record");
-        done_.insert({j["path"].get<std::string>(), j["model"].get<std::string>()});
+  void complete() override { out_.close(); }
+
+  std::string read_all() {
+    std::string content;
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(system_error(path_ + ": cannot read"));
+    char buffer[1 << 16];
+    for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        ::close(fd);
+        throw Error(system_error(path_ + ": cannot read"));
       }
+      content.append(buffer, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return content;
+  }
+
+  // Reads the (path, model) keys already written; cuts a torn last record. Refuses a
+  // file that is not ours, before anything is appended to it.
+  void load_existing() {
+    const std::string content = read_all();
+    if (content.empty()) return;
+    const std::string not_ours = path_ + ": cannot resume: not a musiq " +
+                                 (format_ == Format::kCsv ? "CSV" : "JSON Lines") + " file (";
+    size_t complete = 0;
+    if (format_ == Format::kCsv) {
+      const auto records = parse_csv(content, complete);
+      if (content.compare(0, std::strlen(kCsvHeader), kCsvHeader) != 0)
+        throw Error(not_ours + "its first line is not our header)");
+      has_header_ = true;
+      for (size_t i = 1; i < records.size(); ++i) {
+        if (records[i].size() != kCsvFields)
+          throw Error(not_ours + "record " + std::to_string(i + 1) + " has " +
+                      std::to_string(records[i].size()) + " fields, not " +
+                      std::to_string(kCsvFields) + ")");
+        done_.insert({path_identity(records[i][0]), records[i][1]});
+      }
+    } else {
+      complete = content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1;
+      std::istringstream lines(content.substr(0, complete));
+      int64_t number = 0;
+      for (std::string line; std::getline(lines, line);) {
+        ++number;
+        const auto members = parse_flat_json_object(line);
+        if (!members || !members->count("path") || !members->count("model"))
+          throw Error(not_ours + "line " + std::to_string(number) + " is not a record)");
+        done_.insert({path_identity(members->at("path")), members->at("model")});
+      }
+    }
+    if (complete < content.size()) {
+      if (::ftruncate(out_.fd(), static_cast<off_t>(complete)) != 0)
+        throw Error(system_error(path_ + ": cannot cut the incomplete last record"));
+      std::cerr << "musiq: " << path_ << ": dropped an incomplete last record\n";
     }
   }
 
   Format format_;
   std::string path_;
-  int fd_ = -1;
+  OutputFd out_;
   bool has_header_ = false;
 };
 
-// json / table: buffered in a temporary file, renamed into place by finish().
+// json / table: written to a temporary file, renamed into place by finish().
 class ReplacingFileSink : public RecordSink {
  public:
   ReplacingFileSink(Format format, const std::string& path)
-      : format_(format), path_(path), temp_(path + ".tmp-" + std::to_string(::getpid())) {
-    out_.open(temp_, std::ios::binary | std::ios::trunc);
-    if (!out_) throw Error(path + ": cannot write " + temp_);
-    out_ << (format_ == Format::kJson ? "[" : table_header());
+      : format_(format),
+        path_(path),
+        temp_(path + ".tmp-" + std::to_string(::getpid())),
+        out_(OutputFd::open(temp_, O_TRUNC, path)) {
+    out_.write(format_ == Format::kJson ? "[" : table_header());
   }
   ~ReplacingFileSink() override {
-    if (!finished_) {
-      out_.close();
-      std::remove(temp_.c_str());
-    }
+    if (!renamed_) std::remove(temp_.c_str());
   }
   void write(const Record& r) override {
-    if (format_ == Format::kJson) {
-      out_ << (first_ ? "\n  " : ",\n  ") << to_json(r).dump();
-    } else {
-      out_ << to_table_row(r);
-    }
+    out_.write(format_ == Format::kJson ? (first_ ? "\n  " : ",\n  ") + to_json(r)
+                                        : to_table_row(r));
     first_ = false;
-  }
-  void finish() override {
-    if (format_ == Format::kJson) out_ << (first_ ? "]\n" : "\n]\n");
-    out_.close();
-    if (!out_ || std::rename(temp_.c_str(), path_.c_str()) != 0)
-      throw Error(path_ + ": cannot write the output file");
-    finished_ = true;
   }
 
  private:
+  void complete() override {
+    if (format_ == Format::kJson) out_.write(first_ ? "]\n" : "\n]\n");
+    out_.close();
+    if (std::rename(temp_.c_str(), path_.c_str()) != 0)
+      throw Error(system_error(path_ + ": cannot move " + temp_ + " into place"));
+    renamed_ = true;
+  }
+
   Format format_;
   std::string path_, temp_;
-  std::ofstream out_;
-  bool first_ = true, finished_ = false;
+  OutputFd out_;
+  bool first_ = true, renamed_ = false;
 };
 
 }  // namespace
@@ -244,17 +342,18 @@ Format parse_format(const std::string& name) {
 
 std::unique_ptr<RecordSink> RecordSink::open(Format format, const std::string& path, bool resume,
                                              bool overwrite) {
-  const bool appendable = format == Format::kJsonl || format == Format::kCsv;
   if (path.empty()) {
     if (resume) throw Error("--resume needs --output FILE");
     return std::make_unique<StdoutSink>(format);
   }
-  if (resume && !appendable)
+  if (resume && !can_resume(format))
     throw Error("--resume works with --format jsonl or csv (json and table files are "
                 "written whole at the end)");
-  if (!resume && !overwrite && std::filesystem::exists(path))
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory");
+  if (!resume && !overwrite && std::filesystem::exists(path, ec))
     throw Error(path + ": exists; use --resume to continue it or --overwrite to replace it");
-  if (appendable) return std::make_unique<AppendingFileSink>(format, path, resume);
+  if (can_resume(format)) return std::make_unique<AppendingFileSink>(format, path, resume);
   return std::make_unique<ReplacingFileSink>(format, path);
 }
 

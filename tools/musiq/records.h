@@ -1,7 +1,9 @@
 // Result records and where they go: stdout or a file, as JSON, JSON Lines, CSV or a
-// table. File output never leaves a corrupt file behind a killed run:
-//  - jsonl and csv are appended one complete line per write(2), and --resume continues
-//    them (a torn last line, possible only on power loss, is cut off first);
+// table. Every write is checked (a failure throws musiq::Error naming the reason), and
+// file output never leaves a corrupt file behind a killed run:
+//  - jsonl and csv are appended one complete record per write(2), and --resume continues
+//    them (a torn last record, possible only on power loss, is cut off first); the file
+//    is locked (flock) while a run writes it, so a second run on it is refused;
 //  - json and table are written to a temporary file renamed into place at the end.
 #pragma once
 #include <memory>
@@ -13,7 +15,8 @@ namespace musiq::cli {
 
 struct Record {
   std::string path, model;
-  std::string error;  // non-empty: the image failed
+  std::string error;    // non-empty: the image failed
+  std::string warning;  // the decoder's warning about a scored image, if any
   float score = 0;
   std::string device;
   int width = 0, height = 0;
@@ -24,23 +27,33 @@ struct Record {
 
 enum class Format { kJson, kJsonl, kCsv, kTable };
 Format parse_format(const std::string& name);  // throws musiq::Error
+inline bool can_resume(Format f) { return f == Format::kJsonl || f == Format::kCsv; }
 
 class RecordSink {
  public:
   // `path` empty: stdout. Throws musiq::Error when the file exists and neither `resume`
-  // nor `overwrite` is set, or when `resume` is asked of json/table output.
+  // nor `overwrite` is set, when `resume` is asked of json/table output or of a file
+  // that is not ours, when another run holds the file, or when it cannot be written.
   static std::unique_ptr<RecordSink> open(Format format, const std::string& path, bool resume,
                                           bool overwrite);
   virtual ~RecordSink() = default;
 
-  // (path, model) pairs already in the file being resumed.
+  // (path_identity(path), model) pairs already in the file being resumed.
   const std::set<std::pair<std::string, std::string>>& done() const { return done_; }
   virtual void write(const Record& record) = 0;
-  // Completes the output (closing bracket, rename into place).
-  virtual void finish() = 0;
+  // Completes the output (closing bracket, flush, close, rename into place). Only the
+  // first call does anything.
+  void finish() {
+    if (!finished_) complete();
+    finished_ = true;
+  }
 
  protected:
+  virtual void complete() = 0;
   std::set<std::pair<std::string, std::string>> done_;
+
+ private:
+  bool finished_ = false;
 };
 
 }  // namespace musiq::cli

@@ -1,6 +1,9 @@
 // musiq score: score images, files or whole collections, with one or several models.
-#include <csignal>
+#include <algorithm>
+#include <atomic>
 #include <iostream>
+#include <limits>
+#include <mutex>
 #include <sstream>
 
 #include "engine/error.h"
@@ -8,9 +11,11 @@
 #include "engine/weights_locator.h"
 #include "tools/musiq/commands.h"
 #include "tools/musiq/inputs.h"
+#include "tools/musiq/model_runner.h"
 #include "tools/musiq/prefetcher.h"
 #include "tools/musiq/progress.h"
 #include "tools/musiq/records.h"
+#include "tools/musiq/stop_signals.h"
 
 namespace musiq::cli {
 namespace {
@@ -19,17 +24,16 @@ struct ScoreOptions {
   InputSpec inputs;
   std::string shard;
   std::string models = "koniq";
+  bool model_given = false;  // --model on the command line (not the default)
   std::string weights;
   std::string device = "auto";
   std::string format = "jsonl";
   std::string output;
-  bool resume = false, overwrite = false, quiet = false;
+  bool resume = false, overwrite = false, quiet = false, strict = false;
   int threads = 2;
   int64_t max_pixels = DecodeOptions{}.max_pixels;
+  int64_t max_tokens = DecodeOptions{}.max_tokens;
 };
-
-volatile std::sig_atomic_t g_stop = 0;
-void request_stop(int) { g_stop = 1; }
 
 std::vector<std::string> split_models(const std::string& list) {
   std::vector<std::string> models;
@@ -37,6 +41,9 @@ std::vector<std::string> split_models(const std::string& list) {
   for (std::string m; std::getline(s, m, ',');)
     if (!m.empty()) models.push_back(m);
   if (models.empty()) throw Error("--model: no model named");
+  for (const std::string& m : models)
+    if (std::find(kModelNames.begin(), kModelNames.end(), m) == kModelNames.end())
+      throw Error("--model: unknown model '" + m + "' (use spaq, koniq, paq2piq or ava)");
   return models;
 }
 
@@ -46,33 +53,51 @@ bool same_preprocessing(const ModelConfig& a, const ModelConfig& b) {
          a.max_seq_len_from_original_res == b.max_seq_len_from_original_res;
 }
 
-struct NamedScorer {
-  std::string label;  // the --model name, or the file's variant for --weights
-  std::unique_ptr<Scorer> scorer;
-};
+DecodeOptions decode_options(const ScoreOptions& o) {
+  DecodeOptions decode;
+  decode.max_pixels = o.max_pixels;
+  decode.max_tokens = o.max_tokens;
+  return decode;
+}
 
-std::vector<NamedScorer> open_scorers(const ScoreOptions& o) {
+std::vector<ModelRunner> open_models(const ScoreOptions& o) {
   const std::vector<std::string> names = split_models(o.models);
   if (!o.weights.empty() && names.size() > 1)
     throw Error("--weights names one file: use it with a single --model");
-  std::vector<NamedScorer> scorers;
+  std::vector<ModelRunner> runners;
   for (const std::string& name : names) {
     ScorerParams params;
     params.weights_path = locate_weights(name, o.weights);
     params.device = parse_device_kind(o.device);
-    params.decode.max_pixels = o.max_pixels;
+    params.decode = decode_options(o);
     std::unique_ptr<Scorer> scorer = Scorer::open(params);
-    const std::string label = o.weights.empty() ? name : scorer->model().variant;
-    scorers.push_back({label, std::move(scorer)});
-    if (!same_preprocessing(scorers.front().scorer->model().config,
-                            scorers.back().scorer->model().config))
+    const std::string& variant = scorer->model().variant;
+    if (!o.weights.empty() && o.model_given && variant != name && variant != "random")
+      throw Error(o.weights + ": holds the " + variant + " model, not " + name);
+    const std::string label = o.weights.empty() ? name : variant;
+    auto open_on_cpu = [params]() mutable {
+      params.device = DeviceKind::kCpu;
+      return backend_for(Scorer::open(params));
+    };
+    runners.emplace_back(label, backend_for(std::move(scorer)), params.device, open_on_cpu);
+    if (!same_preprocessing(runners.front().backend().model().config,
+                            runners.back().backend().model().config))
       throw Error(params.weights_path + ": preprocessing settings differ from the other models'");
   }
-  const DeviceChoice& device = scorers.front().scorer->device();
+  const DeviceChoice& device = runners.front().backend().device();
   // Worth a note only when a GPU is there and still not used.
   if (device.gpu_present && device.kind == DeviceKind::kCpu && !o.quiet)
     std::cerr << "musiq: using the CPU: " << device.fallback_reason << "\n";
-  return scorers;
+  return runners;
+}
+
+std::string interruption_note(const ScoreOptions& o, Format format, int64_t done,
+                              size_t total) {
+  std::string note = "musiq: interrupted after " + std::to_string(done) + " of " +
+                     std::to_string(total) + " images";
+  if (o.output.empty()) return note + "\n";
+  if (can_resume(format)) return note + "; continue with --resume\n";
+  return note + "; " + o.output + " holds their records (--resume needs --format jsonl or csv)\n";
 }
 
 int run_score(ScoreOptions o) {
@@ -80,18 +105,21 @@ int run_score(ScoreOptions o) {
   const Format format = parse_format(o.format);
   if (o.inputs.paths.empty() && o.inputs.files_from.empty())
     throw Error("no images given (paths, directories, or --files-from FILE)");
-  const std::vector<NamedScorer> scorers = open_scorers(o);
   const InputList inputs = collect_inputs(o.inputs);
+  std::vector<ModelRunner> models = open_models(o);
   if (inputs.skipped_non_images && !o.quiet)
     std::cerr << "musiq: skipped " << inputs.skipped_non_images
               << " files without an image extension\n";
   const std::unique_ptr<RecordSink> sink = RecordSink::open(format, o.output, o.resume, o.overwrite);
 
   // Images with at least one model still to run (all of them unless resuming).
+  auto done_already = [&](const std::string& path, const std::string& model) {
+    return sink->done().count({path_identity(path), model}) > 0;
+  };
   std::vector<std::string> todo;
   for (const std::string& path : inputs.images)
-    for (const NamedScorer& s : scorers)
-      if (!sink->done().count({path, s.label})) {
+    for (const ModelRunner& m : models)
+      if (!done_already(path, m.label())) {
         todo.push_back(path);
         break;
       }
@@ -99,48 +127,73 @@ int run_score(ScoreOptions o) {
     std::cerr << "musiq: resuming: " << inputs.images.size() - todo.size()
               << " images already in " << o.output << "\n";
 
-  std::signal(SIGINT, request_stop);
-  std::signal(SIGTERM, request_stop);
+  std::mutex output;  // the sink, between this thread and a stop signal
+  std::atomic<int64_t> done{0};  // read by the stop signal's watcher
+  int64_t failed = 0;
+  StopSignals signals([&](int) {
+    std::lock_guard<std::mutex> lock(output);
+    try {
+      sink->finish();
+    } catch (const Error& e) {
+      std::cerr << "\nmusiq: " << e.what() << "\n";
+    }
+    std::cerr << "\n" << interruption_note(o, format, done, todo.size());
+  });
   Progress progress(static_cast<int64_t>(todo.size()), !o.quiet);
-  Prefetcher prefetcher(todo, scorers.front().scorer->model().config, DecodeOptions{o.max_pixels},
-                        scorers.front().scorer->device().kind, o.threads,
+  Prefetcher prefetcher(todo, models.front().backend().model().config, decode_options(o),
+                        models.front().backend().device().kind, o.threads,
                         2 * static_cast<size_t>(std::max(o.threads, 1)));
-  int64_t done = 0, failed = 0;
-  for (size_t i = 0; i < todo.size() && !g_stop; ++i) {
+  for (size_t i = 0; i < todo.size() && !signals.stop_requested(); ++i) {
     Prefetcher::Item item = prefetcher.take(i);
-    for (const auto& [label, scorer] : scorers) {
+    std::string error = item.error;
+    for (ModelRunner& model : models) {
+      if (done_already(todo[i], model.label())) continue;
       Record r;
-      r.path = todo[i];
-      r.model = label;
-      if (sink->done().count({r.path, r.model})) continue;
       if (item.image) {
-        const ScoreResult s = scorer->score_prepared(*item.image);
-        r.score = s.score;
-        r.device = scorer->device().name;
-        r.width = s.width;
-        r.height = s.height;
-        r.tokens = s.tokens;
-        r.ms = s.total_ms();
-        r.random_weights = scorer->model().random_weights;
+        r = model.score(todo[i], *item.image);
+        if (o.strict && !r.warning.empty()) {
+          Record refused;
+          refused.path = todo[i];
+          refused.model = model.label();
+          refused.error = todo[i] + ": decoder warning: " + r.warning + " (refused by --strict)";
+          r = refused;
+        }
       } else {
+        r.path = todo[i];
+        r.model = model.label();
         r.error = item.error;
       }
+      if (error.empty()) error = r.error;
+      std::lock_guard<std::mutex> lock(output);
       sink->write(r);
     }
-    if (!item.image) {
+    if (!error.empty()) {
       ++failed;
-      if (!o.quiet) progress.note("musiq: " + item.error);
+      if (!o.quiet) progress.note("musiq: " + error);
     }
     progress.update(++done, failed);
   }
-  sink->finish();
+  {
+    std::lock_guard<std::mutex> lock(output);
+    sink->finish();
+  }
   progress.finish(done, failed);
-  if (g_stop) {
-    std::cerr << "musiq: interrupted after " << done << " of " << todo.size() << " images"
-              << (o.output.empty() ? "" : "; continue with --resume") << "\n";
-    return 130;
+  if (signals.stop_requested()) {
+    std::cerr << interruption_note(o, format, done, todo.size());
+    return 128 + signals.signal();
   }
   return failed ? kExitImagesFailed : 0;
+}
+
+// A whole number from 1 up, or the reason it is not.
+std::string positive_count(const std::string& text) {
+  try {
+    size_t used = 0;
+    const long long value = std::stoll(text, &used);
+    if (used == text.size() && value >= 1) return "";
+  } catch (const std::exception&) {
+  }
+  return "'" + text + "' is not a whole number from 1 up";
 }
 
 }  // namespace
@@ -151,7 +204,7 @@ Command add_score_command(CLI::App& app) {
   cmd->add_option("paths", o->inputs.paths, "Image files and directories");
   cmd->add_flag("-r,--recursive", o->inputs.recursive, "Descend into subdirectories");
   cmd->add_option("--files-from", o->inputs.files_from, "File with one path per line ('-': stdin)");
-  cmd->add_option("--model", o->models,
+  CLI::Option* model = cmd->add_option("--model", o->models,
                   "Official model(s), comma-separated: spaq, koniq, paq2piq, ava")
       ->capture_default_str();
   cmd->add_option("--weights", o->weights,
@@ -163,17 +216,28 @@ Command add_score_command(CLI::App& app) {
       ->check(CLI::IsMember({"json", "jsonl", "csv", "table"}))
       ->capture_default_str();
   cmd->add_option("-o,--output", o->output, "Write records to FILE instead of stdout");
-  cmd->add_flag("--resume", o->resume, "Continue --output FILE, skipping images already in it");
-  cmd->add_flag("--overwrite", o->overwrite, "Replace an existing --output FILE");
+  CLI::Option* resume =
+      cmd->add_flag("--resume", o->resume, "Continue --output FILE, skipping images already in it");
+  cmd->add_flag("--overwrite", o->overwrite, "Replace an existing --output FILE")->excludes(resume);
   cmd->add_option("--threads", o->threads, "Decoding/preprocessing threads")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->add_option("--shard", o->shard, "K/N: score only shard K (0-based) of N of the sorted input");
   cmd->add_option("--max-pixels", o->max_pixels, "Refuse larger images (checked before decoding)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_count)
       ->capture_default_str();
+  cmd->add_option("--max-tokens", o->max_tokens,
+                  "Refuse images whose sequence would be longer (estimated from the header "
+                  "before decoding; time grows with its square; the default takes 50-MP photos)")
+      ->check(positive_count)
+      ->capture_default_str();
+  cmd->add_flag("--strict", o->strict,
+                "Refuse images the decoder warns about (corrupt data it would fill in)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress or notes on stderr");
-  return [o] { return run_score(*o); };
+  return [o, model] {
+    o->model_given = model->count() > 0;
+    return run_score(*o);
+  };
 }
 
 }  // namespace musiq::cli

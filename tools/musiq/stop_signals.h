@@ -1,0 +1,35 @@
+// Ctrl-C and SIGTERM during a batch run. The first SIGINT asks the run to stop after the
+// image in flight (and says so at once); a second SIGINT, or a SIGTERM, stops it now:
+// `stop_now` runs on a watcher thread while the model may still be busy, must leave the
+// output valid, and the process then exits with 128 + the signal number. Doing this on
+// a watcher thread bounds the delay by a write, not by the image in flight (a large one
+// takes minutes on the CPU).
+#pragma once
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace musiq::cli {
+
+class StopSignals {
+ public:
+  // Blocks SIGINT and SIGTERM in the calling thread and every thread it starts later
+  // (so only the watcher receives them): construct before starting workers.
+  explicit StopSignals(std::function<void(int signal)> stop_now);
+  ~StopSignals();  // no more stop_now after this returns; restores the signal mask
+
+  bool stop_requested() const { return signal_ != 0; }
+  int signal() const { return signal_; }
+
+ private:
+  void watch();
+
+  std::function<void(int)> stop_now_;
+  std::atomic<int> signal_{0};
+  std::mutex mutex_;  // held by stop_now; the destructor takes it to end the watcher
+  bool closed_ = false;
+  std::thread watcher_;
+};
+
+}  // namespace musiq::cli
