@@ -31,14 +31,37 @@ struct PreparedImage {
 
 void PreparedImageDeleter::operator()(PreparedImage* p) const { delete p; }
 
+namespace {
+
+// The decoded image prepared, its decode time counted from `start`.
+PreparedImagePtr prepare_decoded(Clock::time_point start, Image image, const ModelConfig& config,
+                                 DeviceKind device) {
+  const double decode_ms = ms_since(start);
+  PreparedImagePtr prepared = prepare_image(std::move(image), config, device);
+  prepared->decode_ms = decode_ms;
+  return prepared;
+}
+
+}  // namespace
+
 PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
                                     const DecodeOptions& decode, DeviceKind device) {
   const auto start = Clock::now();
-  Image image = load_image_file(path, decode);
+  return prepare_decoded(start, load_image_file(path, decode), config, device);
+}
+
+PreparedImagePtr prepare_encoded_image(const std::vector<uint8_t>& bytes, const std::string& name,
+                                       const ModelConfig& config, const DecodeOptions& decode,
+                                       DeviceKind device) {
+  const auto start = Clock::now();
+  // What load_image_file does with a file's bytes: the same pixels.
+  return prepare_decoded(start, decode_image(bytes, name, decode), config, device);
+}
+
+PreparedImagePtr prepare_image(Image image, const ModelConfig& config, DeviceKind device) {
   PreparedImagePtr prepared(new PreparedImage);
   prepared->width = image.width;
   prepared->height = image.height;
-  prepared->decode_ms = ms_since(start);
   if (device == DeviceKind::kCuda) {
     prepared->input = std::move(image);
   } else {
