@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-h5py python3-pil
+  python3-venv python3-dev  # pip install . (the Python package; ctest does it in a venv)
   # fuzz/run-fuzzers: clang with libFuzzer and the sanitizer runtimes, LLVM's OpenMP
   # (clang's -fopenmp), llvm-symbolizer for readable stacks
   clang libclang-rt-14-dev libomp-14-dev llvm

@@ -13,6 +13,10 @@
 namespace musiq::api {
 namespace {
 
+// Images per model call. One until the engine scores packed batches (Scorer::score_batch);
+// a larger batch lets the decoders run further ahead of the model.
+constexpr size_t kMaxBatch = 1;
+
 // Runs `work`, turning whatever it throws into the outcome's one-line message.
 template <class Work>
 void capture_failure(const std::string& name, Outcome& outcome, Work&& work) {
@@ -129,18 +133,18 @@ std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, 
                                  static_cast<int>(std::max<size_t>(n, 1)));
   const size_t lookahead = 2 * static_cast<size_t>(workers);
 
-  // Workers claim images in order and queue them prepared, at most `lookahead` ahead of
-  // the model; a failure goes straight to its outcome.
+  // As the CLI's prefetcher: workers claim images in order, at most `lookahead` claimed
+  // and not yet taken by the model; a failure goes straight to its outcome.
   std::mutex mutex;
   std::condition_variable ready, room;
   std::deque<Indexed> queue;
-  size_t next = 0, settled = 0;  // images claimed; images prepared or failed
+  size_t next = 0, released = 0;  // images claimed; images taken by the model or failed
   auto work = [&] {
     for (;;) {
       size_t i;
       {
         std::unique_lock<std::mutex> lock(mutex);
-        room.wait(lock, [&] { return queue.size() < lookahead || next == n; });
+        room.wait(lock, [&] { return next - released < lookahead || next == n; });
         if (next == n) return;
         i = next++;
       }
@@ -148,10 +152,13 @@ std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, 
       capture_failure(inputs[i].name, outcomes[i], [&] { image = prepare(inputs[i]); });
       {
         const std::lock_guard<std::mutex> lock(mutex);
-        if (image) queue.emplace_back(i, std::move(image));
-        ++settled;
+        if (image)
+          queue.emplace_back(i, std::move(image));
+        else
+          ++released;
       }
       ready.notify_one();
+      if (!image) room.notify_one();
     }
   };
   std::vector<std::thread> pool;
@@ -164,15 +171,16 @@ std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, 
     }
   }
 
-  // This thread runs the model on whatever is ready, until every image is settled and
-  // the queue is empty.
+  // This thread runs the model, kMaxBatch images at a time, until every image is taken.
   for (;;) {
     std::vector<Indexed> batch;
     {
       std::unique_lock<std::mutex> lock(mutex);
-      ready.wait(lock, [&] { return !queue.empty() || settled == n; });
+      ready.wait(lock, [&] { return !queue.empty() || released == n; });
       if (queue.empty()) break;
-      for (; !queue.empty(); queue.pop_front()) batch.push_back(std::move(queue.front()));
+      for (; !queue.empty() && batch.size() < kMaxBatch; queue.pop_front())
+        batch.push_back(std::move(queue.front()));
+      released += batch.size();
     }
     room.notify_all();
     score_prepared(batch, inputs, outcomes);

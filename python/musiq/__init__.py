@@ -66,6 +66,8 @@ def _normalise(item: Image):
                             "(floats in [0, 1]: see musiq.create_metric)")
         if item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (1, 3, 4)):
             raise ValueError(f"image array must be HxW, HxWx3 or HxWx4, not {item.shape}")
+        if item.ndim == 3 and item.shape[2] == 1:
+            item = item[:, :, 0]  # numpy gives a length-1 axis any stride
         channels = 1 if item.ndim == 2 else item.shape[2]
         inner_contiguous = item.strides[1] == channels and (item.ndim == 2 or item.strides[2] == 1)
         if not inner_contiguous or item.strides[0] <= 0:
