@@ -27,21 +27,24 @@ if(MUSIQ_CUDA)
   set_property(TARGET musiq_shared APPEND PROPERTY INSTALL_RPATH ${CUDAToolkit_LIBRARY_DIR})
 endif()
 
-install(TARGETS musiq_shared EXPORT musiqTargets COMPONENT c_api
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(FILES ${CMAKE_SOURCE_DIR}/include/musiq/musiq.h COMPONENT c_api
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/musiq)
-set(MUSIQ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/musiq)
-install(EXPORT musiqTargets NAMESPACE musiq:: DESTINATION ${MUSIQ_CMAKE_DIR} COMPONENT c_api)
-configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/musiqConfig.cmake.in
-  ${CMAKE_BINARY_DIR}/musiqConfig.cmake INSTALL_DESTINATION ${MUSIQ_CMAKE_DIR})
-write_basic_package_version_file(${CMAKE_BINARY_DIR}/musiqConfigVersion.cmake
-  COMPATIBILITY SameMinorVersion)
-# Relocatable: the prefix is found from where musiq.pc lies (cmake --install --prefix P).
-file(RELATIVE_PATH MUSIQ_PC_TO_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
-string(REGEX REPLACE "/$" "" MUSIQ_PC_TO_PREFIX "${MUSIQ_PC_TO_PREFIX}")
-configure_file(${CMAKE_CURRENT_LIST_DIR}/musiq.pc.in ${CMAKE_BINARY_DIR}/musiq.pc @ONLY)
-install(FILES ${CMAKE_BINARY_DIR}/musiqConfig.cmake ${CMAKE_BINARY_DIR}/musiqConfigVersion.cmake
-  DESTINATION ${MUSIQ_CMAKE_DIR} COMPONENT c_api)
-install(FILES ${CMAKE_BINARY_DIR}/musiq.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
-  COMPONENT c_api)
+# Nothing to install from a sanitizer build (its objects need the sanitizer runtime).
+if(NOT MUSIQ_SANITIZE)
+  install(TARGETS musiq_shared EXPORT musiqTargets COMPONENT c_api
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(FILES ${CMAKE_SOURCE_DIR}/include/musiq/musiq.h COMPONENT c_api
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/musiq)
+  set(MUSIQ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/musiq)
+  install(EXPORT musiqTargets NAMESPACE musiq:: DESTINATION ${MUSIQ_CMAKE_DIR} COMPONENT c_api)
+  configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/musiqConfig.cmake.in
+    ${CMAKE_BINARY_DIR}/musiqConfig.cmake INSTALL_DESTINATION ${MUSIQ_CMAKE_DIR})
+  write_basic_package_version_file(${CMAKE_BINARY_DIR}/musiqConfigVersion.cmake
+    COMPATIBILITY SameMinorVersion)
+  # Relocatable: the prefix is found from where musiq.pc lies (cmake --install --prefix P).
+  file(RELATIVE_PATH MUSIQ_PC_TO_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
+  string(REGEX REPLACE "/$" "" MUSIQ_PC_TO_PREFIX "${MUSIQ_PC_TO_PREFIX}")
+  configure_file(${CMAKE_CURRENT_LIST_DIR}/musiq.pc.in ${CMAKE_BINARY_DIR}/musiq.pc @ONLY)
+  install(FILES ${CMAKE_BINARY_DIR}/musiqConfig.cmake ${CMAKE_BINARY_DIR}/musiqConfigVersion.cmake
+    DESTINATION ${MUSIQ_CMAKE_DIR} COMPONENT c_api)
+  install(FILES ${CMAKE_BINARY_DIR}/musiq.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+    COMPONENT c_api)
+endif()
