@@ -9,8 +9,9 @@ packages=(
   libcli11-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-h5py python3-pil
-  # .ci/hidden-dist-packages: a venv with numpy, h5py and Pillow from PyPI
-  python3-venv
+  # venvs: .ci/hidden-dist-packages (numpy, h5py, Pillow from PyPI) and the Python package's
+  # tests (pip install . builds the extension: Python headers)
+  python3-venv python3-dev
   # fuzz/run-fuzzers: clang with libFuzzer and the sanitizer runtimes, LLVM's OpenMP
   # (clang's -fopenmp), llvm-symbolizer for readable stacks
   clang libclang-rt-14-dev libomp-14-dev llvm

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/config.h"
 #include "engine/device.h"
@@ -52,6 +53,13 @@ using PreparedImagePtr = std::unique_ptr<PreparedImage, PreparedImageDeleter>;
 PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
                                     const DecodeOptions& decode,
                                     DeviceKind device = DeviceKind::kCpu);
+// The same for an image in memory: encoded bytes, decoded exactly as a file's (`name`
+// stands for the path in messages), or pixels already decoded.
+PreparedImagePtr prepare_encoded_image(const std::vector<uint8_t>& bytes, const std::string& name,
+                                       const ModelConfig& config, const DecodeOptions& decode,
+                                       DeviceKind device = DeviceKind::kCpu);
+PreparedImagePtr prepare_image(Image image, const ModelConfig& config,
+                               DeviceKind device = DeviceKind::kCpu);
 
 class Scorer {
  public:

@@ -32,24 +32,56 @@ struct PreparedImage {
 
 void PreparedImageDeleter::operator()(PreparedImage* p) const { delete p; }
 
-PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
-                                    const DecodeOptions& decode, DeviceKind device) {
-  const auto start = Clock::now();
+namespace {
+
+// `decode` plus the token budget, checked from the header before the pixels are decoded:
+// an image's cost grows with its tokens (attention with their square).
+DecodeOptions with_token_budget(const DecodeOptions& decode, const ModelConfig& config,
+                                const std::string& name) {
   DecodeOptions checked = decode;
-  checked.check_size = [&](int width, int height) {
+  checked.check_size = [decode, config, name](int width, int height) {
     if (decode.check_size) decode.check_size(width, height);
     const int64_t tokens = plan_tokens(height, width, config).count() + 1;
     if (tokens > decode.max_tokens)
-      throw Error(path + ": too costly: " + std::to_string(width) + "x" + std::to_string(height) +
+      throw Error(name + ": too costly: " + std::to_string(width) + "x" + std::to_string(height) +
                   " makes " + std::to_string(tokens) + " tokens, more than the limit of " +
                   std::to_string(decode.max_tokens) + " (raise it with --max-tokens)");
   };
-  Image image = load_image_file(path, checked);
+  return checked;
+}
+
+// The decoded image prepared, its decode time counted from `start`.
+PreparedImagePtr prepare_decoded(Clock::time_point start, Image image, const ModelConfig& config,
+                                 DeviceKind device) {
+  const double decode_ms = ms_since(start);
+  PreparedImagePtr prepared = prepare_image(std::move(image), config, device);
+  prepared->decode_ms = decode_ms;
+  return prepared;
+}
+
+}  // namespace
+
+PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
+                                    const DecodeOptions& decode, DeviceKind device) {
+  const auto start = Clock::now();
+  return prepare_decoded(start, load_image_file(path, with_token_budget(decode, config, path)),
+                         config, device);
+}
+
+PreparedImagePtr prepare_encoded_image(const std::vector<uint8_t>& bytes, const std::string& name,
+                                       const ModelConfig& config, const DecodeOptions& decode,
+                                       DeviceKind device) {
+  const auto start = Clock::now();
+  // What load_image_file does with a file's bytes: the same pixels, the same budget.
+  return prepare_decoded(start, decode_image(bytes, name, with_token_budget(decode, config, name)),
+                         config, device);
+}
+
+PreparedImagePtr prepare_image(Image image, const ModelConfig& config, DeviceKind device) {
   PreparedImagePtr prepared(new PreparedImage);
   prepared->width = image.width;
   prepared->height = image.height;
   prepared->warning = std::move(image.warning);
-  prepared->decode_ms = ms_since(start);
   if (device == DeviceKind::kCuda) {
     prepared->input = std::move(image);
   } else {

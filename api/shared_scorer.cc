@@ -1,0 +1,192 @@
+#include "api/shared_scorer.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <new>
+#include <system_error>
+#include <thread>
+
+#include "engine/error.h"
+#include "engine/weights_locator.h"
+
+namespace musiq::api {
+namespace {
+
+// Images per model call. One until the engine scores packed batches (Scorer::score_batch);
+// a larger batch lets the decoders run further ahead of the model.
+constexpr size_t kMaxBatch = 1;
+
+// Runs `work`, turning whatever it throws into the outcome's one-line message.
+template <class Work>
+void capture_failure(const std::string& name, Outcome& outcome, Work&& work) {
+  try {
+    work();
+  } catch (const Error& e) {
+    outcome.failure = Failure::kImage;
+    outcome.error = e.what();
+  } catch (const std::bad_alloc&) {
+    outcome.failure = Failure::kOutOfMemory;
+    outcome.error = name + ": out of memory";
+  } catch (const std::exception& e) {
+    outcome.failure = Failure::kInternal;
+    outcome.error = name + ": internal error: " + e.what();
+  }
+}
+
+// The pixels as an RGB image, under the same policy as decoded files.
+Image image_from_pixels(const Pixels& p, const std::string& name, int64_t max_pixels) {
+  const std::string size = " (" + std::to_string(p.width) + "x" + std::to_string(p.height) + ")";
+  if (!p.data) throw Error(name + ": no pixel data");
+  if (p.width <= 0 || p.height <= 0) throw Error(name + ": image has no pixels" + size);
+  if (p.channels != 1 && p.channels != 3 && p.channels != 4)
+    throw Error(name + ": " + std::to_string(p.channels) +
+                " channels per pixel, expected 1 (gray), 3 (RGB) or 4 (RGBA)");
+  if (p.row_stride < int64_t{p.width} * p.channels)
+    throw Error(name + ": row stride of " + std::to_string(p.row_stride) +
+                " bytes is less than a row (" + std::to_string(int64_t{p.width} * p.channels) +
+                " bytes)");
+  if (int64_t{p.width} * p.height > max_pixels) throw Error(name + ": too many pixels" + size);
+  Image image;
+  image.width = p.width;
+  image.height = p.height;
+  image.rgb.resize(size_t(p.width) * size_t(p.height) * 3);
+  uint8_t* out = image.rgb.data();
+  for (int y = 0; y < p.height; ++y) {
+    const uint8_t* row = p.data + y * p.row_stride;
+    for (int x = 0; x < p.width; ++x, out += 3) {
+      const uint8_t* px = row + int64_t{x} * p.channels;
+      out[0] = px[0];
+      out[1] = p.channels == 1 ? px[0] : px[1];
+      out[2] = p.channels == 1 ? px[0] : px[2];
+    }
+  }
+  return image;
+}
+
+}  // namespace
+
+std::unique_ptr<SharedScorer> SharedScorer::open(const OpenOptions& options) {
+  const std::string model = options.model.empty() ? "koniq" : options.model;
+  ScorerParams params;
+  params.weights_path = locate_weights(model, options.weights);
+  params.device = parse_device_kind(options.device);
+  params.decode.max_pixels = options.max_pixels;
+  std::unique_ptr<Scorer> scorer = Scorer::open(params);
+  // As the CLI labels its records: the model's name, or the file's variant for --weights.
+  std::string label = options.weights.empty() ? model : scorer->model().variant;
+  return std::unique_ptr<SharedScorer>(
+      new SharedScorer(std::move(scorer), std::move(label), options));
+}
+
+SharedScorer::SharedScorer(std::unique_ptr<Scorer> scorer, std::string label,
+                           OpenOptions options)
+    : scorer_(std::move(scorer)), label_(std::move(label)), options_(std::move(options)) {}
+
+std::string SharedScorer::device_note() const {
+  const DeviceChoice& device = scorer_->device();
+  return device.gpu_present && device.kind == DeviceKind::kCpu ? device.fallback_reason : "";
+}
+
+PreparedImagePtr SharedScorer::prepare(const Input& input) const {
+  const ModelConfig& config = scorer_->model().config;
+  const DeviceKind device = scorer_->device().kind;
+  const DecodeOptions decode{options_.max_pixels};
+  switch (input.kind) {
+    case Input::Kind::kFile:
+      return prepare_image_file(input.name, config, decode, device);
+    case Input::Kind::kEncoded:
+      return prepare_encoded_image(
+          std::vector<uint8_t>(input.encoded, input.encoded + input.encoded_size), input.name,
+          config, decode, device);
+    case Input::Kind::kPixels:
+      return prepare_image(image_from_pixels(input.pixels, input.name, options_.max_pixels),
+                           config, device);
+  }
+  throw Error(input.name + ": unknown input kind");
+}
+
+void SharedScorer::score_prepared(std::vector<Indexed>& images, const std::vector<Input>& inputs,
+                                  std::vector<Outcome>& outcomes) {
+  const std::lock_guard<std::mutex> lock(model_mutex_);
+  for (auto& [index, image] : images) {
+    Outcome& outcome = outcomes[index];
+    capture_failure(inputs[index].name, outcome,
+                    [&] { outcome.result = scorer_->score_prepared(*image); });
+    image.reset();
+  }
+}
+
+Outcome SharedScorer::score(const Input& input) {
+  const std::vector<Input> inputs{input};
+  std::vector<Outcome> outcomes(1);
+  std::vector<Indexed> prepared(1);
+  capture_failure(input.name, outcomes[0], [&] { prepared[0].second = prepare(input); });
+  if (prepared[0].second) score_prepared(prepared, inputs, outcomes);
+  return std::move(outcomes[0]);
+}
+
+std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, int threads) {
+  const size_t n = inputs.size();
+  std::vector<Outcome> outcomes(n);
+  const int workers = std::clamp(threads > 0 ? threads : options_.threads, 1,
+                                 static_cast<int>(std::max<size_t>(n, 1)));
+  const size_t lookahead = 2 * static_cast<size_t>(workers);
+
+  // As the CLI's prefetcher: workers claim images in order, at most `lookahead` claimed
+  // and not yet taken by the model; a failure goes straight to its outcome.
+  std::mutex mutex;
+  std::condition_variable ready, room;
+  std::deque<Indexed> queue;
+  size_t next = 0, released = 0;  // images claimed; images taken by the model or failed
+  auto work = [&] {
+    for (;;) {
+      size_t i;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        room.wait(lock, [&] { return next - released < lookahead || next == n; });
+        if (next == n) return;
+        i = next++;
+      }
+      PreparedImagePtr image;
+      capture_failure(inputs[i].name, outcomes[i], [&] { image = prepare(inputs[i]); });
+      {
+        const std::lock_guard<std::mutex> lock(mutex);
+        if (image)
+          queue.emplace_back(i, std::move(image));
+        else
+          ++released;
+      }
+      ready.notify_one();
+      if (!image) room.notify_one();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < workers; ++t) {
+    try {
+      pool.emplace_back(work);
+    } catch (const std::system_error&) {
+      if (pool.empty()) throw;  // no thread at all; with one, the work still gets done
+      break;
+    }
+  }
+
+  // This thread runs the model, kMaxBatch images at a time, until every image is taken.
+  for (;;) {
+    std::vector<Indexed> batch;
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      ready.wait(lock, [&] { return !queue.empty() || released == n; });
+      if (queue.empty()) break;
+      for (; !queue.empty() && batch.size() < kMaxBatch; queue.pop_front())
+        batch.push_back(std::move(queue.front()));
+      released += batch.size();
+    }
+    room.notify_all();
+    score_prepared(batch, inputs, outcomes);
+  }
+  for (std::thread& t : pool) t.join();
+  return outcomes;
+}
+
+}  // namespace musiq::api

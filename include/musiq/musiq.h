@@ -1,0 +1,146 @@
+/* musiq: MUSIQ image quality scores (Google's multi-scale image quality transformer).
+ * The C API of libmusiq. Compiles as C (C99 or later) and as C++.
+ *
+ *   musiq_params params = musiq_default_params();
+ *   params.model = "koniq";
+ *   musiq_scorer* scorer;
+ *   if (musiq_open(&params, &scorer) != MUSIQ_OK) { puts(musiq_error_message()); return 1; }
+ *   musiq_result r;
+ *   if (musiq_score_file(scorer, "photo.jpg", &r) == MUSIQ_OK) printf("%.3f\n", r.score);
+ *   else puts(musiq_error_message());
+ *   musiq_close(scorer);
+ *
+ * Errors: every function that can fail returns MUSIQ_OK or an error code, and
+ * musiq_error_message() gives the one-line message (the same as the CLI prints, e.g.
+ * "photo.jpg: invalid JPEG (...)"). Nothing is thrown and nothing aborts across this API.
+ *
+ * Threads: a scorer may be shared by any number of threads, which may call it at the same
+ * time. Each call decodes and preprocesses its images on the calling thread (or, in
+ * musiq_score_batch, on worker threads), in parallel; the model itself runs one image at
+ * a time per scorer (an internal mutex), since it already uses every core (OpenMP; set
+ * OMP_NUM_THREADS) or the GPU. Messages are per thread. musiq_close must not race with
+ * calls on the same scorer.
+ *
+ * ABI: the structs below are part of the ABI; a change to any of them changes the
+ * library's SONAME (libmusiq.so.MUSIQ_ABI_VERSION). */
+#ifndef MUSIQ_MUSIQ_H_
+#define MUSIQ_MUSIQ_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define MUSIQ_API __attribute__((visibility("default")))
+#else
+#define MUSIQ_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MUSIQ_ABI_VERSION 0
+
+/* Return codes. */
+enum {
+  MUSIQ_OK = 0,
+  MUSIQ_ERROR_ARGUMENT = 1,      /* a null pointer, an unknown device or image kind */
+  MUSIQ_ERROR_OPEN = 2,          /* weights missing or invalid, or the device unusable */
+  MUSIQ_ERROR_IMAGE = 3,         /* an image could not be read, decoded or scored */
+  MUSIQ_ERROR_OUT_OF_MEMORY = 4,
+  MUSIQ_ERROR_INTERNAL = 5       /* a bug: please report the message */
+};
+
+typedef struct musiq_scorer musiq_scorer;
+
+typedef struct musiq_params {
+  /* A model name as the CLI resolves it ("spaq", "koniq", "paq2piq", "ava": looked for in
+   * $MUSIQ_WEIGHTS_DIR, then ${XDG_CACHE_HOME:-~/.cache}/musiq/). NULL: "koniq". */
+  const char* model;
+  /* A weights file (.h5, see the README); overrides the lookup by name. NULL: none. */
+  const char* weights;
+  /* "auto" (the GPU when usable and it passes its self-check, else the CPU), "cpu" or
+   * "cuda". NULL: "auto". */
+  const char* device;
+  /* Worker threads that decode and preprocess ahead of the model in musiq_score_batch
+   * (as the CLI's --threads). <= 0: 2. */
+  int threads;
+  /* Refuse images with more pixels than this (from the header, before decoding). */
+  int64_t max_pixels;
+} musiq_params;
+
+typedef struct musiq_result {
+  float score;    /* the model's score (mean opinion score; AVA: mean of 10 buckets);
+                   * NaN when the image failed */
+  int width;      /* the image as decoded */
+  int height;
+  int64_t tokens; /* sequence length the model ran on, CLS included */
+  double ms;      /* decode, preprocessing and model for this image */
+  int status;     /* MUSIQ_OK, or why this image failed */
+  /* NULL, or this image's one-line message; valid until this thread's next musiq call. */
+  const char* error;
+} musiq_result;
+
+/* One image of a batch. */
+enum { MUSIQ_IMAGE_FILE = 0, MUSIQ_IMAGE_ENCODED = 1, MUSIQ_IMAGE_RGB8 = 2 };
+typedef struct musiq_image {
+  int kind;          /* MUSIQ_IMAGE_* */
+  const char* name;  /* FILE: the path. Otherwise what messages call the image (NULL:
+                      * "<encoded image>" or "<pixels>"). */
+  const void* data;  /* ENCODED: the file's bytes; RGB8: the first pixel */
+  size_t size;       /* ENCODED: bytes at data */
+  int width, height, stride_bytes, channels; /* RGB8, as for musiq_score_rgb8 */
+} musiq_image;
+
+typedef struct musiq_info {
+  const char* model;        /* the model name given, or the weights file's variant */
+  const char* variant;      /* spaq, koniq, paq2piq, ava, or random (test weights) */
+  const char* weights_path;
+  const char* device;       /* "cpu" or "cuda" */
+  const char* device_note;  /* why "auto" did not use a GPU that is present, else "" */
+  int random_weights;       /* 1: random test weights; scores are not meaningful */
+} musiq_info;
+
+/* "0.1.0" */
+MUSIQ_API const char* musiq_version(void);
+
+/* Defaults: model "koniq", device "auto", 2 threads, 134,217,728 pixels at most. */
+MUSIQ_API musiq_params musiq_default_params(void);
+
+/* Loads the weights and picks the device. On failure *scorer is NULL. */
+MUSIQ_API int musiq_open(const musiq_params* params, musiq_scorer** scorer);
+
+/* Strings valid until musiq_close. */
+MUSIQ_API int musiq_get_info(const musiq_scorer* scorer, musiq_info* info);
+
+/* JPEG (decoded as TensorFlow decodes it), PNG, BMP, TGA, GIF, PNM, PSD. */
+MUSIQ_API int musiq_score_file(musiq_scorer* scorer, const char* path, musiq_result* result);
+
+/* An encoded file in memory: exactly the pixels, and score, of the same file on disk. */
+MUSIQ_API int musiq_score_encoded(musiq_scorer* scorer, const void* bytes, size_t size,
+                                  musiq_result* result);
+
+/* 8-bit pixels, rows top to bottom, stride_bytes apart (>= width * channels); channels 1
+ * (gray, replicated to RGB), 3 (RGB) or 4 (RGBA, alpha dropped). */
+MUSIQ_API int musiq_score_rgb8(musiq_scorer* scorer, const uint8_t* pixels, int width,
+                               int height, int stride_bytes, int channels,
+                               musiq_result* result);
+
+/* count images, each result in results[i] (its status and error say whether it scored).
+ * Returns MUSIQ_OK when every image scored, MUSIQ_ERROR_IMAGE when some did not (the others
+ * are still scored; musiq_error_message() names how many and the first), or another code
+ * when the call itself is invalid. */
+MUSIQ_API int musiq_score_batch(musiq_scorer* scorer, const musiq_image* images, size_t count,
+                                musiq_result* results);
+
+/* The message of the last call that failed on this thread ("" if none). */
+MUSIQ_API const char* musiq_error_message(void);
+
+/* NULL is allowed. */
+MUSIQ_API void musiq_close(musiq_scorer* scorer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MUSIQ_MUSIQ_H_ */

@@ -1,0 +1,190 @@
+"""MUSIQ image quality scores: Google's multi-scale image quality transformer, exactly.
+
+    import musiq
+    scorer = musiq.Scorer("koniq")            # weights as the CLI finds them
+    scorer.score("photo.jpg")                 # -> float
+    scorer.score_many(paths)                  # batches, decode threads, GIL released
+
+Images are decoded as the CLI decodes them (JPEG exactly as TensorFlow does), so a file
+scores the same here, through `bytes`, and with `musiq score`. Failures raise
+`musiq.Error` with the CLI's one-line message. See also `musiq.create_metric` (pyiqa's
+interface) and `musiq.ray` (Ray Data).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _native
+from ._native import Error
+from .metric import create_metric
+
+__all__ = ["Scorer", "Result", "Error", "create_metric", "DEFAULT_MAX_PIXELS"]
+__version__ = "0.1.0"
+
+Error.__module__ = "musiq"
+Error.__doc__ = "A musiq failure; str(error) is the one-line message, as the CLI prints it."
+
+#: Images with more pixels than this are refused before decoding (the CLI's --max-pixels).
+DEFAULT_MAX_PIXELS = 128 * 1024 * 1024
+
+Image = Union[str, "os.PathLike[str]", bytes, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One image's outcome in `Scorer.score_many_results`.
+
+    `score` is NaN and `error` the one-line message when the image failed; otherwise
+    `error` is "". `tokens` is the sequence length the model ran on (CLS included) and
+    `ms` the time for decode, preprocessing and model.
+    """
+
+    score: float
+    width: int
+    height: int
+    tokens: int
+    ms: float
+    error: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def _normalise(item: Image):
+    """(what _native takes, the name messages use) for one image."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item), "<encoded image>"
+    if isinstance(item, np.ndarray):
+        if item.dtype != np.uint8:
+            raise TypeError(f"image array must be uint8, not {item.dtype} "
+                            "(floats in [0, 1]: see musiq.create_metric)")
+        if item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (1, 3, 4)):
+            raise ValueError(f"image array must be HxW, HxWx3 or HxWx4, not {item.shape}")
+        if item.ndim == 3 and item.shape[2] == 1:
+            item = item[:, :, 0]  # numpy gives a length-1 axis any stride
+        channels = 1 if item.ndim == 2 else item.shape[2]
+        inner_contiguous = item.strides[1] == channels and (item.ndim == 2 or item.strides[2] == 1)
+        if not inner_contiguous or item.strides[0] <= 0:
+            item = np.ascontiguousarray(item)
+        return item, "<pixels>"
+    if isinstance(item, (str, os.PathLike)):
+        path = os.fsdecode(os.fspath(item))
+        return path, path
+    raise TypeError("an image is a path (str or os.PathLike), bytes (an encoded file) or a "
+                    f"uint8 numpy array, not {type(item).__name__}")
+
+
+class Scorer:
+    """A MUSIQ model loaded on a device, ready to score images.
+
+    Args:
+        model: a model name as the CLI resolves it: "spaq", "koniq", "paq2piq" or "ava",
+            looked for in $MUSIQ_WEIGHTS_DIR, then ~/.cache/musiq/ (tools/musiq-fetch
+            installs them). None: "koniq".
+        weights: a weights file (.h5), used instead of the lookup by name.
+        device: "auto" (the GPU when one is usable and passes its self-check, else the
+            CPU), "cpu" or "cuda".
+        threads: worker threads that decode and preprocess ahead of the model in
+            `score_many` (the CLI's --threads).
+        max_pixels: refuse larger images before decoding them.
+
+    Raises:
+        Error: weights missing or invalid, device unusable (the CLI's message).
+
+    One Scorer may be used from several threads at once: images are decoded in parallel
+    and the model runs one image at a time (it already uses every core, or the GPU).
+    """
+
+    def __init__(self, model: Optional[str] = None, weights: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS):
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+        weights_path = "" if weights is None else os.fsdecode(os.fspath(weights))
+        self._native = _native.Scorer(model or "", weights_path, device, int(threads), int(max_pixels))
+        self._threads = int(threads)
+
+    @property
+    def model(self) -> str:
+        """The model's name as given, or the weights file's variant (as the CLI labels it)."""
+        return self._native.model
+
+    @property
+    def device(self) -> str:
+        """"cpu" or "cuda": where the model runs."""
+        return self._native.device
+
+    @property
+    def device_note(self) -> str:
+        """Why device "auto" runs on the CPU although a GPU is present, else ""."""
+        return self._native.device_note
+
+    @property
+    def weights_path(self) -> str:
+        return self._native.weights_path
+
+    @property
+    def random_weights(self) -> bool:
+        """True for random test weights: their scores mean nothing."""
+        return self._native.random_weights
+
+    def score(self, image: Image) -> float:
+        """The score of one image.
+
+        Args:
+            image: a path (str or os.PathLike); bytes of an encoded file (JPEG, PNG, ...;
+                decoded exactly as the same file on disk); or a uint8 numpy array of shape
+                HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA, alpha dropped), any strides.
+
+        Raises:
+            Error: the image could not be read, decoded or scored.
+        """
+        result = self.score_many_results([image], threads=1)[0]
+        if result.error:
+            raise Error(result.error)
+        return result.score
+
+    def score_many(self, images: Iterable[Image], *, threads: Optional[int] = None) -> List[float]:
+        """Scores of many images, in order. Raises `Error` for the first that failed
+        (after all were tried); `score_many_results` instead reports each failure.
+
+        The GIL is released; `threads` workers (default: the Scorer's) decode and
+        preprocess ahead while the model runs.
+        """
+        results = self.score_many_results(images, threads=threads)
+        for r in results:
+            if r.error:
+                raise Error(r.error)
+        return [r.score for r in results]
+
+    def score_many_results(self, images: Iterable[Image], *, names: Optional[Sequence[str]] = None,
+                           threads: Optional[int] = None) -> List[Result]:
+        """One `Result` per image, in order; a failed image never raises.
+
+        Args:
+            images: as for `score`.
+            names: what messages call each image (default: the path, "<encoded image>"
+                or "<pixels>").
+            threads: decode workers (default: the Scorer's).
+        """
+        items, default_names = [], []
+        for image in images:
+            item, name = _normalise(image)
+            items.append(item)
+            default_names.append(name)
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(names) != len(items):
+                raise ValueError(f"{len(names)} names for {len(items)} images")
+        outcomes = self._native.score_many(items, names if names is not None else default_names,
+                                           self._threads if threads is None else int(threads))
+        return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms, o.error)
+                for o in outcomes]
+
+    def __repr__(self) -> str:
+        return f"musiq.Scorer(model={self.model!r}, device={self.device!r})"

@@ -1,0 +1,99 @@
+// musiq._native: the Python binding of api::SharedScorer (the package's musiq/__init__.py
+// wraps it). Items arrive already checked and normalised by the Python side: a str path,
+// bytes (an encoded file) or a uint8 array (HxW or HxWxC, each row's pixels contiguous).
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "api/shared_scorer.h"
+#include "engine/error.h"
+
+namespace nb = nanobind;
+using musiq::api::Input;
+using musiq::api::Outcome;
+using musiq::api::SharedScorer;
+
+namespace {
+
+// SharedScorer holds a mutex and cannot move: Python owns it through this.
+struct Handle {
+  std::unique_ptr<SharedScorer> scorer;
+};
+
+using PixelArray = nb::ndarray<const uint8_t, nb::device::cpu>;
+
+// Needs the GIL; the memory it points into belongs to `item`, which the caller keeps alive.
+Input input_of(nb::handle item, const std::string& name) {
+  Input in;
+  in.name = name;
+  if (nb::isinstance<nb::str>(item)) {
+    in.kind = Input::Kind::kFile;
+    in.name = nb::cast<std::string>(item);
+  } else if (nb::isinstance<nb::bytes>(item)) {
+    const nb::bytes bytes = nb::borrow<nb::bytes>(item);
+    in.kind = Input::Kind::kEncoded;
+    in.encoded = reinterpret_cast<const uint8_t*>(bytes.c_str());
+    in.encoded_size = bytes.size();
+  } else {
+    PixelArray a;
+    if (!nb::try_cast(item, a, /*convert=*/false) || (a.ndim() != 2 && a.ndim() != 3))
+      throw nb::type_error("expected a path, bytes, or a 2-D or 3-D uint8 array");
+    const int channels = a.ndim() == 3 ? static_cast<int>(a.shape(2)) : 1;
+    if (a.stride(1) != channels || (a.ndim() == 3 && a.stride(2) != 1))
+      throw nb::value_error("array rows must be contiguous (numpy.ascontiguousarray)");
+    in.kind = Input::Kind::kPixels;
+    in.pixels = {a.data(), static_cast<int>(a.shape(1)), static_cast<int>(a.shape(0)),
+                 a.stride(0), channels};
+  }
+  return in;
+}
+
+std::vector<Outcome> score_items(Handle& handle, const nb::list& items,
+                                 const std::vector<std::string>& names, int threads) {
+  if (names.size() != items.size()) throw nb::value_error("one name per item");
+  std::vector<Input> inputs;
+  inputs.reserve(names.size());
+  for (size_t i = 0; i < names.size(); ++i) inputs.push_back(input_of(items[i], names[i]));
+  const nb::gil_scoped_release unlocked;
+  return handle.scorer->score_many(inputs, threads);
+}
+
+}  // namespace
+
+NB_MODULE(_native, m) {
+  m.doc() = "musiq's compiled core; use the musiq package, not this module.";
+  nb::exception<musiq::Error>(m, "Error");
+
+  nb::class_<Outcome>(m, "Result")
+      .def_prop_ro("score", [](const Outcome& o) { return o.result.score; })
+      .def_prop_ro("width", [](const Outcome& o) { return o.result.width; })
+      .def_prop_ro("height", [](const Outcome& o) { return o.result.height; })
+      .def_prop_ro("tokens", [](const Outcome& o) { return o.result.tokens; })
+      .def_prop_ro("ms", [](const Outcome& o) { return o.result.total_ms(); })
+      .def_ro("error", &Outcome::error);
+
+  nb::class_<Handle>(m, "Scorer")
+      .def("__init__",
+           [](Handle* self, const std::string& model, const std::string& weights,
+              const std::string& device, int threads, int64_t max_pixels) {
+             const musiq::api::OpenOptions options{model, weights, device, threads, max_pixels};
+             std::unique_ptr<SharedScorer> opened;
+             {
+               const nb::gil_scoped_release unlocked;  // loading takes a while
+               opened = SharedScorer::open(options);
+             }
+             new (self) Handle{std::move(opened)};
+           },
+           nb::arg("model"), nb::arg("weights"), nb::arg("device"), nb::arg("threads"),
+           nb::arg("max_pixels"))
+      .def("score_many", &score_items, nb::arg("items"), nb::arg("names"), nb::arg("threads"))
+      .def_prop_ro("model", [](const Handle& h) { return h.scorer->model_label(); })
+      .def_prop_ro("variant", [](const Handle& h) { return h.scorer->engine().model().variant; })
+      .def_prop_ro("weights_path",
+                   [](const Handle& h) { return h.scorer->engine().model().weights_path; })
+      .def_prop_ro("random_weights",
+                   [](const Handle& h) { return h.scorer->engine().model().random_weights; })
+      .def_prop_ro("device", [](const Handle& h) { return h.scorer->engine().device().name; })
+      .def_prop_ro("device_note", [](const Handle& h) { return h.scorer->device_note(); });
+}

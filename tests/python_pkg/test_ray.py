@@ -1,0 +1,50 @@
+"""musiq.ray.MusiqScorer in a real local Ray (2 CPUs) over a directory of photos with bad
+files: every score equals the CLI's, every bad file has the CLI's message and NaN."""
+import math
+import os
+
+import pytest
+
+if os.environ.get("MUSIQ_REQUIRE_RAY"):  # the ctest runner installs Ray: never skip there
+    import ray
+else:
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install .[ray])")
+import musiq.ray  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_map_batches_scores_as_the_cli(local_ray, model, collection, cli):
+    ds = ray.data.read_binary_files(str(collection), include_paths=True)
+    ds = ds.map_batches(musiq.ray.MusiqScorer, fn_constructor_kwargs={"weights": model,
+                        "device": "cpu"}, concurrency=1, batch_size=4)
+    rows = ds.drop_columns(["bytes"]).take_all()
+    assert len(rows) == len(cli)
+    by_path = {}
+    for row in rows:
+        # Ray's paths may lack the leading "/" of a local filesystem path.
+        path = row["path"] if row["path"].startswith("/") else "/" + row["path"]
+        by_path[path] = row
+    assert sorted(by_path) == sorted(cli)
+    for path, record in cli.items():
+        row = by_path[path]
+        if "error" in record:
+            assert math.isnan(row["score"]), path
+            assert row["error"].endswith(record["error"].split(": ", 1)[1]), (row, record)
+        else:
+            assert row["score"] == record["score"] and row["error"] == "", (row, record)
+
+
+def test_pandas_batches(model, collection, cli):
+    import pandas as pd
+    paths = sorted(cli)
+    df = pd.DataFrame({"bytes": [open(p, "rb").read() for p in paths], "path": paths})
+    out = musiq.ray.MusiqScorer(weights=model, device="cpu")(df)
+    for path, score, error in zip(out["path"], out["score"], out["error"]):
+        assert error == cli[path].get("error", "")
+        assert (score == cli[path]["score"]) if not error else math.isnan(score)

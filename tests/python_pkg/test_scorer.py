@@ -1,0 +1,144 @@
+"""musiq.Scorer against the CLI, on the same files: the same float32 scores, the same
+messages."""
+import os
+import pathlib
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import musiq
+from conftest import PHOTOS
+
+
+def test_files_score_exactly_as_the_cli(scorer, collection, cli):
+    for path, record in cli.items():
+        if "error" in record:
+            continue
+        assert scorer.score(path) == record["score"], path  # CLI JSON: the float32 exactly
+    path = PHOTOS[0]
+    assert scorer.score(pathlib.Path(path)) == cli[str(collection / os.path.basename(path))]["score"]
+
+
+def test_score_many_equals_the_cli_and_reports_each_failure(scorer, cli):
+    paths = sorted(cli)
+    results = scorer.score_many_results(paths, threads=2)
+    assert len(results) == len(paths)
+    for path, r in zip(paths, results):
+        if "error" in cli[path]:
+            assert r.error == cli[path]["error"] and np.isnan(r.score), path
+        else:
+            assert (r.error, r.score, r.width, r.height, r.tokens) == (
+                "", cli[path]["score"], cli[path]["width"], cli[path]["height"],
+                cli[path]["tokens"]), path
+    good = [p for p in paths if "error" not in cli[p]]
+    assert scorer.score_many(good) == [cli[p]["score"] for p in good]
+    with pytest.raises(musiq.Error):
+        scorer.score_many(paths)
+
+
+def test_bad_input_raises_error_with_the_cli_message(scorer, collection, cli):
+    for name in ("truncated.jpg", "notes.png", "empty.jpg"):
+        path = str(collection / name)
+        with pytest.raises(musiq.Error) as e:
+            scorer.score(path)
+        assert str(e.value) == cli[path]["error"]
+        assert str(e.value).startswith(path + ": ")
+    missing = str(collection / "missing.jpg")
+    with pytest.raises(musiq.Error, match="missing.jpg: "):
+        scorer.score(missing)
+    with pytest.raises(musiq.Error, match="^<encoded image>: empty file$"):
+        scorer.score(b"")
+    assert issubclass(musiq.Error, Exception)
+
+
+def test_png_array_equals_file(scorer):
+    for path in (PHOTOS[0], PHOTOS[4]):
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        expected = scorer.score(path)
+        assert scorer.score(rgb) == expected
+        rgba = np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])
+        assert scorer.score(rgba) == expected  # alpha dropped
+        assert scorer.score(np.asfortranarray(rgb)) == expected  # not C-contiguous
+        padded = np.zeros((rgb.shape[0], rgb.shape[1] + 5, 3), np.uint8)
+        padded[:, :-5] = rgb
+        assert scorer.score(padded[:, :-5]) == expected  # strided rows, no copy
+        assert scorer.score(rgb[::-1][::-1]) == expected  # negative strides
+
+
+def test_gray_array_equals_gray_png(scorer, tmp_path):
+    gray = np.asarray(Image.open(PHOTOS[0]).convert("L"))
+    png = tmp_path / "gray.png"
+    Image.fromarray(gray).save(png)
+    assert scorer.score(gray) == scorer.score(np.dstack([gray] * 3)) == scorer.score(png)
+    assert scorer.score(gray[:, :, None]) == scorer.score(png)  # H x W x 1
+
+
+def test_jpeg_bytes_equal_file(scorer):
+    for path in (PHOTOS[2], PHOTOS[3]):  # 4:2:0 colour, gray
+        data = open(path, "rb").read()
+        assert scorer.score(data) == scorer.score(path)
+        assert scorer.score(bytearray(data)) == scorer.score(path)
+
+
+def test_bad_arguments(scorer, model):
+    with pytest.raises(TypeError):
+        scorer.score(12)
+    with pytest.raises(TypeError):
+        scorer.score(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(ValueError):
+        scorer.score(np.zeros((8, 8, 2), np.uint8))
+    with pytest.raises(ValueError):
+        musiq.Scorer(weights=model, device="tpu")
+    with pytest.raises(musiq.Error, match="nonexistent.h5"):
+        musiq.Scorer(weights="/nonexistent.h5")
+    with pytest.raises(musiq.Error, match="no-such-model"):
+        musiq.Scorer("no-such-model")
+
+
+def test_properties(scorer, model):
+    assert scorer.device == "cpu"
+    assert scorer.model == "random"  # a weights file is labelled by its variant, as the CLI does
+    assert scorer.random_weights
+    assert scorer.weights_path == model
+
+
+def test_two_threads_score_at_once(scorer, cli):
+    paths = [p for p in sorted(cli) if "error" not in cli[p]]
+    out = {}
+    start = threading.Barrier(2)
+
+    def work(name, items):
+        start.wait()
+        out[name] = [scorer.score(p) for p in items]
+
+    threads = [threading.Thread(target=work, args=("a", paths)),
+               threading.Thread(target=work, args=("b", paths[::-1]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out["a"] == [cli[p]["score"] for p in paths]
+    assert out["b"] == [cli[p]["score"] for p in paths[::-1]]
+
+
+def test_score_many_releases_the_gil(scorer, cli):
+    """Another Python thread keeps running while score_many works."""
+    paths = [p for p in sorted(cli) if "error" not in cli[p]][:2]
+    ticks = 0
+    done = threading.Event()
+
+    def count():
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    before = ticks
+    scorer.score_many(paths)
+    during = ticks - before
+    done.set()
+    counter.join()
+    assert during > 1000
