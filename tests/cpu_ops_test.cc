@@ -162,8 +162,8 @@ struct AttentionCase {
 
 class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 
-// Lengths around the 256-row query block, the last block's single CLS query, 962 rows
-// (4 equal blocks of 241) and q_rows < len.
+// Lengths around the 256-row query block, the last block's single CLS query (q_rows 1)
+// and 962 rows (4 equal blocks of 241).
 // Besides the bound, the flash-attention rule: the error against double precision is at
 // most twice that of a plain float32 implementation (std::exp, sequential sums).
 TEST_P(AttentionTest, MatchesFullSoftmax) {
@@ -205,7 +205,9 @@ TEST_P(AttentionTest, MatchesFullSoftmax) {
         plain[i * hidden + h * hd + d] = accf;
       }
     }
-  cpu::attention(qkv.data(), len, heads, hd, q_rows, out.data());
+  const int64_t starts[] = {0, len};
+  cpu::attention(qkv.data(), starts, 1, heads, hd,
+                 q_rows == len ? cpu::Queries::kAll : cpu::Queries::kFirst, out.data());
   EXPECT_TRUE(all_close(out, want, 1e-5, 1e-4));
   double err = 0, plain_err = 0;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -218,7 +220,34 @@ TEST_P(AttentionTest, MatchesFullSoftmax) {
 INSTANTIATE_TEST_SUITE_P(Lengths, AttentionTest,
                          ::testing::Values(AttentionCase{1, 1}, AttentionCase{33, 33},
                                            AttentionCase{300, 300}, AttentionCase{513, 1},
-                                           AttentionCase{962, 962}, AttentionCase{700, 257}));
+                                           AttentionCase{962, 962}, AttentionCase{700, 1}));
+
+// Packed sequences (cu_seqlens) attend only within themselves: every sequence's output is
+// bit for bit what it gets alone, for all queries and for the CLS query alone.
+TEST(AttentionPacked, EachSequenceAsAlone) {
+  const int heads = 6, hd = 64, hidden = heads * hd;
+  const std::vector<int64_t> lens = {1, 33, 300, 962, 5};
+  std::vector<int64_t> starts{0};
+  for (int64_t n : lens) starts.push_back(starts.back() + n);
+  const int64_t rows = starts.back();
+  const auto qkv = random_floats(size_t(rows) * 3 * hidden, 15, -2.0f, 2.0f);
+  for (cpu::Queries queries : {cpu::Queries::kAll, cpu::Queries::kFirst}) {
+    const bool all = queries == cpu::Queries::kAll;
+    std::vector<float> packed(size_t(all ? rows : int64_t(lens.size())) * hidden);
+    cpu::attention(qkv.data(), starts.data(), int(lens.size()), heads, hd, queries, packed.data());
+    for (size_t s = 0; s < lens.size(); ++s) {
+      const std::vector<float> one_qkv(qkv.begin() + starts[s] * 3 * hidden,
+                                       qkv.begin() + starts[s + 1] * 3 * hidden);
+      const int64_t one_starts[] = {0, lens[s]};
+      const int64_t out_rows = all ? lens[s] : 1;
+      std::vector<float> alone(size_t(out_rows) * hidden);
+      cpu::attention(one_qkv.data(), one_starts, 1, heads, hd, queries, alone.data());
+      const auto first = packed.begin() + (all ? starts[s] : int64_t(s)) * hidden;
+      EXPECT_TRUE(std::equal(alone.begin(), alone.end(), first))
+          << "sequence " << s << " (len " << lens[s] << "), all queries: " << all;
+    }
+  }
+}
 
 // Spacing of floats at |y| (2^-149 among subnormals); errors below are in these units.
 double float_ulp(double y) {

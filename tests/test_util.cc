@@ -67,4 +67,19 @@ const std::string& small_test_model() {
   return path;
 }
 
+const std::string& full_test_model(int num_classes) {
+  static std::string paths[2];
+  std::string& path = paths[num_classes == 1 ? 0 : 1];
+  if (path.empty()) {
+    const std::string out = temp_path("full_seed11_c" + std::to_string(num_classes) + ".h5");
+    const std::string cmd = std::string(MUSIQ_PYTHON) + " " +
+                            source_path("tools/musiq-make-test-model") + " " + out +
+                            " --seed 11 --size full --num-classes " +
+                            std::to_string(num_classes) + " > /dev/null";
+    if (run_command(cmd) != 0) ADD_FAILURE() << "failed: " << cmd;
+    path = out;
+  }
+  return path;
+}
+
 }  // namespace musiq::test
