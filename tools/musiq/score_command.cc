@@ -25,8 +25,16 @@ struct ScoreOptions {
   std::string output;
   bool resume = false, overwrite = false, quiet = false;
   int threads = 2;
+  int batch = 0;  // 0: the device's default below
   int64_t max_pixels = DecodeOptions{}.max_pixels;
 };
+
+// Images per packed forward pass when --batch is not given (bench/RESULTS.md, "Batches"):
+// on the CPU, batching measured no faster than single images (the GEMMs are already large
+// per image), so batch 1 keeps the latency of each record low; on a GPU a pass over one
+// small image leaves most of the device idle, so 16 images share one.
+constexpr int kDefaultBatchCpu = 1;
+constexpr int kDefaultBatchGpu = 16;
 
 volatile std::sig_atomic_t g_stop = 0;
 void request_stop(int) { g_stop = 1; }
@@ -101,37 +109,57 @@ int run_score(ScoreOptions o) {
 
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
+  const DeviceKind device = scorers.front().scorer->device().kind;
+  const size_t batch = size_t(o.batch > 0 ? o.batch
+                                          : device == DeviceKind::kCuda ? kDefaultBatchGpu
+                                                                        : kDefaultBatchCpu);
   Progress progress(static_cast<int64_t>(todo.size()), !o.quiet);
   Prefetcher prefetcher(todo, scorers.front().scorer->model().config, DecodeOptions{o.max_pixels},
-                        scorers.front().scorer->device().kind, o.threads,
-                        2 * static_cast<size_t>(std::max(o.threads, 1)));
+                        device, o.threads,
+                        std::max(2 * static_cast<size_t>(std::max(o.threads, 1)), batch));
   int64_t done = 0, failed = 0;
-  for (size_t i = 0; i < todo.size() && !g_stop; ++i) {
-    Prefetcher::Item item = prefetcher.take(i);
+  for (size_t first = 0; first < todo.size() && !g_stop; first += batch) {
+    // Up to `batch` images in input order; those that failed to decode are records too.
+    std::vector<Prefetcher::Item> items;
+    for (size_t i = first; i < std::min(first + batch, todo.size()); ++i)
+      items.push_back(prefetcher.take(i));
+    std::vector<std::string> errors(items.size());  // the first error per image
+    for (size_t j = 0; j < items.size(); ++j) errors[j] = items[j].error;
     for (const auto& [label, scorer] : scorers) {
-      Record r;
-      r.path = todo[i];
-      r.model = label;
-      if (sink->done().count({r.path, r.model})) continue;
-      if (item.image) {
-        const ScoreResult s = scorer->score_prepared(*item.image);
-        r.score = s.score;
-        r.device = scorer->device().name;
-        r.width = s.width;
-        r.height = s.height;
-        r.tokens = s.tokens;
-        r.ms = s.total_ms();
-        r.random_weights = scorer->model().random_weights;
-      } else {
-        r.error = item.error;
+      std::vector<const PreparedImage*> ready;  // decoded, and not yet done for this model
+      for (size_t j = 0; j < items.size(); ++j)
+        if (items[j].image && !sink->done().count({todo[first + j], label}))
+          ready.push_back(items[j].image.get());
+      const std::vector<BatchItem> scored = scorer->score_batch(ready);
+      size_t k = 0;
+      for (size_t j = 0; j < items.size(); ++j) {
+        Record r;
+        r.path = todo[first + j];
+        r.model = label;
+        if (sink->done().count({r.path, r.model})) continue;
+        const BatchItem* s = items[j].image ? &scored[k++] : nullptr;
+        if (s && s->ok()) {
+          r.score = s->result.score;
+          r.device = scorer->device().name;
+          r.width = s->result.width;
+          r.height = s->result.height;
+          r.tokens = s->result.tokens;
+          r.ms = s->result.total_ms();
+          r.random_weights = scorer->model().random_weights;
+        } else {
+          r.error = s ? r.path + ": " + s->error : items[j].error;
+          if (errors[j].empty()) errors[j] = r.error;
+        }
+        sink->write(r);
       }
-      sink->write(r);
     }
-    if (!item.image) {
-      ++failed;
-      if (!o.quiet) progress.note("musiq: " + item.error);
+    for (const std::string& error : errors) {
+      if (!error.empty()) {
+        ++failed;
+        if (!o.quiet) progress.note("musiq: " + error);
+      }
+      progress.update(++done, failed);
     }
-    progress.update(++done, failed);
   }
   sink->finish();
   progress.finish(done, failed);
@@ -168,6 +196,9 @@ Command add_score_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Decoding/preprocessing threads")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  cmd->add_option("--batch", o->batch,
+                  "Images per packed forward pass (default: 1 on the CPU, 16 on a GPU)")
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--shard", o->shard, "K/N: score only shard K (0-based) of N of the sorted input");
   cmd->add_option("--max-pixels", o->max_pixels, "Refuse larger images (checked before decoding)")
       ->check(CLI::PositiveNumber)
