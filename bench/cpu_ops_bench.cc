@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench/op_rows.h"
+#include "bench/rate_counters.h"
 #include "cpu/ops.h"
 #include "engine/config.h"
 #include "engine/resize_plan.h"

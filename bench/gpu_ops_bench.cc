@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bench/op_rows.h"
+#include "bench/rate_counters.h"
 #include "engine/config.h"
 #include "engine/device.h"
 #include "engine/error.h"

@@ -13,8 +13,6 @@
 // each input read once, each output written once, not what an implementation moves
 // (im2col columns, attention score blocks, the resize's intermediate).
 #pragma once
-#include <benchmark/benchmark.h>
-
 #include <cstdint>
 #include <random>
 #include <string>
@@ -56,9 +54,6 @@ struct OpRow {
 
 // All rows, in a fixed order.
 std::vector<OpRow> musiq_op_rows();
-
-// The FLOP/s (when flops > 0) and bytes/s counters of a row, per iteration.
-void set_rate_counters(benchmark::State& state, double flops, double bytes);
 
 // Seeded normal values (the work of every op is independent of the values).
 inline std::vector<float> random_floats(int64_t n, float stddev = 1.0f, uint32_t seed = kSeed) {

@@ -16,27 +16,53 @@ std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
   return v;
 }
 
-::testing::AssertionResult all_close(const std::vector<float>& got, const std::vector<float>& want,
+::testing::AssertionResult all_close(const float* got, const float* want, size_t n,
                                      double abs_tol, double rel_tol) {
-  if (got.size() != want.size())
-    return ::testing::AssertionFailure() << "size " << got.size() << " != " << want.size();
+  constexpr int kShow = 8;
   std::ostringstream first;
-  size_t bad = 0;
-  double worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double err = std::abs(double(got[i]) - want[i]);
-    const double bound = abs_tol + rel_tol * std::abs(double(want[i]));
-    if (!(err <= bound)) {  // also catches NaN
-      if (bad < 5) first << "\n  [" << i << "] got " << got[i] << " want " << want[i];
-      ++bad;
+  first.precision(9);
+  size_t bad = 0, non_finite = 0;
+  double worst = 0, worst_want = 0;
+  size_t worst_at = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double g = got[i], w = want[i];
+    bool ok;
+    if (!std::isfinite(g) || !std::isfinite(w)) {
+      ok = (std::isnan(g) && std::isnan(w)) || g == w;
+      if (!ok) ++non_finite;
+    } else {
+      const double err = std::abs(g - w);
+      ok = err <= abs_tol + rel_tol * std::abs(w);
+      if (err > worst) {
+        worst = err;
+        worst_want = w;
+        worst_at = i;
+      }
     }
-    worst = std::max(worst, err);
+    if (!ok && bad++ < kShow)
+      first << "\n  [" << i << "] got " << got[i] << " want " << want[i] << " (diff "
+            << (g - w) << ")";
   }
   if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << bad << " of " << got.size()
-                                       << " values outside abs " << abs_tol << " + rel "
-                                       << rel_tol << " (max abs err " << worst << ")"
-                                       << first.str();
+  std::ostringstream msg;
+  msg.precision(9);
+  msg << bad << " of " << n << " values outside " << abs_tol << " abs + " << rel_tol
+      << " rel (" << non_finite << " non-finite mismatches; max abs err " << worst << " at ["
+      << worst_at << "] where want " << worst_want << "); first:" << first.str();
+  return ::testing::AssertionFailure() << msg.str();
+}
+
+::testing::AssertionResult all_close(const std::vector<float>& got,
+                                     const std::vector<float>& want, double abs_tol,
+                                     double rel_tol) {
+  if (got.size() != want.size())
+    return ::testing::AssertionFailure() << "size " << got.size() << " != " << want.size();
+  return all_close(got.data(), want.data(), got.size(), abs_tol, rel_tol);
+}
+
+::testing::AssertionResult all_equal(const std::vector<float>& got,
+                                     const std::vector<float>& want) {
+  return all_close(got, want, 0.0, 0.0);
 }
 
 std::string source_path(const std::string& relative) {

@@ -35,7 +35,7 @@ TEST_P(AttentionGpuTest, MatchesCpu) {
   MUSIQ_SKIP_WITHOUT_GPU();
   const AttentionCase c = GetParam();
   const int head_dim = 64, hidden = c.heads * head_dim;
-  const auto qkv = gpu_test::random_floats(size_t(c.len) * 3 * hidden, 61, -2.0f, 2.0f);
+  const auto qkv = test::random_floats(size_t(c.len) * 3 * hidden, 61, -2.0f, 2.0f);
   std::vector<float> want(size_t(c.q_rows) * hidden);
   const std::vector<int64_t> starts = {0, c.len};
   cpu::attention(qkv.data(), starts.data(), 1, c.heads, head_dim, queries_of(c.len, c.q_rows),
@@ -47,7 +47,7 @@ TEST_P(AttentionGpuTest, MatchesCpu) {
   cuda::attention(d_qkv.get(), d_starts.get(), 1, c.len, c.heads, head_dim,
                   queries_of(c.len, c.q_rows), d_out.get(), stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_close(d_out.download(), want, kAbsTol, kRelTol));
+  EXPECT_TRUE(test::all_close(d_out.download(), want, kAbsTol, kRelTol));
   EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
 }
 
@@ -64,7 +64,7 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{129, 1, 3}),
     [](const auto& info) {
       const AttentionCase& c = info.param;
-      return gpu_test::name("len", c.len, "_q", c.q_rows, "_h", c.heads);
+      return test::name("len", c.len, "_q", c.q_rows, "_h", c.heads);
     });
 
 // Packed sequences (cu_seqlens) of mixed lengths, as a batch of images gives them: each
@@ -77,7 +77,7 @@ TEST(AttentionGpu, PackedSequencesMatchCpu) {
   std::vector<int64_t> starts{0};
   for (int64_t n : lens) starts.push_back(starts.back() + n);
   const int64_t rows = starts.back();
-  const auto qkv = gpu_test::random_floats(size_t(rows) * 3 * hidden, 62, -2.0f, 2.0f);
+  const auto qkv = test::random_floats(size_t(rows) * 3 * hidden, 62, -2.0f, 2.0f);
   gpu_test::Stream stream;
   DeviceBuffer<float> d_qkv(qkv);
   DeviceBuffer<int64_t> d_starts(starts);
@@ -90,7 +90,7 @@ TEST(AttentionGpu, PackedSequencesMatchCpu) {
     cuda::attention(d_qkv.get(), d_starts.get(), int(lens.size()), 962, heads, head_dim, queries,
                     d_out.get(), stream.get());
     stream.sync();
-    EXPECT_TRUE(gpu_test::all_close(d_out.download(), want, kAbsTol, kRelTol))
+    EXPECT_TRUE(test::all_close(d_out.download(), want, kAbsTol, kRelTol))
         << (queries == cpu::Queries::kAll ? "all queries" : "CLS queries");
     EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
   }

@@ -54,7 +54,7 @@ TEST_P(GpuModelTest, ScoresMatchCpuModel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Classes, GpuModelTest, ::testing::Values(1, 10),
-                         [](const auto& info) { return gpu_test::name("classes", info.param); });
+                         [](const auto& info) { return test::name("classes", info.param); });
 
 // A 12 MP photo's worth of tokens (4032x3024: 49 + 144 + 126 * 95 = 12,163 tokens) must fit
 // and give a finite score; then a small image on the same (now large) workspace.
