@@ -30,7 +30,7 @@ struct ScoreOptions {
 };
 
 // Images per packed forward pass when --batch is not given (bench/RESULTS.md, "Packed
-// batches"). CPU: batch 8 scored small, medium and mixed collections 1.1x to 2.4x faster
+// batches"). CPU: batch 8 scored small, medium and mixed collections 1.07x to 2.4x faster
 // than batch 1 in interleaved runs on the shared 2-core machine. GPU (unmeasured): one
 // 1024x768 image (919 rows) gives the encoder GEMMs ~72 output tiles and attention 90
 // blocks, under one wave of an H100/H200's 132 SMs; 16 such images (14,704 rows, within
