@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -387,6 +388,11 @@ struct OpCase {
   Device device;
   bench::OpRow row;
 };
+
+// How gtest and ctest name a case's parameter (not a dump of its bytes).
+void PrintTo(const OpCase& c, std::ostream* out) {
+  *out << (c.device == Device::kCpu ? "cpu " : "cuda ") << c.row.name;
+}
 
 std::vector<OpCase> op_cases() {
   std::vector<Device> devices = {Device::kCpu};
