@@ -91,7 +91,8 @@ std::string SharedScorer::device_note() const {
 PreparedImagePtr SharedScorer::prepare(const Input& input) const {
   const ModelConfig& config = scorer_->model().config;
   const DeviceKind device = scorer_->device().kind;
-  const DecodeOptions decode{options_.max_pixels};
+  DecodeOptions decode;
+  decode.max_pixels = options_.max_pixels;
   switch (input.kind) {
     case Input::Kind::kFile:
       return prepare_image_file(input.name, config, decode, device);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench/op_rows.h"
+#include "bench/rate_counters.h"
 #include "cpu/ops.h"
 #include "engine/config.h"
 #include "engine/resize_plan.h"
@@ -139,8 +140,9 @@ struct MakeCpuOp {
     const ModelConfig config;
     return [=, qkv = random_floats(c.len * 3 * config.hidden_size),
             out = std::vector<float>(c.q_rows * config.hidden_size)]() mutable {
-      cpu::attention(qkv.data(), c.len, config.num_heads, config.head_dim(), c.q_rows,
-                     out.data());
+      const int64_t starts[] = {0, c.len};
+      cpu::attention(qkv.data(), starts, 1, config.num_heads, config.head_dim(),
+                     c.q_rows == 1 ? cpu::Queries::kFirst : cpu::Queries::kAll, out.data());
     };
   }
   Op operator()(const HeadScoreCall& c) const {

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "bench/op_rows.h"
+#include "bench/rate_counters.h"
 #include "engine/config.h"
 #include "engine/device.h"
 #include "engine/error.h"
@@ -303,15 +304,17 @@ struct MakeGpuOp {
     const ModelConfig config;
     auto qkv = upload(random_floats(c.len * 3 * config.hidden_size));
     auto out = scratch<float>(c.q_rows * config.hidden_size);
+    auto starts = upload(std::vector<int64_t>{0, c.len});
     return [=](GpuBench& g) {
-      cuda::attention(qkv->get(), c.len, config.num_heads, config.head_dim(), c.q_rows,
-                      out->get(), g.stream);
+      cuda::attention(qkv->get(), starts->get(), 1, c.len, config.num_heads, config.head_dim(),
+                      c.q_rows == 1 ? cpu::Queries::kFirst : cpu::Queries::kAll, out->get(),
+                      g.stream);
     };
   }
   GpuOp operator()(const HeadScoreCall& c) const {
     auto logits = upload(random_floats(c.classes));
     auto score = scratch<float>(1);
-    return [=](GpuBench& g) { cuda::head_score(logits->get(), c.classes, score->get(), g.stream); };
+    return [=](GpuBench& g) { cuda::head_score(logits->get(), 1, c.classes, score->get(), g.stream); };
   }
 };
 

@@ -163,14 +163,6 @@ std::vector<OpRow> musiq_op_rows() {
   return rows;
 }
 
-void set_rate_counters(benchmark::State& state, double flops, double bytes) {
-  if (flops > 0)
-    state.counters["FLOP/s"] =
-        benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["bytes/s"] =
-      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-}
-
 EmbeddingIndices embedding_indices(int64_t rows) {
   const ModelConfig c;
   EmbeddingIndices idx;

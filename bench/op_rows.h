@@ -13,8 +13,6 @@
 // each input read once, each output written once, not what an implementation moves
 // (im2col columns, attention score blocks, the resize's intermediate).
 #pragma once
-#include <benchmark/benchmark.h>
-
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -55,9 +53,6 @@ struct OpRow {
 
 // All rows, in a fixed order.
 std::vector<OpRow> musiq_op_rows();
-
-// The FLOP/s (when flops > 0) and bytes/s counters of a row, per iteration.
-void set_rate_counters(benchmark::State& state, double flops, double bytes);
 
 // SplitMix64's output function (Steele, Lea and Flood, 2014): a well-mixed 64-bit hash of
 // a counter.

@@ -51,46 +51,74 @@ MUSIQ_VECTOR_CLONES float exp_shifted(float* row, int64_t len) {
   return sum;
 }
 
+// How one sequence is cut into tasks: query blocks of `block` rows, times the heads.
+struct SequencePlan {
+  int64_t start, len, q_rows, block, first_task;
+  int64_t out_row;  // where its first query's output goes
+};
+
 }  // namespace
 
-void attention(const float* qkv, int64_t len, int heads, int head_dim, int64_t q_rows,
-               float* out) {
-  if (q_rows <= 0 || len <= 0) return;
+void attention(const float* qkv, const int64_t* seq_starts, int sequences, int heads,
+               int head_dim, Queries queries, float* out) {
+  if (sequences <= 0) return;
   const int hidden = heads * head_dim;
   const int64_t ld = 3 * int64_t{hidden};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const int64_t per_thread_rows =
-      kAllScoreBlocksBytes / (int64_t{omp_get_max_threads()} * len * int64_t{sizeof(float)});
-  const int64_t most_rows = std::clamp(per_thread_rows, kMinQueryBlock, kQueryBlock);
-  // Equal blocks (962 rows: 4 x 241, not 3 x 256 + 194) so the tasks balance.
-  const int64_t blocks = (q_rows + most_rows - 1) / most_rows;
-  const int64_t block = (q_rows + blocks - 1) / blocks;
-  const int64_t tasks = blocks * heads;
-  // One task per (head, query block). OpenBLAS (OpenMP build) runs single-threaded
-  // inside a parallel region, so there are no barriers per head or per GEMM.
+  // Kept across calls, as the score blocks below: no allocation per layer.
+  thread_local std::vector<SequencePlan> plans;
+  plans.clear();
+  int64_t tasks = 0;
+  size_t most_scores = 0, most_block = 0;
+  for (int s = 0; s < sequences; ++s) {
+    const int64_t start = seq_starts[s], len = seq_starts[s + 1] - start;
+    const int64_t q_rows = queries == Queries::kAll ? len : std::min<int64_t>(1, len);
+    if (q_rows <= 0) continue;
+    // Blocks depend on this sequence alone, so it is computed as it would be by itself.
+    const int64_t per_thread_rows =
+        kAllScoreBlocksBytes / (int64_t{omp_get_max_threads()} * len * int64_t{sizeof(float)});
+    const int64_t most_rows = std::clamp(per_thread_rows, kMinQueryBlock, kQueryBlock);
+    // Equal blocks (962 rows: 4 x 241, not 3 x 256 + 194) so the tasks balance.
+    const int64_t blocks = (q_rows + most_rows - 1) / most_rows;
+    const int64_t block = (q_rows + blocks - 1) / blocks;
+    plans.push_back({start, len, q_rows, block, tasks, queries == Queries::kAll ? start : s});
+    tasks += blocks * heads;
+    most_scores = std::max(most_scores, size_t(block * len));
+    most_block = std::max(most_block, size_t(block));
+  }
+  const std::vector<SequencePlan>& plan = plans;  // the threads read the caller's list
+  // One task per (sequence, head, query block). OpenBLAS (OpenMP build) runs
+  // single-threaded inside a parallel region, so there are no barriers per head or GEMM.
 #pragma omp parallel
   {
     // Per thread, kept across calls (OpenMP reuses its threads): after the largest image
     // so far, scoring allocates nothing here.
     thread_local std::vector<float> scores, q, inv;
-    scores.resize(std::max<size_t>(scores.size(), block * len));
-    q.resize(std::max<size_t>(q.size(), block * head_dim));
-    inv.resize(std::max<size_t>(inv.size(), block));
+    scores.resize(std::max(scores.size(), most_scores));
+    q.resize(std::max(q.size(), most_block * head_dim));
+    inv.resize(std::max(inv.size(), most_block));
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
-      const int h = static_cast<int>(task % heads);
-      const int64_t q0 = task / heads * block;
-      const int64_t rows = std::min(block, q_rows - q0);
-      const float* k = qkv + hidden + h * head_dim;
-      const float* v = qkv + 2 * hidden + h * head_dim;
+      const auto it = std::upper_bound(
+          plan.begin(), plan.end(), task,
+          [](int64_t t, const SequencePlan& p) { return t < p.first_task; });
+      const SequencePlan& p = *(it - 1);
+      const int64_t local = task - p.first_task;
+      const int h = static_cast<int>(local % heads);
+      const int64_t q0 = local / heads * p.block;
+      const int64_t rows = std::min(p.block, p.q_rows - q0);
+      const int64_t len = p.len;
+      const float* seq = qkv + p.start * ld;
+      const float* k = seq + hidden + h * head_dim;
+      const float* v = seq + 2 * hidden + h * head_dim;
       // The official model scales the query before the dot product.
       for (int64_t r = 0; r < rows; ++r)
         for (int d = 0; d < head_dim; ++d)
-          q[r * head_dim + d] = qkv[(q0 + r) * ld + h * head_dim + d] * scale;
+          q[r * head_dim + d] = seq[(q0 + r) * ld + h * head_dim + d] * scale;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
                   static_cast<blasint>(len), head_dim, 1.0f, q.data(), head_dim, k,
                   static_cast<blasint>(ld), 0.0f, scores.data(), static_cast<blasint>(len));
-      float* o = out + q0 * hidden + h * head_dim;
+      float* o = out + (p.out_row + q0) * hidden + h * head_dim;
       for (int64_t r = 0; r < rows; ++r) inv[r] = 1.0f / exp_shifted(scores.data() + r * len, len);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
                   head_dim, static_cast<blasint>(len), 1.0f, scores.data(),

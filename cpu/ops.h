@@ -53,11 +53,17 @@ void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const
 void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
                     const int32_t* scale_id, const float* pos_table, const float* scale_table);
 
-// Multi-head self-attention without a mask (padding tokens are dropped beforehand).
-// qkv [len, 3 * heads * head_dim] (q | k | v, each head-major), out [q_rows, heads*head_dim]
-// for the first q_rows queries. Holds one block of the score matrix per thread.
-void attention(const float* qkv, int64_t len, int heads, int head_dim, int64_t q_rows,
-               float* out);
+// Which queries attention computes in each sequence: all of them (out has the rows of
+// qkv), or the first alone, the CLS token (out [sequences, hidden]), for the last block.
+enum class Queries { kAll, kFirst };
+
+// Multi-head self-attention without a mask (padding tokens are dropped beforehand) over
+// packed sequences: sequence s is rows [seq_starts[s], seq_starts[s + 1]) of
+// qkv [rows, 3 * heads * head_dim] (q | k | v, each head-major) and attends only to itself.
+// Each sequence is computed exactly as it would be alone. Holds one block of the score
+// matrix per thread.
+void attention(const float* qkv, const int64_t* seq_starts, int sequences, int heads,
+               int head_dim, Queries queries, float* out);
 
 // Quality score from the head's logits: the logit itself for one class, else the
 // mean of the softmax over classes 1..C.

@@ -1,5 +1,6 @@
-// The MUSIQ forward pass on the CPU (spec sections 3 and 4), built from cpu/ops.h.
+// The MUSIQ forward pass on the CPU: engine/forward.h over the ops of cpu/ops.h.
 #pragma once
+#include <span>
 #include <vector>
 
 #include "engine/model_weights.h"
@@ -12,19 +13,17 @@ class CpuModel {
   explicit CpuModel(ModelWeights weights);
   const ModelConfig& config() const { return w_.config; }
 
-  // Quality score of one image's tokens. Reuses its workspace between calls.
+  // Quality score of one image's tokens.
   float score(const Tokens& tokens);
+  // Scores of several images' tokens in one packed pass, in order. Equal to their single
+  // scores within float rounding (tests/batch_test.cc). Reuses its workspace between
+  // calls, grown to the largest batch seen.
+  std::vector<float> score_batch(std::span<const Tokens* const> images);
 
  private:
-  // Patch stem + embedding Dense for tokens [first, first+count) into out [count, hidden].
-  void embed_chunk(const Tokens& tokens, int64_t first, int64_t count, float* out);
-  // One pre-norm encoder block; only the first `keep_rows` rows are updated.
-  void encoder_block(const EncoderBlockWeights& b, int64_t len, int64_t keep_rows);
-
   ModelWeights w_;
-  // Workspace, grown on demand and kept.
-  std::vector<float> columns_, root_, pooled_, proj_, mid_, mid2_, unit_;
-  std::vector<float> x_, y_, qkv_, ctx_, mlp_;
+  WeightPointers params_;  // into w_.block
+  std::vector<float> workspace_;
 };
 
 }  // namespace musiq

@@ -1,29 +1,26 @@
-// GpuModel: the forward pass of engine/cpu_model.cc on the GPU, stage for stage, with the
-// kernels of kernels/ops.cuh on one stream and one cuBLAS handle. Host code only.
+// GpuModel: engine/forward.h on the GPU, with the kernels of kernels/ops.cuh on one stream
+// and one cuBLAS handle. Host code only.
 //
-// Memory: the weights are uploaded once (device buffers, RAII). Everything per image lives
-// in one device workspace carved into slices (x, y, qkv, ctx, mlp for the sequence; the
-// uploaded tokens; the stem's scratch for one chunk of kStemChunk tokens), sized from the
-// token count and reallocated only when a larger image comes; likewise the pinned host
-// buffers the tokens are uploaded through (the patches' only by score(): score_image has
-// none to upload). cuBLAS gets a fixed workspace of its own at construction
-// (cuda::set_blas_workspace: after cublasSetStream, which would reset it), so it allocates
-// nothing while scoring either.
+// Memory: the weights block (engine/model_weights.h) is uploaded in one copy. Everything
+// per batch lives in one device workspace laid out by engine/workspace.h (sequence buffers,
+// the uploaded input, the stem's scratch for kStemChunk tokens), reallocated only when a
+// larger batch comes; host-to-device copies go through one pinned staging buffer, grown
+// likewise. cuBLAS gets a fixed workspace of its own (cuda::set_blas_workspace, after
+// cublasSetStream, which would otherwise reset it), so it allocates nothing while scoring.
 // Per token: ~14 KB of sequence buffers + 12 KB of patches; the stem chunk is ~200 MB for
 // 512 tokens; a 12,000-token photo needs ~520 MB in all (estimate, not measured).
 //
-// NVTX ranges (nvtx3, header-only) mark the stages: upload, stem, embeddings, each
-// encoder block, head. They time the host's enqueueing; Nsight Systems shows the kernels
-// launched inside each range.
+// NVTX ranges (nvtx3, header-only) mark the stages: upload, preprocess, stem, embeddings,
+// each encoder block, head. They time the host's enqueueing; Nsight Systems shows the
+// kernels launched inside each range.
 //
-// Preprocessing: score_image() uploads the decoded bytes and runs spec section 2 on the
-// device (normalize, the Gaussian resizes, patch extraction; kernels bit-identical to the
-// CPU's), with the plan (scales, resize taps, hashed indices) from plan_tokens on the host.
-// score() takes tokens made on the CPU (make_tokens) and uploads them as they are.
-// CUDA events around the stages give last_run_stats() (upload, preprocess, model).
+// Decoded images are preprocessed on the device (normalize, the Gaussian resizes, patch
+// extraction; kernels bit-identical to the CPU's) into their rows of the packed patches,
+// with the plan (scales, resize taps, hashed indices) from plan_tokens on the host.
 //
 // Unverified: written and compiled without a GPU. tests/gpu/gpu_model_test.cc compares
-// scores with CpuModel (1e-4 relative) and scores a ~12,000-token image; run it first.
+// scores with CpuModel (1e-4 relative), batches with singles, and scores a ~12,000-token
+// image; run it first.
 #include "engine/gpu_model.h"
 
 #include <cublas_v2.h>
@@ -33,9 +30,11 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
-#include <vector>
 
 #include "engine/error.h"
+#include "engine/forward.h"
+#include "engine/packed_batch.h"
+#include "engine/workspace.h"
 #include "kernels/cuda_check.h"
 #include "kernels/device_array.h"
 #include "kernels/ops.cuh"
@@ -46,50 +45,37 @@ namespace {
 using cuda::DeviceArray;
 using cuda::mib;
 
-constexpr int64_t kStemChunk = 512;  // tokens through the stem at once: bounded scratch
-constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
-constexpr int64_t kAlignFloats = 64;                       // slices start on 256 bytes
+constexpr size_t kStagingAlign = 256;
 
 // Page-locked host memory (async copies from it really are asynchronous), grown on demand.
-template <typename T>
-class PinnedArray {
+class PinnedBuffer {
  public:
-  PinnedArray() = default;
-  PinnedArray(const PinnedArray&) = delete;
-  PinnedArray& operator=(const PinnedArray&) = delete;
-  ~PinnedArray() {
+  PinnedBuffer() = default;
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  ~PinnedBuffer() {
     if (data_) cudaFreeHost(data_);
   }
-  void ensure(size_t count) {
-    if (count <= count_) return;
+  void ensure(size_t bytes) {
+    if (bytes <= bytes_) return;
     if (data_) cudaFreeHost(data_);
     data_ = nullptr;
-    count_ = 0;
+    bytes_ = 0;
     void* p = nullptr;
-    const cudaError_t status = cudaHostAlloc(&p, count * sizeof(T), cudaHostAllocDefault);
+    const cudaError_t status = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
     if (status != cudaSuccess) {
       cudaGetLastError();
-      throw Error("GPU: cannot allocate " + mib(double(count) * sizeof(T)) +
-                  " of pinned host memory for the token upload (" +
-                  cudaGetErrorString(status) + ")");
+      throw Error("GPU: cannot allocate " + mib(double(bytes)) +
+                  " of pinned host memory for the upload (" + cudaGetErrorString(status) + ")");
     }
-    data_ = static_cast<T*>(p);
-    count_ = count;
+    data_ = static_cast<unsigned char*>(p);
+    bytes_ = bytes;
   }
-  T* get() const { return data_; }
+  unsigned char* get() const { return data_; }
 
  private:
-  T* data_ = nullptr;
-  size_t count_ = 0;
-};
-
-struct DeviceGroupNorm {
-  DeviceArray<float> scale, bias;
-};
-
-struct DeviceBlock {
-  DeviceArray<float> ln0_scale, ln0_bias, qkv_kernel, qkv_bias, out_kernel, out_bias;
-  DeviceArray<float> ln2_scale, ln2_bias, mlp0_kernel, mlp0_bias, mlp1_kernel, mlp1_bias;
+  unsigned char* data_ = nullptr;
+  size_t bytes_ = 0;
 };
 
 // Scoped NVTX range.
@@ -113,6 +99,83 @@ float elapsed_ms(cudaEvent_t from, cudaEvent_t to) {
   return ms;
 }
 
+// The device of engine/forward.h on the GPU: kernels/ops.cuh on one stream and handle.
+struct CudaOps {
+  static constexpr int64_t kStemChunk = 512;  // tokens through the stem at once
+  cublasHandle_t blas;
+  cudaStream_t stream;
+
+  NvtxRange range(const char* name) { return NvtxRange(name); }
+  void copy(float* dst, const float* src, int64_t count) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice,
+                               stream));
+  }
+  template <typename... A> void conv2d(A... a) { cuda::conv2d(a..., blas, stream); }
+  template <typename... A> void group_norm(A... a) { cuda::group_norm(a..., stream); }
+  template <typename... A> void max_pool_3x3_s2(A... a) { cuda::max_pool_3x3_s2(a..., stream); }
+  template <typename... A> void add_relu(A... a) { cuda::add_relu(a..., stream); }
+  template <typename... A> void linear(A... a) { cuda::linear(a..., blas, stream); }
+  template <typename... A> void layer_norm(A... a) { cuda::layer_norm(a..., stream); }
+  template <typename... A> void add_embeddings(A... a) { cuda::add_embeddings(a..., stream); }
+  void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
+                 cpu::Queries queries, float* out) {
+    cuda::attention(qkv, batch.device_starts, batch.batch(), batch.longest(), heads, head_dim,
+                    queries, out, stream);
+  }
+  void head_scores(const float* logits, int images, int classes, float* scores) {
+    cuda::head_score(logits, images, classes, scores, stream);
+  }
+};
+
+// Host bytes gathered into the pinned staging buffer, then copied to the device in groups,
+// each when the stream needs it (a group's copies go out in the order they were added).
+class Uploads {
+ public:
+  void add(void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    items_.push_back({dst, src, bytes, total_});
+    total_ = (total_ + bytes + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
+  }
+  size_t count() const { return items_.size(); }
+  size_t total_bytes() const { return total_; }
+  // Copies every source into `staging` (total_bytes() long), while no copy is in flight.
+  void fill(unsigned char* staging) const {
+    for (const Item& i : items_) std::memcpy(staging + i.at, i.src, i.bytes);
+  }
+  // Enqueues the copies of items [from, to) from `staging` to their destinations.
+  void send(const unsigned char* staging, size_t from, size_t to, cudaStream_t stream) const {
+    for (size_t k = from; k < to; ++k)
+      CUDA_CHECK(cudaMemcpyAsync(items_[k].dst, staging + items_[k].at, items_[k].bytes,
+                                 cudaMemcpyHostToDevice, stream));
+  }
+
+ private:
+  struct Item {
+    void* dst;
+    const void* src;
+    size_t bytes, at;
+  };
+  std::vector<Item> items_;
+  size_t total_ = 0;
+};
+
+// A decoded image's resize plans as preprocess() reads them: per scale, rows then columns,
+// starts and weights each in one array.
+struct PackedPlans {
+  std::vector<int32_t> starts;
+  std::vector<float> weights;
+};
+
+PackedPlans pack_plans(const TokenPlan& plan) {
+  PackedPlans p;
+  for (const ScalePlan& scale : plan.scales)
+    for (const ResizePlan* axis : {&scale.rows, &scale.cols}) {
+      p.starts.insert(p.starts.end(), axis->starts.begin(), axis->starts.end());
+      p.weights.insert(p.weights.end(), axis->weights.begin(), axis->weights.end());
+    }
+  return p;
+}
+
 }  // namespace
 
 struct GpuModel::Impl {
@@ -121,37 +184,18 @@ struct GpuModel::Impl {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
   DeviceArray<unsigned char> blas_workspace;
+  DeviceArray<float> weights;
+  WeightPointers params;  // into `weights`
 
-  // Weights, as in ModelWeights.
-  DeviceArray<float> conv_root, conv_proj, conv1, conv2, conv3;
-  DeviceGroupNorm gn_root, gn_proj, gn1, gn2, gn3;
-  DeviceArray<float> embedding_kernel, embedding_bias, pos_embedding, scale_embedding, cls;
-  std::vector<DeviceBlock> blocks;
-  DeviceArray<float> encoder_norm_scale, encoder_norm_bias, head_kernel, head_bias;
-  size_t weight_bytes = 0;
+  DeviceArray<float> workspace;  // per batch, engine/workspace.h's layout
+  PinnedBuffer staging;
 
-  // Per-image workspace (one allocation) and its slices for the current capacity.
-  DeviceArray<float> workspace;
-  int64_t capacity_tokens = -1;
-  float *x = nullptr, *y = nullptr, *qkv = nullptr, *ctx = nullptr, *mlp = nullptr;
-  float* patches = nullptr;
-  int32_t *spatial = nullptr, *scale_id = nullptr;
-  float *columns = nullptr, *root = nullptr, *pooled = nullptr, *proj = nullptr;
-  float *mid = nullptr, *mid2 = nullptr, *unit = nullptr;
-  float *logits = nullptr, *score = nullptr;
-
-  PinnedArray<float> host_patches, host_score;
-  PinnedArray<int32_t> host_spatial, host_scale_id;
-
-  // score_image's device preprocessing: the decoded bytes, the normalized image, the
-  // resize intermediate and result, one scale's patches when a scale keeps fewer tokens
+  // Device preprocessing of one decoded image at a time: the bytes, the normalized image,
+  // the resize intermediate and result, one scale's patches when a scale keeps fewer tokens
   // than it has patches, and the resize plans. Grown to the largest image seen.
   DeviceArray<uint8_t> rgb;
   DeviceArray<float> normalized, resize_tmp, resized, scale_patches, plan_weights;
   DeviceArray<int32_t> plan_starts;
-  PinnedArray<uint8_t> host_rgb;
-  PinnedArray<float> host_plan_weights;
-  PinnedArray<int32_t> host_plan_starts;
 
   // Stage boundaries of the last call, on the stream.
   cudaEvent_t started = nullptr, uploaded = nullptr, preprocessed = nullptr, done = nullptr;
@@ -164,229 +208,42 @@ struct GpuModel::Impl {
     if (stream) cudaStreamDestroy(stream);
   }
 
-  void upload(DeviceArray<float>& dst, const std::vector<float>& src, const char* what) {
-    dst.upload(src, what, stream);  // on the model's stream: ordered before any kernel
-    weight_bytes += src.size() * sizeof(float);
-  }
-
-  void ensure_workspace(int64_t n);
-  void upload_indices(const std::vector<int32_t>& spatial_ids, const std::vector<int32_t>& scale_ids);
-  void preprocess_on_device(const Image& image, const TokenPlan& plan);
-  float forward(int64_t n);  // patches, spatial and scale_id are on the device
-  void embed_chunk(int64_t first, int64_t count, float* out);
-  void encoder_block(const DeviceBlock& b, int64_t len, int64_t keep_rows);
+  Workspace ensure_workspace(const PackedBatch& batch);
+  void grow_preprocessing(const Image& image, const TokenPlan& plan);
+  void preprocess(const Image& image, const TokenPlan& plan, float* patches);
 };
 
-void GpuModel::Impl::ensure_workspace(int64_t n) {
-  if (n <= capacity_tokens) return;
-  const int h = config.hidden_size;
-  const int64_t len = n + 1;
-  const int64_t chunk = std::max<int64_t>(1, std::min(kStemChunk, n));
-  const int64_t root_px = chunk * kRootOut * kRootOut, pool_px = chunk * kPoolOut * kPoolOut;
-  // Slice sizes in floats, in carving order.
-  const int64_t sizes[] = {
-      len * h,                                                  // x
-      len * h,                                                  // y
-      len * 3 * h,                                              // qkv
-      len * h,                                                  // ctx
-      len * config.mlp_dim,                                     // mlp
-      n * config.patch_values(),                                // patches
-      n,                                                        // spatial (int32)
-      n,                                                        // scale_id (int32)
-      std::max(root_px * 7 * 7 * 3, pool_px * 3 * 3 * kStemWidth),  // columns
-      root_px * kStemWidth,                                     // root
-      pool_px * kStemWidth,                                     // pooled
-      pool_px * kStemOutWidth,                                  // proj
-      pool_px * kStemWidth,                                     // mid
-      pool_px * kStemWidth,                                     // mid2
-      pool_px * kStemOutWidth,                                  // unit
-      config.num_classes,                                       // logits
-      1,                                                        // score
-  };
-  int64_t total = 0;
-  for (int64_t s : sizes) total += (s + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
-
-  capacity_tokens = -1;
-  workspace.reset();  // free the old one first: the new one may need that memory
-  try {
-    workspace.allocate(size_t(total), "the per-image workspace");
-  } catch (const Error& e) {
-    throw Error("GPU out of memory: scoring an image of " + std::to_string(n + 1) +
-                " tokens needs " + mib(double(total) * sizeof(float)) +
-                " of device workspace besides the " + mib(double(weight_bytes)) +
-                " of weights (" + e.what() + ")");
+Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
+  const WorkspaceLayout layout(config, {batch.rows(), batch.batch(), CudaOps::kStemChunk, true});
+  const size_t total = size_t(layout.total_floats());
+  if (workspace.size() < total) {
+    workspace.reset();  // free the old one first: the new one may need that memory
+    try {
+      workspace.allocate(total, "the batch workspace");
+    } catch (const Error& e) {
+      throw Error("GPU out of memory: scoring " + std::to_string(batch.batch()) +
+                  " image(s) of " + std::to_string(batch.rows()) + " tokens in all needs " +
+                  mib(double(total) * sizeof(float)) + " of device workspace besides the " +
+                  mib(double(weights.size()) * sizeof(float)) + " of weights (" + e.what() +
+                  ")");
+    }
   }
-  float* p = workspace.get();
-  int slot = 0;
-  auto next = [&]() {
-    float* s = p;
-    p += (sizes[slot++] + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
-    return s;
-  };
-  x = next();
-  y = next();
-  qkv = next();
-  ctx = next();
-  mlp = next();
-  patches = next();
-  spatial = reinterpret_cast<int32_t*>(next());
-  scale_id = reinterpret_cast<int32_t*>(next());
-  columns = next();
-  root = next();
-  pooled = next();
-  proj = next();
-  mid = next();
-  mid2 = next();
-  unit = next();
-  logits = next();
-  score = next();
-  capacity_tokens = n;  // only once everything above succeeded
+  return layout.at(workspace.get());
 }
 
-// Mirrors CpuModel::embed_chunk.
-void GpuModel::Impl::embed_chunk(int64_t first, int64_t count, float* out) {
-  const int n = static_cast<int>(count);
-  const int64_t pool_px = int64_t{n} * kPoolOut * kPoolOut;
-  const float* in = patches + first * config.patch_values();
-
-  // Root: 7x7/2 SAME conv (pad 2 before, 3 after), GroupNorm + ReLU, 3x3/2 max-pool.
-  cuda::conv2d(in, n, kPatch, kPatch, 3, conv_root.get(), 7, 7, kStemWidth, 2, 2, 2, kRootOut,
-               kRootOut, columns, root, blas, stream);
-  cuda::group_norm(root, n, kRootOut * kRootOut, kStemWidth, kStemGroups, gn_root.scale.get(),
-                   gn_root.bias.get(), kRootGroupNormEps, true, stream);
-  cuda::max_pool_3x3_s2(root, n, kRootOut, kRootOut, kStemWidth, kPoolOut, kPoolOut, pooled,
-                        stream);
-
-  // block1/unit1: bottleneck with projection.
-  const int hw = kPoolOut * kPoolOut;
-  cuda::conv2d(pooled, n, kPoolOut, kPoolOut, kStemWidth, conv_proj.get(), 1, 1, kStemOutWidth,
-               1, 0, 0, kPoolOut, kPoolOut, nullptr, proj, blas, stream);
-  cuda::group_norm(proj, n, hw, kStemOutWidth, kStemGroups, gn_proj.scale.get(),
-                   gn_proj.bias.get(), kUnitGroupNormEps, false, stream);
-  cuda::conv2d(pooled, n, kPoolOut, kPoolOut, kStemWidth, conv1.get(), 1, 1, kStemWidth, 1, 0,
-               0, kPoolOut, kPoolOut, nullptr, mid, blas, stream);
-  cuda::group_norm(mid, n, hw, kStemWidth, kStemGroups, gn1.scale.get(), gn1.bias.get(),
-                   kUnitGroupNormEps, true, stream);
-  cuda::conv2d(mid, n, kPoolOut, kPoolOut, kStemWidth, conv2.get(), 3, 3, kStemWidth, 1, 1, 1,
-               kPoolOut, kPoolOut, columns, mid2, blas, stream);
-  cuda::group_norm(mid2, n, hw, kStemWidth, kStemGroups, gn2.scale.get(), gn2.bias.get(),
-                   kUnitGroupNormEps, true, stream);
-  cuda::conv2d(mid2, n, kPoolOut, kPoolOut, kStemWidth, conv3.get(), 1, 1, kStemOutWidth, 1, 0,
-               0, kPoolOut, kPoolOut, nullptr, unit, blas, stream);
-  cuda::group_norm(unit, n, hw, kStemOutWidth, kStemGroups, gn3.scale.get(), gn3.bias.get(),
-                   kUnitGroupNormEps, false, stream);
-  cuda::add_relu(unit, proj, pool_px * kStemOutWidth, stream);
-
-  // Flatten (h, w, c) -> 16384 and project to the hidden size.
-  cuda::linear(unit, n, hw * kStemOutWidth, embedding_kernel.get(), config.hidden_size,
-               embedding_bias.get(), cpu::Epilogue::kBias, out, blas, stream);
-}
-
-// Mirrors CpuModel::encoder_block: only the first keep_rows rows are updated.
-void GpuModel::Impl::encoder_block(const DeviceBlock& b, int64_t len, int64_t keep_rows) {
-  const int h = config.hidden_size;
-  cuda::layer_norm(x, len, h, b.ln0_scale.get(), b.ln0_bias.get(), kLayerNormEps, y, stream);
-  cuda::linear(y, len, h, b.qkv_kernel.get(), 3 * h, b.qkv_bias.get(), cpu::Epilogue::kBias,
-               qkv, blas, stream);
-  cuda::attention(qkv, len, config.num_heads, config.head_dim(), keep_rows, ctx, stream);
-  cuda::linear(ctx, keep_rows, h, b.out_kernel.get(), h, b.out_bias.get(),
-               cpu::Epilogue::kBiasResidual, x, blas, stream);
-  cuda::layer_norm(x, keep_rows, h, b.ln2_scale.get(), b.ln2_bias.get(), kLayerNormEps, y,
-                   stream);
-  cuda::linear(y, keep_rows, h, b.mlp0_kernel.get(), config.mlp_dim, b.mlp0_bias.get(),
-               cpu::Epilogue::kBiasGelu, mlp, blas, stream);
-  cuda::linear(mlp, keep_rows, config.mlp_dim, b.mlp1_kernel.get(), h, b.mlp1_bias.get(),
-               cpu::Epilogue::kBiasResidual, x, blas, stream);
-}
-
-GpuModel::GpuModel(ModelWeights w) : impl_(std::make_unique<Impl>()) {
-  Impl& m = *impl_;
-  m.config = w.config;
-  if (m.config.head_dim() != 64)
-    throw Error("GPU: head_dim " + std::to_string(m.config.head_dim()) +
-                " is not supported by the attention kernel (64 only); use --device cpu");
-  CUDA_CHECK(cudaSetDevice(m.device));
-  CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
-  for (cudaEvent_t* e : {&m.started, &m.uploaded, &m.preprocessed, &m.done})
-    CUDA_CHECK(cudaEventCreate(e));
-  m.blas = cuda::make_blas_handle();
-  m.blas_workspace.allocate(cuda::kBlasWorkspaceBytes, "the cuBLAS workspace");
-  cuda::set_blas_workspace(m.blas, m.stream, m.blas_workspace.get(), cuda::kBlasWorkspaceBytes);
-
-  m.upload(m.conv_root, w.conv_root, "conv_root");
-  m.upload(m.conv_proj, w.conv_proj, "conv_proj");
-  m.upload(m.conv1, w.conv1, "conv1");
-  m.upload(m.conv2, w.conv2, "conv2");
-  m.upload(m.conv3, w.conv3, "conv3");
-  const std::pair<DeviceGroupNorm*, const GroupNormWeights*> norms[] = {
-      {&m.gn_root, &w.gn_root}, {&m.gn_proj, &w.gn_proj}, {&m.gn1, &w.gn1},
-      {&m.gn2, &w.gn2},         {&m.gn3, &w.gn3}};
-  for (const auto& [dst, src] : norms) {
-    m.upload(dst->scale, src->scale, "a GroupNorm scale");
-    m.upload(dst->bias, src->bias, "a GroupNorm bias");
-  }
-  m.upload(m.embedding_kernel, w.embedding_kernel, "embedding/kernel");
-  m.upload(m.embedding_bias, w.embedding_bias, "embedding/bias");
-  m.upload(m.pos_embedding, w.pos_embedding, "pos_embedding");
-  m.upload(m.scale_embedding, w.scale_embedding, "scale_embedding");
-  m.upload(m.cls, w.cls, "cls");
-  m.blocks = std::vector<DeviceBlock>(w.blocks.size());
-  for (size_t i = 0; i < w.blocks.size(); ++i) {
-    const EncoderBlockWeights& s = w.blocks[i];
-    DeviceBlock& d = m.blocks[i];
-    m.upload(d.ln0_scale, s.ln0_scale, "an encoder LayerNorm");
-    m.upload(d.ln0_bias, s.ln0_bias, "an encoder LayerNorm");
-    m.upload(d.qkv_kernel, s.qkv_kernel, "an attention kernel");
-    m.upload(d.qkv_bias, s.qkv_bias, "an attention bias");
-    m.upload(d.out_kernel, s.out_kernel, "an attention output kernel");
-    m.upload(d.out_bias, s.out_bias, "an attention output bias");
-    m.upload(d.ln2_scale, s.ln2_scale, "an encoder LayerNorm");
-    m.upload(d.ln2_bias, s.ln2_bias, "an encoder LayerNorm");
-    m.upload(d.mlp0_kernel, s.mlp0_kernel, "an MLP kernel");
-    m.upload(d.mlp0_bias, s.mlp0_bias, "an MLP bias");
-    m.upload(d.mlp1_kernel, s.mlp1_kernel, "an MLP kernel");
-    m.upload(d.mlp1_bias, s.mlp1_bias, "an MLP bias");
-  }
-  m.upload(m.encoder_norm_scale, w.encoder_norm_scale, "encoder_norm");
-  m.upload(m.encoder_norm_bias, w.encoder_norm_bias, "encoder_norm");
-  m.upload(m.head_kernel, w.head_kernel, "head/kernel");
-  m.upload(m.head_bias, w.head_bias, "head/bias");
-  CUDA_CHECK(cudaStreamSynchronize(m.stream));  // a failed copy surfaces here
-  m.host_score.ensure(1);
-}
-
-GpuModel::~GpuModel() = default;
-
-const ModelConfig& GpuModel::config() const { return impl_->config; }
-
-void GpuModel::Impl::upload_indices(const std::vector<int32_t>& spatial_ids,
-                                     const std::vector<int32_t>& scale_ids) {
-  const size_t n = spatial_ids.size();
-  if (n == 0) return;
-  host_spatial.ensure(n);
-  host_scale_id.ensure(n);
-  std::memcpy(host_spatial.get(), spatial_ids.data(), n * 4);
-  std::memcpy(host_scale_id.get(), scale_ids.data(), n * 4);
-  CUDA_CHECK(cudaMemcpyAsync(spatial, host_spatial.get(), n * 4, cudaMemcpyHostToDevice, stream));
-  CUDA_CHECK(cudaMemcpyAsync(scale_id, host_scale_id.get(), n * 4, cudaMemcpyHostToDevice, stream));
-}
-
-// Mirrors make_tokens: the tokens of every scale of `plan` into `patches`, in order.
-void GpuModel::Impl::preprocess_on_device(const Image& image, const TokenPlan& plan) {
-  const int h = image.height, w = image.width;
-  const int pv = config.patch_values();
-  const size_t count = size_t(h) * w * 3;
-  size_t starts = 0, weights = 0, tmp = 0, out = 0, scratch = 0;
+void GpuModel::Impl::grow_preprocessing(const Image& image, const TokenPlan& plan) {
+  const size_t count = size_t(image.height) * image.width * 3;
+  size_t starts = 0, weights_count = 0, tmp = 0, out = 0, scratch = 0;
   for (const ScalePlan& scale : plan.scales) {
     const ScaleGeometry& g = scale.geometry;
     if (scale.resized) {
       starts += scale.rows.starts.size() + scale.cols.starts.size();
-      weights += scale.rows.weights.size() + scale.cols.weights.size();
-      tmp = std::max(tmp, size_t(g.height) * w * 3);
+      weights_count += scale.rows.weights.size() + scale.cols.weights.size();
+      tmp = std::max(tmp, size_t(g.height) * image.width * 3);
       out = std::max(out, size_t(g.height) * g.width * 3);
     }
     const int64_t all = int64_t{g.count_h} * g.count_w;
-    if (all != g.tokens) scratch = std::max(scratch, size_t(all) * pv);
+    if (all != g.tokens) scratch = std::max(scratch, size_t(all) * config.patch_values());
   }
   grow(rgb, count, "the decoded image");
   grow(normalized, count, "the normalized image");
@@ -394,34 +251,16 @@ void GpuModel::Impl::preprocess_on_device(const Image& image, const TokenPlan& p
   grow(resized, out, "the resized image");
   grow(scale_patches, scratch, "one scale's patches");
   grow(plan_starts, starts, "the resize plans");
-  grow(plan_weights, weights, "the resize plans");
-  host_rgb.ensure(count);
-  host_plan_starts.ensure(std::max<size_t>(starts, 1));
-  host_plan_weights.ensure(std::max<size_t>(weights, 1));
+  grow(plan_weights, weights_count, "the resize plans");
+}
 
-  {
-    NvtxRange range("upload");
-    std::memcpy(host_rgb.get(), image.rgb.data(), count);
-    CUDA_CHECK(cudaMemcpyAsync(rgb.get(), host_rgb.get(), count, cudaMemcpyHostToDevice, stream));
-    int32_t* hs = host_plan_starts.get();
-    float* hw = host_plan_weights.get();
-    for (const ScalePlan& scale : plan.scales) {
-      for (const ResizePlan* axis : {&scale.rows, &scale.cols}) {
-        hs = std::copy(axis->starts.begin(), axis->starts.end(), hs);
-        hw = std::copy(axis->weights.begin(), axis->weights.end(), hw);
-      }
-    }
-    if (starts > 0) {
-      CUDA_CHECK(cudaMemcpyAsync(plan_starts.get(), host_plan_starts.get(), starts * 4,
-                                 cudaMemcpyHostToDevice, stream));
-      CUDA_CHECK(cudaMemcpyAsync(plan_weights.get(), host_plan_weights.get(), weights * 4,
-                                 cudaMemcpyHostToDevice, stream));
-    }
-    upload_indices(plan.spatial, plan.scale_id);
-    CUDA_CHECK(cudaEventRecord(uploaded, stream));
-  }
-
-  NvtxRange range("preprocess");
+// Mirrors make_tokens: the tokens of every scale of `plan` into `patches`, in order, from
+// the image's bytes and packed resize plans, uploaded just before into rgb, plan_starts and
+// plan_weights.
+void GpuModel::Impl::preprocess(const Image& image, const TokenPlan& plan, float* patches) {
+  const int h = image.height, w = image.width;
+  const int pv = config.patch_values();
+  const size_t count = size_t(h) * w * 3;
   cuda::normalize_image(rgb.get(), static_cast<int64_t>(count), normalized.get(), stream);
   const int32_t* next_starts = plan_starts.get();
   const float* next_weights = plan_weights.get();
@@ -453,77 +292,140 @@ void GpuModel::Impl::preprocess_on_device(const Image& image, const TokenPlan& p
   }
 }
 
-float GpuModel::Impl::forward(int64_t n) {
-  const ModelConfig& c = config;
-  const int h = c.hidden_size;
-  const int64_t len = n + 1;
-  cudaStream_t s = stream;
-  CUDA_CHECK(cudaEventRecord(preprocessed, s));
-  CUDA_CHECK(cudaMemcpyAsync(x, cls.get(), size_t(h) * 4, cudaMemcpyDeviceToDevice, s));
-  {
-    NvtxRange range("stem");
-    for (int64_t first = 0; first < n; first += kStemChunk)
-      embed_chunk(first, std::min(kStemChunk, n - first), x + (1 + first) * h);
-  }
-  {
-    NvtxRange range("embeddings");
-    cuda::add_embeddings(x + h, n, h, spatial, scale_id, pos_embedding.get(),
-                         scale_embedding.get(), s);
-  }
-  // Only the CLS row is read at the end, so the last block updates row 0 alone.
-  for (int i = 0; i < c.num_layers; ++i) {
-    NvtxRange range("encoder_block");
-    encoder_block(blocks[i], len, i + 1 == c.num_layers ? 1 : len);
-  }
-  {
-    NvtxRange range("head");
-    cuda::layer_norm(x, 1, h, encoder_norm_scale.get(), encoder_norm_bias.get(), kLayerNormEps,
-                     y, s);
-    cuda::linear(y, 1, h, head_kernel.get(), c.num_classes, head_bias.get(),
-                 cpu::Epilogue::kBias, logits, blas, s);
-    cuda::head_score(logits, c.num_classes, score, s);
-    CUDA_CHECK(cudaEventRecord(done, s));
-    CUDA_CHECK(cudaMemcpyAsync(host_score.get(), score, sizeof(float), cudaMemcpyDeviceToHost, s));
-    CUDA_CHECK(cudaStreamSynchronize(s));  // also surfaces faults inside any kernel above
-  }
-  last_run = {len, elapsed_ms(started, uploaded), elapsed_ms(uploaded, preprocessed),
-              elapsed_ms(preprocessed, done)};
-  return *host_score.get();
+GpuModel::GpuModel(const ModelWeights& w) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.config = w.config;
+  if (m.config.head_dim() != 64)
+    throw Error("GPU: head_dim " + std::to_string(m.config.head_dim()) +
+                " is not supported by the attention kernel (64 only); use --device cpu");
+  CUDA_CHECK(cudaSetDevice(m.device));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+  for (cudaEvent_t* e : {&m.started, &m.uploaded, &m.preprocessed, &m.done})
+    CUDA_CHECK(cudaEventCreate(e));
+  m.blas = cuda::make_blas_handle();
+  m.blas_workspace.allocate(cuda::kBlasWorkspaceBytes, "the cuBLAS workspace");
+  cuda::set_blas_workspace(m.blas, m.stream, m.blas_workspace.get(), cuda::kBlasWorkspaceBytes);
+  // The weights in one copy, on the work stream.
+  m.weights.allocate(w.block.size(), "the model weights");
+  CUDA_CHECK(cudaMemcpyAsync(m.weights.get(), w.block.data(), w.block.size() * sizeof(float),
+                             cudaMemcpyHostToDevice, m.stream));
+  CUDA_CHECK(cudaStreamSynchronize(m.stream));
+  m.params = w.at(m.weights.get());
 }
 
-float GpuModel::score(const Tokens& tokens) {
+GpuModel::~GpuModel() = default;
+
+const ModelConfig& GpuModel::config() const { return impl_->config; }
+
+std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
   Impl& m = *impl_;
-  const int64_t n = tokens.count();
-  if (tokens.patch_values != m.config.patch_values() ||
-      int64_t(tokens.patches.size()) != n * m.config.patch_values() ||
-      int64_t(tokens.scale_id.size()) != n)
-    throw Error("GpuModel::score: tokens do not match the model's patch size");
+  const ModelConfig& c = m.config;
+  if (images.empty()) return {};
+  // Host side first: each image's plan and token count, every byte to upload.
+  std::vector<TokenPlan> plans(images.size());
+  std::vector<int64_t> counts;
   CUDA_CHECK(cudaSetDevice(m.device));  // the calling thread may not be the constructing one
-  m.ensure_workspace(n);
-  m.host_patches.ensure(std::max<size_t>(tokens.patches.size(), 1));  // 12 KB per token
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (const Tokens* const* t = std::get_if<const Tokens*>(&images[i])) {
+      const Tokens& tokens = **t;
+      if (tokens.patch_values != c.patch_values() ||
+          int64_t(tokens.patches.size()) != tokens.count() * c.patch_values() ||
+          int64_t(tokens.scale_id.size()) != tokens.count())
+        throw Error("GpuModel: tokens do not match the model's patch size");
+      counts.push_back(tokens.count());
+    } else {
+      const Image& image = *std::get<const Image*>(images[i]);
+      check_image(image);
+      plans[i] = plan_tokens(image.height, image.width, c);
+      counts.push_back(plans[i].count());
+      m.grow_preprocessing(image, plans[i]);  // before any pointer into them is taken
+    }
+  }
+  PackedBatch batch;
+  batch.starts = sequence_starts(counts);
+  const Workspace ws = m.ensure_workspace(batch);
+  batch.device_starts = ws.starts;
+
+  // Every host byte into one staging buffer: the offsets, each image's indices and tokens
+  // (sent at once), then each decoded image's bytes and plans (sent before its kernels).
+  Uploads up;
+  up.add(ws.starts, batch.starts.data(), batch.starts.size() * sizeof(int64_t));
+  std::vector<PackedPlans> packed(images.size());
+  std::vector<size_t> group_end(images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    const int64_t first = batch.starts[i] - int64_t(i);  // its first token
+    const Tokens* const* t = std::get_if<const Tokens*>(&images[i]);
+    const std::vector<int32_t>& spatial = t ? (*t)->spatial : plans[i].spatial;
+    const std::vector<int32_t>& scale_id = t ? (*t)->scale_id : plans[i].scale_id;
+    up.add(ws.spatial + first, spatial.data(), spatial.size() * sizeof(int32_t));
+    up.add(ws.scale_id + first, scale_id.data(), scale_id.size() * sizeof(int32_t));
+    if (t)
+      up.add(ws.patches + first * c.patch_values(), (*t)->patches.data(),
+             (*t)->patches.size() * sizeof(float));
+  }
+  const size_t inputs_end = up.count();
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (const Image* const* image = std::get_if<const Image*>(&images[i])) {
+      packed[i] = pack_plans(plans[i]);
+      up.add(m.rgb.get(), (*image)->rgb.data(), (*image)->rgb.size());
+      up.add(m.plan_starts.get(), packed[i].starts.data(), packed[i].starts.size() * sizeof(int32_t));
+      up.add(m.plan_weights.get(), packed[i].weights.data(), packed[i].weights.size() * sizeof(float));
+    }
+    group_end[i] = up.count();
+  }
+  // No copy of an earlier call that failed half-way may still be reading the staging buffer.
+  CUDA_CHECK(cudaStreamSynchronize(m.stream));
+  m.staging.ensure(std::max<size_t>(up.total_bytes(), 1));
+  up.fill(m.staging.get());
+
   CUDA_CHECK(cudaEventRecord(m.started, m.stream));
   {
     NvtxRange range("upload");
-    if (n > 0) {
-      std::memcpy(m.host_patches.get(), tokens.patches.data(), tokens.patches.size() * 4);
-      CUDA_CHECK(cudaMemcpyAsync(m.patches, m.host_patches.get(), tokens.patches.size() * 4,
-                                 cudaMemcpyHostToDevice, m.stream));
-    }
-    m.upload_indices(tokens.spatial, tokens.scale_id);
+    up.send(m.staging.get(), 0, inputs_end, m.stream);
     CUDA_CHECK(cudaEventRecord(m.uploaded, m.stream));
   }
-  return m.forward(n);
+  {
+    NvtxRange range("preprocess");
+    size_t sent = inputs_end;
+    for (size_t i = 0; i < images.size(); ++i) {
+      const Image* const* image = std::get_if<const Image*>(&images[i]);
+      if (!image) continue;
+      // The shared image buffers are reused image after image, in stream order.
+      up.send(m.staging.get(), sent, group_end[i], m.stream);
+      sent = group_end[i];
+      m.preprocess(**image, plans[i], ws.patches + (batch.starts[i] - int64_t(i)) * c.patch_values());
+    }
+    CUDA_CHECK(cudaEventRecord(m.preprocessed, m.stream));
+  }
+  for (size_t i = 0; i < images.size(); ++i) {
+    const int64_t first = batch.starts[i] - int64_t(i);
+    batch.images.push_back({ws.patches + first * c.patch_values(), ws.spatial + first,
+                            ws.scale_id + first, counts[i]});
+  }
+  CudaOps ops{m.blas, m.stream};
+  forward(ops, c, m.params, ws, batch);
+  CUDA_CHECK(cudaEventRecord(m.done, m.stream));
+  std::vector<float> scores(images.size());
+  // A pageable destination: the copy is synchronous with the stream's work before it.
+  CUDA_CHECK(cudaMemcpyAsync(scores.data(), ws.scores, scores.size() * sizeof(float),
+                             cudaMemcpyDeviceToHost, m.stream));
+  CUDA_CHECK(cudaStreamSynchronize(m.stream));  // also surfaces faults inside any kernel above
+  m.last_run.tokens.clear();
+  for (int64_t n : counts) m.last_run.tokens.push_back(n + 1);
+  m.last_run.upload_ms = elapsed_ms(m.started, m.uploaded);
+  m.last_run.preprocess_ms = elapsed_ms(m.uploaded, m.preprocessed);
+  m.last_run.model_ms = elapsed_ms(m.preprocessed, m.done);
+  return scores;
+}
+
+float GpuModel::score(const Tokens& tokens) {
+  const GpuInput one[] = {&tokens};
+  return score_batch(one)[0];
 }
 
 float GpuModel::score_image(const Image& image) {
-  Impl& m = *impl_;
-  check_image(image);
-  const TokenPlan plan = plan_tokens(image.height, image.width, m.config);
-  CUDA_CHECK(cudaSetDevice(m.device));
-  m.ensure_workspace(plan.count());
-  CUDA_CHECK(cudaEventRecord(m.started, m.stream));
-  m.preprocess_on_device(image, plan);
-  return m.forward(plan.count());
+  const GpuInput one[] = {&image};
+  return score_batch(one)[0];
 }
 
 GpuRunStats GpuModel::last_run_stats() const { return impl_->last_run; }

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -11,10 +12,16 @@
 
 namespace musiq {
 
+// Rows (tokens + CLS) one packed forward pass may hold: bounds score_batch's memory
+// (~14 KB a row on either device, plus 12 KB of patches on the GPU: ~0.4 GB). A 12 MP
+// photo (12,164 rows) fits alone; small images go together.
+inline constexpr int64_t kDefaultBatchRows = 16384;
+
 struct ScorerParams {
   std::string weights_path;
   DeviceKind device = DeviceKind::kAuto;
   DecodeOptions decode;
+  int64_t batch_rows = kDefaultBatchRows;  // see kDefaultBatchRows
 };
 
 struct ScoreResult {
@@ -23,9 +30,18 @@ struct ScoreResult {
   int64_t tokens = 0;  // sequence length the model ran on, CLS included
   // Preprocessing on the GPU counts in preprocess_ms; upload_ms is the host-to-device copy
   // (0 on the CPU). GPU stage times come from CUDA events; model_ms is the rest of the call.
+  // In a batch, upload_ms and model_ms are the batch's, shared out by tokens.
   double decode_ms = 0, preprocess_ms = 0, upload_ms = 0, model_ms = 0;
   std::string warning;  // the decoder's warning (Image::warning), "" if none
+  int batch_images = 1;  // images that shared this image's forward pass
   double total_ms() const { return decode_ms + preprocess_ms + upload_ms + model_ms; }
+};
+
+// One image's outcome in Scorer::score_batch: its result, or the error it alone met.
+struct BatchItem {
+  ScoreResult result;  // meaningful when ok()
+  std::string error;   // one line; empty on success
+  bool ok() const { return error.empty(); }
 };
 
 struct ModelInfo {
@@ -54,10 +70,12 @@ PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& 
                                     const DecodeOptions& decode,
                                     DeviceKind device = DeviceKind::kCpu);
 // The same for an image in memory: encoded bytes, decoded exactly as a file's (`name`
-// stands for the path in messages), or pixels already decoded.
+// stands for the path in messages).
 PreparedImagePtr prepare_encoded_image(const std::vector<uint8_t>& bytes, const std::string& name,
                                        const ModelConfig& config, const DecodeOptions& decode,
                                        DeviceKind device = DeviceKind::kCpu);
+// An image decoded by the caller (e.g. pixels from memory). Throws musiq::Error for an
+// image without pixels.
 PreparedImagePtr prepare_image(Image image, const ModelConfig& config,
                                DeviceKind device = DeviceKind::kCpu);
 
@@ -71,6 +89,11 @@ class Scorer {
   ScoreResult score_image(const Image& image);
   // The prepared image must come from a config with this model's preprocessing settings.
   ScoreResult score_prepared(const PreparedImage& image);
+  // Several images in packed forward passes (consecutive images together while their rows
+  // stay within ScorerParams::batch_rows; a larger image alone), results in input order.
+  // Each score equals the image's single score within float rounding. One image's failure
+  // is its item's error: the others are scored regardless. Throws nothing per image.
+  std::vector<BatchItem> score_batch(std::span<const PreparedImage* const> images);
 
   const ModelInfo& model() const;
   const DeviceChoice& device() const;

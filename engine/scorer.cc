@@ -1,4 +1,7 @@
 #include <chrono>
+#include <climits>
+#include <cstdint>
+#include <deque>
 #include <variant>
 
 #include "engine/cpu_model.h"
@@ -8,6 +11,7 @@
 #include "engine/gpu_self_check.h"
 #endif
 #include "engine/musiq.h"
+#include "engine/packed_batch.h"
 #include "engine/preprocess.h"
 #include "engine/weights.h"
 
@@ -78,6 +82,7 @@ PreparedImagePtr prepare_encoded_image(const std::vector<uint8_t>& bytes, const 
 }
 
 PreparedImagePtr prepare_image(Image image, const ModelConfig& config, DeviceKind device) {
+  check_image(image);
   PreparedImagePtr prepared(new PreparedImage);
   prepared->width = image.width;
   prepared->height = image.height;
@@ -96,49 +101,74 @@ struct Scorer::Impl {
   ModelInfo info;
   DeviceChoice device;
   DecodeOptions decode;
+  int64_t batch_rows = kDefaultBatchRows;
   // Exactly one of the two is set, by the device chosen.
   std::unique_ptr<CpuModel> cpu_model;
 #ifdef MUSIQ_WITH_CUDA
   std::unique_ptr<GpuModel> gpu_model;
-
-  // The GPU's own stage times (CUDA events); model_ms is the rest of the call's wall time.
-  void record_gpu_run(Clock::time_point start, ScoreResult& result) const {
-    const GpuRunStats run = gpu_model->last_run_stats();
-    result.tokens = run.tokens;
-    result.upload_ms = run.upload_ms;
-    result.preprocess_ms += run.preprocess_ms;
-    result.model_ms = ms_since(start) - run.upload_ms - run.preprocess_ms;
-  }
 #endif
 
-  void score_tokens(const Tokens& tokens, ScoreResult& result) {
-    const auto start = Clock::now();
-#ifdef MUSIQ_WITH_CUDA
-    if (gpu_model) {
-      result.score = gpu_model->score(tokens);
-      record_gpu_run(start, result);
-      return;
-    }
-#endif
-    result.score = cpu_model->score(tokens);
-    result.tokens = tokens.count() + 1;
-    result.model_ms = ms_since(start);
-  }
+  // One image as the model takes it: tokens, or (GPU only) the decoded image.
+  struct Input {
+    const Tokens* tokens = nullptr;
+    const Image* image = nullptr;
+    int64_t rows = 0;  // tokens + CLS
+  };
 
-  // On the GPU the pixels are preprocessed there; for the CPU, here.
-  void score_pixels(const Image& image, ScoreResult& result) {
+  // Readies one image for the device: the GPU preprocesses it there, the CPU here (the
+  // tokens go to `made`).
+  Input input_for(const Image& image, std::deque<Tokens>& made, ScoreResult& result) {
 #ifdef MUSIQ_WITH_CUDA
     if (gpu_model) {
-      const auto start = Clock::now();
-      result.score = gpu_model->score_image(image);
-      record_gpu_run(start, result);
-      return;
+      check_image(image);
+      return {nullptr, &image, plan_tokens(image.height, image.width, info.config).count() + 1};
     }
 #endif
     const auto start = Clock::now();
-    const Tokens tokens = make_tokens(image, info.config);
+    made.push_back(make_tokens(image, info.config));
     result.preprocess_ms += ms_since(start);
-    score_tokens(tokens, result);
+    return {&made.back(), nullptr, made.back().count() + 1};
+  }
+  Input input_for(const PreparedImage& p, std::deque<Tokens>& made, ScoreResult& result) {
+    if (const Tokens* tokens = std::get_if<Tokens>(&p.input))
+      return {tokens, nullptr, tokens->count() + 1};
+    return input_for(std::get<Image>(p.input), made, result);
+  }
+
+  // One packed forward pass over `inputs`: their scores, tokens and shares of the time.
+  void run(std::span<const Input> inputs, std::span<ScoreResult*> results) {
+    const auto start = Clock::now();
+    std::vector<float> scores;
+    double upload_ms = 0, device_preprocess_ms = 0;
+#ifdef MUSIQ_WITH_CUDA
+    if (gpu_model) {
+      std::vector<GpuInput> gpu_inputs;
+      for (const Input& in : inputs)
+        gpu_inputs.push_back(in.tokens ? GpuInput(in.tokens) : GpuInput(in.image));
+      scores = gpu_model->score_batch(gpu_inputs);
+      const GpuRunStats run = gpu_model->last_run_stats();
+      upload_ms = run.upload_ms;
+      device_preprocess_ms = run.preprocess_ms;
+    }
+#endif
+    if (cpu_model) {
+      std::vector<const Tokens*> tokens;
+      for (const Input& in : inputs) tokens.push_back(in.tokens);
+      scores = cpu_model->score_batch(tokens);
+    }
+    const double model_ms = ms_since(start) - upload_ms - device_preprocess_ms;
+    int64_t rows = 0;
+    for (const Input& in : inputs) rows += in.rows;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      ScoreResult& r = *results[i];
+      const double share = double(inputs[i].rows) / double(rows);
+      r.score = scores[i];
+      r.tokens = inputs[i].rows;
+      r.batch_images = static_cast<int>(inputs.size());
+      r.upload_ms = upload_ms * share;
+      r.preprocess_ms += device_preprocess_ms * share;
+      r.model_ms = model_ms * share;
+    }
   }
 };
 
@@ -146,9 +176,11 @@ Scorer::Scorer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Scorer::~Scorer() = default;
 
 std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
+  if (params.batch_rows <= 0) throw Error("batch_rows must be positive");
   auto impl = std::make_unique<Impl>();
   impl->device = select_device(params.device);
   impl->decode = params.decode;
+  impl->batch_rows = params.batch_rows;
   WeightsFile file = load_weights(params.weights_path);
   impl->info = {file.path, file.variant, file.is_random(), file.config, file.parameter_count()};
 #ifdef MUSIQ_WITH_CUDA
@@ -181,22 +213,62 @@ ScoreResult Scorer::score_image(const Image& image) {
   result.width = image.width;
   result.height = image.height;
   result.warning = image.warning;
-  impl_->score_pixels(image, result);
+  std::deque<Tokens> made;
+  const Impl::Input input = impl_->input_for(image, made, result);
+  ScoreResult* out[] = {&result};
+  impl_->run({&input, 1}, out);
   return result;
 }
 
 ScoreResult Scorer::score_prepared(const PreparedImage& image) {
-  ScoreResult result;
-  result.width = image.width;
-  result.height = image.height;
-  result.decode_ms = image.decode_ms;
-  result.preprocess_ms = image.preprocess_ms;
-  result.warning = image.warning;
-  if (const Tokens* tokens = std::get_if<Tokens>(&image.input))
-    impl_->score_tokens(*tokens, result);
-  else
-    impl_->score_pixels(std::get<Image>(image.input), result);
-  return result;
+  const PreparedImage* one[] = {&image};
+  BatchItem item = std::move(score_batch(one)[0]);
+  if (!item.ok()) throw Error(item.error);
+  return item.result;
+}
+
+std::vector<BatchItem> Scorer::score_batch(std::span<const PreparedImage* const> images) {
+  Impl& m = *impl_;
+  std::vector<BatchItem> items(images.size());
+  std::deque<Tokens> made;
+  std::vector<Impl::Input> inputs;
+  std::vector<ScoreResult*> results;
+  std::vector<size_t> item_of;  // per input
+  for (size_t i = 0; i < images.size(); ++i) {
+    const PreparedImage& p = *images[i];
+    ScoreResult& r = items[i].result;
+    r.width = p.width;
+    r.height = p.height;
+    r.decode_ms = p.decode_ms;
+    r.preprocess_ms = p.preprocess_ms;
+    r.warning = p.warning;
+    try {
+      inputs.push_back(m.input_for(p, made, r));
+      results.push_back(&r);
+      item_of.push_back(i);
+    } catch (const Error& e) {
+      items[i].error = e.what();
+    }
+  }
+  std::vector<int64_t> tokens;
+  for (const Impl::Input& in : inputs) tokens.push_back(in.rows - 1);
+  for (const auto& [begin, end] : split_batches(tokens, INT32_MAX, m.batch_rows)) {
+    const std::span<const Impl::Input> run(inputs.data() + begin, end - begin);
+    const std::span<ScoreResult*> out(results.data() + begin, end - begin);
+    try {
+      m.run(run, out);
+    } catch (const Error&) {
+      // Find which image fails: each alone, so the others still get their scores.
+      for (size_t k = 0; k < run.size(); ++k) {
+        try {
+          m.run(run.subspan(k, 1), out.subspan(k, 1));
+        } catch (const Error& e) {
+          items[item_of[begin + k]].error = e.what();
+        }
+      }
+    }
+  }
+  return items;
 }
 
 const ModelInfo& Scorer::model() const { return impl_->info; }

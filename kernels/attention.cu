@@ -1,11 +1,14 @@
 // attention: fused multi-head self-attention with an online softmax, as cpu/attention.cc
 // computes it (no mask; the query scaled by 1/sqrt(head_dim) before the dot product), but
 // never materialising the len x len score matrix: a 12,001-token image would need
-// 6 x 12,001^2 floats = 3.5 GB of scores per block otherwise.
+// 6 x 12,001^2 floats = 3.5 GB of scores per block otherwise. Packed sequences as in
+// flash-attention's varlen kernels: sequence z is rows [starts[z], starts[z+1]) and attends
+// to itself only.
 //
 // Organisation (after flash-attention's forward kernel, in plain fp32 CUDA-core code):
-//   grid (ceil(q_rows / 64), heads); block = 256 threads = a 16 x 16 grid (ty, tx).
-//   The block owns 64 query rows of one head. Its Q tile (pre-scaled) stays in shared
+//   grid (ceil(longest q_rows / 64), heads, sequences); block = 256 threads = a 16 x 16
+//   grid (ty, tx). The block owns 64 query rows of one head of one sequence (blocks past
+//   their sequence's queries return at once). Its Q tile (pre-scaled) stays in shared
 //   memory; it walks the keys in tiles of 64, staging K and V in shared memory.
 //   Thread (ty, tx) owns query rows r_i = ty + 16 i and, per tile, the score columns
 //   c_j = tx + 16 j (i, j < 4): a 4 x 4 register tile of S = Q K^T, and the output columns
@@ -17,8 +20,8 @@
 //   of it). Keys past `len` score -inf (p = 0; their V rows are loaded as zeros). A row
 //   whose running max is still -inf (only possible with -inf/NaN inputs) uses 0 in place
 //   of the max, as flash-attention's softmax.h guards fully masked rows. O / l once at the end.
-//   Query rows past q_rows are computed on zeros and never stored, so q_rows = 1 (the last
-//   encoder block: CLS only) launches one tile per head.
+//   Query rows past q_rows are computed on zeros and never stored, so Queries::kFirst (the
+//   last encoder block: CLS only, q_rows = 1) launches one tile per head and sequence.
 // Shared memory: Q, K and P tiles 64 x 65 floats (rows padded by one float so that threads
 // reading a column of different rows hit different banks), V 64 x 64 (read along rows):
 // 66,304 bytes, dynamic, above the 48 KB default, so the launch raises the kernel's limit
@@ -73,21 +76,24 @@ __device__ __forceinline__ float row_sum(float v) {
 }
 
 __global__ void __launch_bounds__(kThreads)
-    attention_kernel(const float* __restrict__ qkv, int64_t len, int heads, int64_t q_rows,
-                     float scale, float* __restrict__ out) {
+    attention_kernel(const float* __restrict__ qkv, const int64_t* __restrict__ starts,
+                     int heads, bool first_only, float scale, float* __restrict__ out) {
   extern __shared__ float smem[];
   float* qs = smem;                    // [kTileQ][kStride]
   float* ks = qs + kTileQ * kStride;   // [kTileK][kStride]
   float* vs = ks + kTileK * kStride;   // [kTileK][kHeadDim]
   float* ps = vs + kTileK * kHeadDim;  // [kTileQ][kStride]
 
+  const int64_t start = starts[blockIdx.z], len = starts[blockIdx.z + 1] - start;
+  const int64_t q_rows = first_only ? (len > 0 ? 1 : 0) : len;
+  const int64_t q0 = int64_t{blockIdx.x} * kTileQ;
+  if (q0 >= q_rows) return;  // the whole block: no barrier is skipped by part of it
   const int tid = threadIdx.x;
   const int tx = tid % 16, ty = tid / 16;
   const int hidden = heads * kHeadDim;
   const int64_t ld = 3 * int64_t{hidden};
-  const int64_t q0 = int64_t{blockIdx.x} * kTileQ;
   const int head = blockIdx.y;
-  const float* q_base = qkv + int64_t{head} * kHeadDim;
+  const float* q_base = qkv + start * ld + int64_t{head} * kHeadDim;
   const float* k_base = q_base + hidden;
   const float* v_base = q_base + 2 * int64_t{hidden};
 
@@ -186,7 +192,8 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t row = q0 + ty + 16 * i;
     if (row >= q_rows) continue;
     const float inv = 1.0f / l[i];
-    float* dst = out + row * hidden + int64_t{head} * kHeadDim;
+    const int64_t out_row = (first_only ? int64_t{blockIdx.z} : start) + row;
+    float* dst = out + out_row * hidden + int64_t{head} * kHeadDim;
 #pragma unroll
     for (int j = 0; j < kPerThread; ++j) dst[tx + 16 * j] = acc[i][j] * inv;
   }
@@ -194,25 +201,28 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-void attention(const float* qkv, int64_t len, int heads, int head_dim, int64_t q_rows,
-               float* out, cudaStream_t stream) {
-  if (q_rows <= 0) return;
+void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest,
+               int heads, int head_dim, cpu::Queries queries, float* out, cudaStream_t stream) {
+  if (sequences <= 0 || longest <= 0) return;
   if (head_dim != kHeadDim)
     throw Error("attention: head_dim " + std::to_string(head_dim) +
                 " is not supported by the GPU kernel (only " + std::to_string(kHeadDim) + ")");
-  if (q_rows > len || heads <= 0 || heads > 65535)
-    throw Error("attention: q_rows " + std::to_string(q_rows) + ", len " +
-                std::to_string(len) + ", heads " + std::to_string(heads) + " out of range");
-  const int64_t q_tiles = (q_rows + kTileQ - 1) / kTileQ;
+  if (heads <= 0 || heads > 65535 || sequences > 65535)
+    throw Error("attention: " + std::to_string(heads) + " heads, " + std::to_string(sequences) +
+                " sequences out of range (1 .. 65535 each)");
+  const bool first_only = queries == cpu::Queries::kFirst;
+  const int64_t q_tiles = first_only ? 1 : (longest + kTileQ - 1) / kTileQ;
   if (q_tiles > int64_t{0x7FFFFFFF})
-    throw Error("attention: " + std::to_string(q_rows) + " query rows exceed one launch");
+    throw Error("attention: " + std::to_string(longest) + " query rows exceed one launch");
   // Dynamic shared memory above 48 KB must be allowed per kernel; a cheap host-side call,
   // repeated on every launch so that it also holds after a device switch.
   CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(kSharedBytes)));
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));  // as cpu::attention
-  attention_kernel<<<dim3(static_cast<unsigned>(q_tiles), static_cast<unsigned>(heads)),
-                     kThreads, kSharedBytes, stream>>>(qkv, len, heads, q_rows, scale, out);
+  const dim3 grid(static_cast<unsigned>(q_tiles), static_cast<unsigned>(heads),
+                  static_cast<unsigned>(sequences));
+  attention_kernel<<<grid, kThreads, kSharedBytes, stream>>>(qkv, seq_starts, heads, first_only,
+                                                             scale, out);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -2,11 +2,11 @@
 // logit itself for one class (spaq, koniq, paq2piq); for C classes (ava, C = 10) the mean
 // of the softmax, sum p_i * i for i = 1..C, in double, max-subtracted.
 //
-// Launch: one thread, one block. C is 1 or 10 (at most ~1,000 for an ImageNet head); the
-// launch costs more than the arithmetic, and a single thread keeps the CPU's summation order
-// and its double precision, so the score agrees to float rounding (test: 1e-6 abs + 1e-6 rel;
-// exact for one class). The score stays on the device (no sync) for the caller to copy with
-// the rest of a batch's results.
+// Launch: one thread per image of a batch. C is 1 or 10 (at most ~1,000 for an ImageNet
+// head); the launch costs more than the arithmetic, and a single thread per row keeps the
+// CPU's summation order and its double precision, so the score agrees to float rounding
+// (test: 1e-6 abs + 1e-6 rel; exact for one class). The scores stay on the device (no sync)
+// for the caller to copy with the rest of a batch's results.
 //
 // History: v1 (this one).
 #include "engine/error.h"
@@ -16,8 +16,12 @@
 namespace musiq::cuda {
 namespace {
 
-__global__ void head_score_kernel(const float* __restrict__ logits, int num_classes,
-                                  float* __restrict__ score) {
+__global__ void head_score_kernel(const float* __restrict__ all_logits, int64_t rows,
+                                  int num_classes, float* __restrict__ scores) {
+  const int64_t row = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (row >= rows) return;
+  const float* logits = all_logits + row * num_classes;
+  float* score = scores + row;
   if (num_classes == 1) {
     *score = logits[0];
     return;
@@ -35,10 +39,14 @@ __global__ void head_score_kernel(const float* __restrict__ logits, int num_clas
 
 }  // namespace
 
-void head_score(const float* logits, int num_classes, float* score, cudaStream_t stream) {
+void head_score(const float* logits, int64_t rows, int num_classes, float* scores,
+                cudaStream_t stream) {
   if (num_classes <= 0)
     throw Error("head_score: num_classes must be positive, got " + std::to_string(num_classes));
-  head_score_kernel<<<1, 1, 0, stream>>>(logits, num_classes, score);
+  if (rows <= 0) return;
+  constexpr int kRowsPerBlock = 64;
+  head_score_kernel<<<static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock),
+                      kRowsPerBlock, 0, stream>>>(logits, rows, num_classes, scores);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "cpu/ops.h"  // cpu::Epilogue, shared by both sides
+#include "cpu/ops.h"  // cpu::Epilogue and cpu::Queries, shared by both sides
 
 namespace musiq::cuda {
 
@@ -57,10 +57,12 @@ void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
 void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int out_w,
                      float* out, cudaStream_t stream);
 
-// kernels/head.cu: the quality score from the head's logits, written to *score (device):
-// the logit itself for one class, else the mean of the softmax over classes 1..C.
-// (cpu::head_score returns the float; here it stays on the device until the caller copies.)
-void head_score(const float* logits, int num_classes, float* score, cudaStream_t stream);
+// kernels/head.cu: the quality scores from the head's logits [rows, C], written to
+// scores [rows] (device): per row the logit itself for one class, else the mean of the
+// softmax over classes 1..C. (cpu::head_score takes one row and returns the float; here the
+// scores stay on the device until the caller copies them.)
+void head_score(const float* logits, int64_t rows, int num_classes, float* scores,
+                cudaStream_t stream);
 
 // kernels/resize.cu: separable Gaussian resize, rows (height) first into `tmp`
 // [out_h, in_w, c], then columns into out [out_h, out_w, c]; bit-identical to the CPU.
@@ -109,11 +111,12 @@ void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, 
             int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
             float* columns, float* out, cublasHandle_t blas, cudaStream_t stream);
 
-// kernels/attention.cu: multi-head self-attention without a mask, as cpu::attention:
-// qkv [len, 3 * heads * head_dim] (q | k | v, head-major), out [q_rows, heads * head_dim]
-// for the first q_rows queries. Fused, online softmax: never holds more than a 64 x 64 tile
-// of scores. head_dim must be 64; 1 <= q_rows <= len.
-void attention(const float* qkv, int64_t len, int heads, int head_dim, int64_t q_rows,
-               float* out, cudaStream_t stream);
+// kernels/attention.cu: multi-head self-attention without a mask over packed sequences, as
+// cpu::attention: seq_starts [sequences + 1] on the device, `longest` the most rows of any
+// sequence (sizes the launch); qkv [rows, 3 * heads * head_dim] (q | k | v, head-major);
+// out [rows, hidden] for Queries::kAll, [sequences, hidden] for kFirst. Fused, online
+// softmax: never holds more than a 64 x 64 tile of scores. head_dim must be 64.
+void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest,
+               int heads, int head_dim, cpu::Queries queries, float* out, cudaStream_t stream);
 
 }  // namespace musiq::cuda

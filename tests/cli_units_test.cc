@@ -58,12 +58,17 @@ class InjectedGpu : public ScoringBackend {
     device_.kind = DeviceKind::kCuda;
     device_.name = "cuda";
   }
-  ScoreResult score(const PreparedImage& image) override {
-    if (calls_++ >= good_images_ && (sticky_ || calls_ == good_images_ + 1)) {
-      broken_ = sticky_;
-      throw Error("injected: an illegal memory access was encountered");
+  std::vector<BatchItem> score_batch(std::span<const PreparedImage* const> images) override {
+    std::vector<BatchItem> items;
+    for (const PreparedImage* image : images) {
+      if (calls_++ >= good_images_ && (sticky_ || calls_ == good_images_ + 1)) {
+        broken_ = sticky_;
+        items.emplace_back().error = "injected: an illegal memory access was encountered";
+      } else {
+        items.push_back(std::move(cpu_->score_batch({&image, 1})[0]));
+      }
     }
-    return cpu_->score(image);
+    return items;
   }
   ScoreResult score_image(const Image& image) override {
     if (broken_) throw Error("injected: the device is unusable");
@@ -104,7 +109,8 @@ class DeviceFailure : public ::testing::Test {
 
 TEST_F(DeviceFailure, AutoGoesOnOnTheCpuWhenTheGpuBreaks) {
   ModelRunner run = runner(DeviceKind::kAuto, /*sticky=*/true);
-  const float expected = open_cpu()->score(*image_).score;
+  const PreparedImage* one[] = {image_.get()};
+  const float expected = open_cpu()->score_batch(one)[0].result.score;
   for (int i = 0; i < 2; ++i) {
     const Record r = run.score("a.png", *image_);
     EXPECT_EQ(r.device, "cuda");

@@ -1,4 +1,6 @@
-// Each CPU op against a direct, unoptimized formula in double precision.
+// CPU op properties beyond tests/ops_test.cc's per-device check against the double-precision
+// formula: max-pool padding, attention against plain float32 and packed sequences, the
+// vector math, patch padding and byte normalisation.
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
@@ -14,82 +16,6 @@ namespace {
 
 using test::all_close;
 using test::random_floats;
-
-std::vector<float> naive_conv(const std::vector<float>& in, int n, int h, int w, int cin,
-                              const std::vector<float>& k, int kh, int kw, int cout, int stride,
-                              int pad_top, int pad_left, int oh, int ow) {
-  std::vector<float> out(size_t(n) * oh * ow * cout);
-  for (int b = 0; b < n; ++b)
-    for (int oy = 0; oy < oh; ++oy)
-      for (int ox = 0; ox < ow; ++ox)
-        for (int o = 0; o < cout; ++o) {
-          double acc = 0;
-          for (int dy = 0; dy < kh; ++dy)
-            for (int dx = 0; dx < kw; ++dx)
-              for (int i = 0; i < cin; ++i) {
-                const int y = oy * stride - pad_top + dy, x = ox * stride - pad_left + dx;
-                if (y < 0 || y >= h || x < 0 || x >= w) continue;
-                acc += double(in[((size_t(b) * h + y) * w + x) * cin + i]) *
-                       k[((size_t(dy) * kw + dx) * cin + i) * cout + o];
-              }
-          out[((size_t(b) * oh + oy) * ow + ox) * cout + o] = float(acc);
-        }
-  return out;
-}
-
-struct ConvCase {
-  int n, h, cin, k, cout, stride, pad, out;
-};
-
-class Conv2dTest : public ::testing::TestWithParam<ConvCase> {};
-
-TEST_P(Conv2dTest, MatchesDirectConvolution) {
-  const ConvCase c = GetParam();
-  const auto in = random_floats(size_t(c.n) * c.h * c.h * c.cin, 1);
-  const auto kernel = random_floats(size_t(c.k) * c.k * c.cin * c.cout, 2);
-  std::vector<float> columns(size_t(c.n) * c.out * c.out * c.k * c.k * c.cin);
-  std::vector<float> out(size_t(c.n) * c.out * c.out * c.cout);
-  cpu::conv2d(in.data(), c.n, c.h, c.h, c.cin, kernel.data(), c.k, c.k, c.cout, c.stride, c.pad,
-              c.pad, c.out, c.out, columns.data(), out.data());
-  EXPECT_TRUE(all_close(out, naive_conv(in, c.n, c.h, c.h, c.cin, kernel, c.k, c.k, c.cout,
-                                        c.stride, c.pad, c.pad, c.out, c.out),
-                        1e-4, 1e-4));
-}
-
-// The stem's three convolution shapes (7x7/2 SAME pads 2 before, 3 after).
-INSTANTIATE_TEST_SUITE_P(StemShapes, Conv2dTest,
-                         ::testing::Values(ConvCase{3, 32, 3, 7, 64, 2, 2, 16},
-                                           ConvCase{2, 8, 64, 3, 64, 1, 1, 8},
-                                           ConvCase{5, 8, 64, 1, 256, 1, 0, 8}));
-
-TEST(GroupNorm, MatchesDefinitionWithRelu) {
-  const int n = 3, hw = 64, c = 256, groups = 32;
-  auto x = random_floats(size_t(n) * hw * c, 3, -2.0f, 3.0f);
-  const auto scale = random_floats(c, 4, 0.5f, 1.5f), bias = random_floats(c, 5);
-  std::vector<float> want(x.size());
-  const int gs = c / groups;
-  for (int b = 0; b < n; ++b)
-    for (int g = 0; g < groups; ++g) {
-      double mean = 0, var = 0;
-      for (int p = 0; p < hw; ++p)
-        for (int j = 0; j < gs; ++j) mean += x[(size_t(b) * hw + p) * c + g * gs + j];
-      mean /= hw * gs;
-      for (int p = 0; p < hw; ++p)
-        for (int j = 0; j < gs; ++j) {
-          const double d = x[(size_t(b) * hw + p) * c + g * gs + j] - mean;
-          var += d * d;
-        }
-      var /= hw * gs;
-      for (int p = 0; p < hw; ++p)
-        for (int j = 0; j < gs; ++j) {
-          const size_t i = (size_t(b) * hw + p) * c + g * gs + j;
-          const double v = (x[i] - mean) / std::sqrt(var + 1e-4) * scale[g * gs + j] + bias[g * gs + j];
-          want[i] = float(std::max(v, 0.0));
-        }
-    }
-  cpu::group_norm(x.data(), n, hw, c, groups, scale.data(), bias.data(), 1e-4f, true);
-  EXPECT_TRUE(all_close(x, want, 1e-5, 1e-5));
-}
 
 TEST(MaxPool, PaddingNeverWinsOnNegativeInput) {
   const int n = 2, h = 16, c = 64, out_side = 8;
@@ -113,57 +39,14 @@ double gelu_tanh(double x) {
   return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 
-class LinearTest : public ::testing::TestWithParam<cpu::Epilogue> {};
-
-TEST_P(LinearTest, MatchesDirectProduct) {
-  const int m = 33, k = 384, n = 100;
-  const auto a = random_floats(size_t(m) * k, 7), b = random_floats(size_t(k) * n, 8, -0.1f, 0.1f);
-  const auto bias = random_floats(n, 9);
-  const auto residual = random_floats(size_t(m) * n, 10);
-  std::vector<float> out = residual, want(size_t(m) * n);
-  for (int r = 0; r < m; ++r)
-    for (int j = 0; j < n; ++j) {
-      double acc = bias[j];
-      for (int i = 0; i < k; ++i) acc += double(a[size_t(r) * k + i]) * b[size_t(i) * n + j];
-      if (GetParam() == cpu::Epilogue::kBiasGelu) acc = gelu_tanh(acc);
-      if (GetParam() == cpu::Epilogue::kBiasResidual) acc += residual[size_t(r) * n + j];
-      want[size_t(r) * n + j] = float(acc);
-    }
-  cpu::linear(a.data(), m, k, b.data(), n, bias.data(), GetParam(), out.data());
-  EXPECT_TRUE(all_close(out, want, 1e-5, 1e-5));
-}
-
-INSTANTIATE_TEST_SUITE_P(Epilogues, LinearTest,
-                         ::testing::Values(cpu::Epilogue::kBias, cpu::Epilogue::kBiasGelu,
-                                           cpu::Epilogue::kBiasResidual));
-
-TEST(LayerNorm, MatchesDefinition) {
-  const int rows = 7, dim = 384;
-  const auto x = random_floats(size_t(rows) * dim, 11, -3.0f, 4.0f);
-  const auto scale = random_floats(dim, 12), bias = random_floats(dim, 13);
-  std::vector<float> out(x.size()), want(x.size());
-  for (int r = 0; r < rows; ++r) {
-    double mean = 0, var = 0;
-    for (int j = 0; j < dim; ++j) mean += x[size_t(r) * dim + j];
-    mean /= dim;
-    for (int j = 0; j < dim; ++j) var += std::pow(x[size_t(r) * dim + j] - mean, 2);
-    var /= dim;
-    for (int j = 0; j < dim; ++j)
-      want[size_t(r) * dim + j] =
-          float((x[size_t(r) * dim + j] - mean) / std::sqrt(var + 1e-6) * scale[j] + bias[j]);
-  }
-  cpu::layer_norm(x.data(), rows, dim, scale.data(), bias.data(), 1e-6f, out.data());
-  EXPECT_TRUE(all_close(out, want, 1e-5, 1e-5));
-}
-
 struct AttentionCase {
   int64_t len, q_rows;
 };
 
 class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 
-// Lengths around the 256-row query block, the last block's single CLS query, 962 rows
-// (4 equal blocks of 241) and q_rows < len.
+// Lengths around the 256-row query block, the last block's single CLS query (q_rows 1)
+// and 962 rows (4 equal blocks of 241).
 // Besides the bound, the flash-attention rule: the error against double precision is at
 // most twice that of a plain float32 implementation (std::exp, sequential sums).
 TEST_P(AttentionTest, MatchesFullSoftmax) {
@@ -205,7 +88,9 @@ TEST_P(AttentionTest, MatchesFullSoftmax) {
         plain[i * hidden + h * hd + d] = accf;
       }
     }
-  cpu::attention(qkv.data(), len, heads, hd, q_rows, out.data());
+  const int64_t starts[] = {0, len};
+  cpu::attention(qkv.data(), starts, 1, heads, hd,
+                 q_rows == len ? cpu::Queries::kAll : cpu::Queries::kFirst, out.data());
   EXPECT_TRUE(all_close(out, want, 1e-5, 1e-4));
   double err = 0, plain_err = 0;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -218,7 +103,34 @@ TEST_P(AttentionTest, MatchesFullSoftmax) {
 INSTANTIATE_TEST_SUITE_P(Lengths, AttentionTest,
                          ::testing::Values(AttentionCase{1, 1}, AttentionCase{33, 33},
                                            AttentionCase{300, 300}, AttentionCase{513, 1},
-                                           AttentionCase{962, 962}, AttentionCase{700, 257}));
+                                           AttentionCase{962, 962}, AttentionCase{700, 1}));
+
+// Packed sequences (cu_seqlens) attend only within themselves: every sequence's output is
+// bit for bit what it gets alone, for all queries and for the CLS query alone.
+TEST(AttentionPacked, EachSequenceAsAlone) {
+  const int heads = 6, hd = 64, hidden = heads * hd;
+  const std::vector<int64_t> lens = {1, 33, 300, 962, 5};
+  std::vector<int64_t> starts{0};
+  for (int64_t n : lens) starts.push_back(starts.back() + n);
+  const int64_t rows = starts.back();
+  const auto qkv = random_floats(size_t(rows) * 3 * hidden, 15, -2.0f, 2.0f);
+  for (cpu::Queries queries : {cpu::Queries::kAll, cpu::Queries::kFirst}) {
+    const bool all = queries == cpu::Queries::kAll;
+    std::vector<float> packed(size_t(all ? rows : int64_t(lens.size())) * hidden);
+    cpu::attention(qkv.data(), starts.data(), int(lens.size()), heads, hd, queries, packed.data());
+    for (size_t s = 0; s < lens.size(); ++s) {
+      const std::vector<float> one_qkv(qkv.begin() + starts[s] * 3 * hidden,
+                                       qkv.begin() + starts[s + 1] * 3 * hidden);
+      const int64_t one_starts[] = {0, lens[s]};
+      const int64_t out_rows = all ? lens[s] : 1;
+      std::vector<float> alone(size_t(out_rows) * hidden);
+      cpu::attention(one_qkv.data(), one_starts, 1, heads, hd, queries, alone.data());
+      const auto first = packed.begin() + (all ? starts[s] : int64_t(s)) * hidden;
+      EXPECT_TRUE(std::equal(alone.begin(), alone.end(), first))
+          << "sequence " << s << " (len " << lens[s] << "), all queries: " << all;
+    }
+  }
+}
 
 // Spacing of floats at |y| (2^-149 among subnormals); errors below are in these units.
 double float_ulp(double y) {
@@ -296,29 +208,6 @@ TEST(VectorMath, GeluWithinArgumentRounding) {
   EXPECT_EQ(cpu::gelu_tanh(0.0f), 0.0f);
   EXPECT_EQ(cpu::gelu_tanh(-20.0f), 0.0f);
   EXPECT_EQ(cpu::gelu_tanh(20.0f), 20.0f);
-}
-
-TEST(AddEmbeddings, AddsTheIndexedRows) {
-  const int rows = 5, dim = 8;
-  auto x = random_floats(size_t(rows) * dim, 15);
-  const auto pos = random_floats(100 * dim, 16), scale = random_floats(3 * dim, 17);
-  const std::vector<int32_t> spatial = {0, 99, 42, 7, 7}, scale_id = {0, 1, 2, 2, 0};
-  std::vector<float> want = x;
-  for (int r = 0; r < rows; ++r)
-    for (int j = 0; j < dim; ++j)
-      want[size_t(r) * dim + j] += pos[spatial[r] * dim + j] + scale[scale_id[r] * dim + j];
-  cpu::add_embeddings(x.data(), rows, dim, spatial.data(), scale_id.data(), pos.data(), scale.data());
-  EXPECT_TRUE(all_close(x, want, 1e-6, 1e-6));
-}
-
-TEST(HeadScore, OneClassIsTheLogitTenClassesIsTheSoftmaxMean) {
-  const float one = 37.25f;
-  EXPECT_EQ(cpu::head_score(&one, 1), 37.25f);
-  const auto logits = random_floats(10, 18, -3.0f, 3.0f);
-  double sum = 0, mean = 0;
-  for (int i = 0; i < 10; ++i) sum += std::exp(double(logits[i]));
-  for (int i = 0; i < 10; ++i) mean += std::exp(double(logits[i])) / sum * (i + 1);
-  EXPECT_NEAR(cpu::head_score(logits.data(), 10), mean, 1e-5);
 }
 
 TEST(ExtractPatches, SamePaddingSplitsTheRemainder) {

@@ -21,9 +21,13 @@ using gpu_test::DeviceBuffer;
 constexpr double kAbsTol = 2e-5, kRelTol = 1e-4;
 
 struct AttentionCase {
-  int64_t len, q_rows;
+  int64_t len, q_rows;  // q_rows: len (every query) or 1 (the CLS query alone)
   int heads;
 };
+
+cpu::Queries queries_of(int64_t len, int64_t q_rows) {
+  return q_rows == len ? cpu::Queries::kAll : cpu::Queries::kFirst;
+}
 
 class AttentionGpuTest : public ::testing::TestWithParam<AttentionCase> {};
 
@@ -31,15 +35,19 @@ TEST_P(AttentionGpuTest, MatchesCpu) {
   MUSIQ_SKIP_WITHOUT_GPU();
   const AttentionCase c = GetParam();
   const int head_dim = 64, hidden = c.heads * head_dim;
-  const auto qkv = gpu_test::random_floats(size_t(c.len) * 3 * hidden, 61, -2.0f, 2.0f);
+  const auto qkv = test::random_floats(size_t(c.len) * 3 * hidden, 61, -2.0f, 2.0f);
   std::vector<float> want(size_t(c.q_rows) * hidden);
-  cpu::attention(qkv.data(), c.len, c.heads, head_dim, c.q_rows, want.data());
+  const std::vector<int64_t> starts = {0, c.len};
+  cpu::attention(qkv.data(), starts.data(), 1, c.heads, head_dim, queries_of(c.len, c.q_rows),
+                 want.data());
 
   gpu_test::Stream stream;
   DeviceBuffer<float> d_qkv(qkv), d_out(want.size());
-  cuda::attention(d_qkv.get(), c.len, c.heads, head_dim, c.q_rows, d_out.get(), stream.get());
+  DeviceBuffer<int64_t> d_starts(starts);
+  cuda::attention(d_qkv.get(), d_starts.get(), 1, c.len, c.heads, head_dim,
+                  queries_of(c.len, c.q_rows), d_out.get(), stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_close(d_out.download(), want, kAbsTol, kRelTol));
+  EXPECT_TRUE(test::all_close(d_out.download(), want, kAbsTol, kRelTol));
   EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
 }
 
@@ -51,18 +59,51 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{1, 1, 6}, AttentionCase{33, 33, 6}, AttentionCase{33, 1, 6},
         AttentionCase{961, 961, 6}, AttentionCase{961, 1, 6}, AttentionCase{962, 962, 6},
         AttentionCase{12001, 12001, 6}, AttentionCase{12001, 1, 6},
-        // tile edges: exactly one and two tiles, one past; q_rows ending inside a tile
-        AttentionCase{64, 64, 1}, AttentionCase{128, 128, 2}, AttentionCase{129, 65, 3}),
+        // tile edges: exactly one and two tiles, one past
+        AttentionCase{64, 64, 1}, AttentionCase{128, 128, 2}, AttentionCase{129, 129, 3},
+        AttentionCase{129, 1, 3}),
     [](const auto& info) {
       const AttentionCase& c = info.param;
-      return gpu_test::name("len", c.len, "_q", c.q_rows, "_h", c.heads);
+      return test::name("len", c.len, "_q", c.q_rows, "_h", c.heads);
     });
+
+// Packed sequences (cu_seqlens) of mixed lengths, as a batch of images gives them: each
+// attends to itself only, every query and the CLS queries alone, against the CPU's packed
+// attention (which equals each sequence alone bit for bit: tests/cpu_ops_test.cc).
+TEST(AttentionGpu, PackedSequencesMatchCpu) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const int heads = 6, head_dim = 64, hidden = heads * head_dim;
+  const std::vector<int64_t> lens = {1, 33, 962, 64, 129, 5};
+  std::vector<int64_t> starts{0};
+  for (int64_t n : lens) starts.push_back(starts.back() + n);
+  const int64_t rows = starts.back();
+  const auto qkv = test::random_floats(size_t(rows) * 3 * hidden, 62, -2.0f, 2.0f);
+  gpu_test::Stream stream;
+  DeviceBuffer<float> d_qkv(qkv);
+  DeviceBuffer<int64_t> d_starts(starts);
+  for (cpu::Queries queries : {cpu::Queries::kAll, cpu::Queries::kFirst}) {
+    const int64_t out_rows = queries == cpu::Queries::kAll ? rows : int64_t(lens.size());
+    std::vector<float> want(size_t(out_rows) * hidden);
+    cpu::attention(qkv.data(), starts.data(), int(lens.size()), heads, head_dim, queries,
+                   want.data());
+    DeviceBuffer<float> d_out(want.size());
+    cuda::attention(d_qkv.get(), d_starts.get(), int(lens.size()), 962, heads, head_dim, queries,
+                    d_out.get(), stream.get());
+    stream.sync();
+    EXPECT_TRUE(test::all_close(d_out.download(), want, kAbsTol, kRelTol))
+        << (queries == cpu::Queries::kAll ? "all queries" : "CLS queries");
+    EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
+  }
+}
 
 TEST(AttentionGpu, RejectsUnsupportedHeadDim) {
   MUSIQ_SKIP_WITHOUT_GPU();
   gpu_test::Stream stream;
   DeviceBuffer<float> qkv(3 * 2 * 32), out(2 * 32);
-  EXPECT_THROW(cuda::attention(qkv.get(), 1, 2, 32, 1, out.get(), stream.get()), Error);
+  DeviceBuffer<int64_t> starts(std::vector<int64_t>{0, 1});
+  EXPECT_THROW(cuda::attention(qkv.get(), starts.get(), 1, 1, 2, 32, cpu::Queries::kFirst,
+                               out.get(), stream.get()),
+               Error);
 }
 
 }  // namespace

@@ -41,11 +41,11 @@ TEST_P(AddEmbeddingsGpuTest, MatchesCpuBitForBit) {
   const auto [rows, dim, offset] = GetParam();
   constexpr int kPositions = 100, kScales = 3;  // MUSIQ's 10x10 hash grid, 3 scales
   const size_t n = size_t(rows) * dim;
-  auto x = gpu_test::random_floats(n + offset, 31, -3.0f, 3.0f);
-  const auto pos = gpu_test::random_floats(size_t(kPositions) * dim + offset, 32, -0.5f, 0.5f);
-  const auto scl = gpu_test::random_floats(size_t(kScales) * dim + offset, 33, -0.5f, 0.5f);
-  const auto spatial = gpu_test::random_ints<int32_t>(size_t(rows), 34, 0, kPositions - 1);
-  const auto scale_id = gpu_test::random_ints<int32_t>(size_t(rows), 35, 0, kScales - 1);
+  auto x = test::random_floats(n + offset, 31, -3.0f, 3.0f);
+  const auto pos = test::random_floats(size_t(kPositions) * dim + offset, 32, -0.5f, 0.5f);
+  const auto scl = test::random_floats(size_t(kScales) * dim + offset, 33, -0.5f, 0.5f);
+  const auto spatial = test::random_ints<int32_t>(size_t(rows), 34, 0, kPositions - 1);
+  const auto scale_id = test::random_ints<int32_t>(size_t(rows), 35, 0, kScales - 1);
 
   gpu_test::Stream stream;
   DeviceBuffer<float> d_x(x), d_pos(pos), d_scl(scl);
@@ -55,7 +55,7 @@ TEST_P(AddEmbeddingsGpuTest, MatchesCpuBitForBit) {
   cuda::add_embeddings(d_x.get() + offset, rows, dim, d_spatial.get(), d_scale_id.get(),
                        d_pos.get() + offset, d_scl.get() + offset, stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_equal(d_x.download(), x));
+  EXPECT_TRUE(test::all_equal(d_x.download(), x));
   EXPECT_TRUE(d_x.guard_intact()) << "wrote past the end of x";
 }
 
@@ -67,7 +67,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AddEmbeddingsGpuTest,
                                            EmbeddingsCase{33, 31, 0}),
                          [](const auto& info) {
                            const EmbeddingsCase& c = info.param;
-                           return gpu_test::name("rows", c.rows, "_dim", c.dim,
+                           return test::name("rows", c.rows, "_dim", c.dim,
                                                  c.offset ? "_unaligned" : "");
                          });
 
@@ -83,14 +83,14 @@ class AddReluGpuTest : public ::testing::TestWithParam<AddReluCase> {};
 TEST_P(AddReluGpuTest, MatchesCpuBitForBit) {
   MUSIQ_SKIP_WITHOUT_GPU();
   const auto [count, offset] = GetParam();
-  auto x = gpu_test::random_floats(size_t(count + offset), 41, -2.0f, 2.0f);
-  const auto res = gpu_test::random_floats(size_t(count + offset), 42, -2.0f, 2.0f);
+  auto x = test::random_floats(size_t(count + offset), 41, -2.0f, 2.0f);
+  const auto res = test::random_floats(size_t(count + offset), 42, -2.0f, 2.0f);
   gpu_test::Stream stream;
   DeviceBuffer<float> d_x(x), d_res(res);
   cpu::add_relu(x.data() + offset, res.data() + offset, count);
   cuda::add_relu(d_x.get() + offset, d_res.get() + offset, count, stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_equal(d_x.download(), x));
+  EXPECT_TRUE(test::all_equal(d_x.download(), x));
   EXPECT_TRUE(d_x.guard_intact()) << "wrote past the end of x";
 }
 
@@ -102,7 +102,7 @@ INSTANTIATE_TEST_SUITE_P(
                       AddReluCase{12001 * 384 + 3, 0}, AddReluCase{33, 1},
                       AddReluCase{961 * 384, 2}),
     [](const auto& info) {
-      return gpu_test::name("n", info.param.count, info.param.offset ? "_unaligned" : "");
+      return test::name("n", info.param.count, info.param.offset ? "_unaligned" : "");
     });
 
 // count > 2^31: int64 offsets (opt-in: MUSIQ_GPU_LARGE_TESTS=1; ~26 GB host, ~17 GB device).
@@ -128,7 +128,7 @@ TEST(AddReluGpuLarge, CountPast2To31) {
   res = std::vector<float>();
   cuda::add_relu(d_x.get(), d_res.get(), count, stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_equal(d_x.download(), x));
+  EXPECT_TRUE(test::all_equal(d_x.download(), x));
   EXPECT_TRUE(d_x.guard_intact());
 }
 
@@ -161,8 +161,8 @@ TEST_P(BiasGpuTest, AddBiasMatchesCpuLinearBitForBit) {
   MUSIQ_SKIP_WITHOUT_GPU();
   const BiasCase c = GetParam();
   const size_t n = size_t(c.rows) * c.cols;
-  const auto x = gpu_test::random_floats(n, 51, -3.0f, 3.0f);
-  const auto bias = gpu_test::random_floats(size_t(c.cols), 52, -1.0f, 1.0f);
+  const auto x = test::random_floats(n, 51, -3.0f, 3.0f);
+  const auto bias = test::random_floats(size_t(c.cols), 52, -1.0f, 1.0f);
   const float* bias_ptr = c.has_bias ? bias.data() : nullptr;
   const auto want = cpu_epilogue(x, c.rows, c.cols, bias_ptr, cpu::Epilogue::kBias);
 
@@ -174,7 +174,7 @@ TEST_P(BiasGpuTest, AddBiasMatchesCpuLinearBitForBit) {
                  stream.get());
   stream.sync();
   const auto all = d_x.download();
-  EXPECT_TRUE(gpu_test::all_equal(std::vector<float>(all.begin() + c.offset, all.end()), want));
+  EXPECT_TRUE(test::all_equal(std::vector<float>(all.begin() + c.offset, all.end()), want));
   EXPECT_TRUE(d_x.guard_intact()) << "wrote past the end of x";
 }
 
@@ -183,8 +183,8 @@ TEST_P(BiasGpuTest, GeluBiasMatchesCpuLinear) {
   constexpr double kAbsTol = 1e-6, kRelTol = 1e-6;
   const BiasCase c = GetParam();
   const size_t n = size_t(c.rows) * c.cols;
-  const auto x = gpu_test::random_floats(n, 53, -6.0f, 6.0f);
-  const auto bias = gpu_test::random_floats(size_t(c.cols), 54, -1.0f, 1.0f);
+  const auto x = test::random_floats(n, 53, -6.0f, 6.0f);
+  const auto bias = test::random_floats(size_t(c.cols), 54, -1.0f, 1.0f);
   const float* bias_ptr = c.has_bias ? bias.data() : nullptr;
   const auto want = cpu_epilogue(x, c.rows, c.cols, bias_ptr, cpu::Epilogue::kBiasGelu);
 
@@ -196,7 +196,7 @@ TEST_P(BiasGpuTest, GeluBiasMatchesCpuLinear) {
                   stream.get());
   stream.sync();
   const auto all = d_x.download();
-  EXPECT_TRUE(gpu_test::all_close(std::vector<float>(all.begin() + c.offset, all.end()), want,
+  EXPECT_TRUE(test::all_close(std::vector<float>(all.begin() + c.offset, all.end()), want,
                                   kAbsTol, kRelTol));
   EXPECT_TRUE(d_x.guard_intact()) << "wrote past the end of x";
 }
@@ -207,7 +207,7 @@ TEST(GeluGpuTest, NegativeTailWithinRelativeBound) {
   MUSIQ_SKIP_WITHOUT_GPU();
   constexpr int64_t kRows = 961;
   constexpr int kCols = 1152;  // the MLP's hidden layer at 1024x768
-  const auto x = gpu_test::random_floats(size_t(kRows) * kCols, 55, -10.0f, -3.0f);
+  const auto x = test::random_floats(size_t(kRows) * kCols, 55, -10.0f, -3.0f);
   const auto want = cpu_epilogue(x, kRows, kCols, nullptr, cpu::Epilogue::kBiasGelu);
   gpu_test::Stream stream;
   DeviceBuffer<float> d_x(x);
@@ -218,7 +218,7 @@ TEST(GeluGpuTest, NegativeTailWithinRelativeBound) {
     const double two_u = 2 * std::sqrt(2 / M_PI) * (xi + 0.044715 * xi * xi * xi);
     return std::ldexp(8 + 5 * std::fabs(two_u), -23) * w;
   };
-  EXPECT_TRUE(gpu_test::all_within(d_x.download().data(), want.data(), want.size(), bound,
+  EXPECT_TRUE(test::all_within(d_x.download().data(), want.data(), want.size(), bound,
                                    "2^-23 (8 + 5 |2u|) relative"));
   EXPECT_TRUE(d_x.guard_intact()) << "wrote past the end of x";
 }
@@ -232,7 +232,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BiasCase{33, 31, true, 0}),
     [](const auto& info) {
       const BiasCase& c = info.param;
-      return gpu_test::name("rows", c.rows, "_cols", c.cols, c.has_bias ? "" : "_nobias",
+      return test::name("rows", c.rows, "_cols", c.cols, c.has_bias ? "" : "_nobias",
                             c.offset ? "_unaligned" : "");
     });
 

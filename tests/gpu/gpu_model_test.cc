@@ -27,21 +27,7 @@ namespace {
 
 constexpr double kScoreRelTol = 1e-4;
 
-// A full-size random model, made once per test binary and class count.
-const std::string& full_test_model(int num_classes) {
-  static std::string paths[2];
-  std::string& path = paths[num_classes == 1 ? 0 : 1];
-  if (path.empty()) {
-    const std::string out = test::temp_path("gpu_full_seed11_c" + std::to_string(num_classes) + ".h5");
-    const std::string cmd = std::string(MUSIQ_PYTHON) + " " +
-                            test::source_path("tools/musiq-make-test-model") + " " + out +
-                            " --seed 11 --size full --num-classes " +
-                            std::to_string(num_classes) + " > /dev/null";
-    if (test::run_command(cmd) != 0) ADD_FAILURE() << "failed: " << cmd;
-    path = out;
-  }
-  return path;
-}
+using test::full_test_model;
 
 class GpuModelTest : public ::testing::TestWithParam<int> {};
 
@@ -68,7 +54,7 @@ TEST_P(GpuModelTest, ScoresMatchCpuModel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Classes, GpuModelTest, ::testing::Values(1, 10),
-                         [](const auto& info) { return gpu_test::name("classes", info.param); });
+                         [](const auto& info) { return test::name("classes", info.param); });
 
 // A 12 MP photo's worth of tokens (4032x3024: 49 + 144 + 126 * 95 = 12,163 tokens) must fit
 // and give a finite score; then a small image on the same (now large) workspace.
@@ -121,6 +107,42 @@ TEST(GpuModelImage, DevicePreprocessingGivesTheSameScoreAsCpuTokens) {
     tiny.width = tiny.height = 1;
     tiny.rgb = {10, 200, 30};
     EXPECT_EQ(gpu_model.score_image(tiny), gpu_model.score(make_tokens(tiny, weights.config)));
+  }
+}
+
+// A packed batch of mixed sizes, some images as CPU tokens and some preprocessed on the
+// device: each score within 1e-4 relative of the CPU's single score, and within 1e-5 of
+// the GPU's own single score (cuBLAS may pick other kernels for the batch's row count).
+TEST(GpuModelBatch, MixedSizesMatchSinglesAndCpu) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const WeightsFile file = load_weights(full_test_model(1));
+  const ModelWeights weights = prepare_model_weights(file);
+  GpuModel gpu_model(weights);
+  CpuModel cpu_model(weights);
+  std::mt19937 rng(73);
+  auto random_image = [&](int w, int h) {
+    Image image;
+    image.width = w;
+    image.height = h;
+    image.rgb.resize(size_t(w) * h * 3);
+    for (uint8_t& v : image.rgb) v = static_cast<uint8_t>(rng() & 0xFF);
+    return image;
+  };
+  std::vector<Image> images;
+  for (const auto& [w, h] : std::vector<std::pair<int, int>>{{1, 1}, {31, 33}, {728, 2048}, {400, 250}, {4032, 3024}})
+    images.push_back(random_image(w, h));
+  std::vector<Tokens> tokens;
+  for (const Image& image : images) tokens.push_back(make_tokens(image, file.config));
+  std::vector<GpuInput> inputs;
+  for (size_t i = 0; i < images.size(); ++i)
+    inputs.push_back(i % 2 ? GpuInput(&tokens[i]) : GpuInput(&images[i]));
+  const std::vector<float> batch = gpu_model.score_batch(inputs);
+  ASSERT_EQ(batch.size(), images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    const float single = gpu_model.score(tokens[i]);
+    const float cpu = cpu_model.score(tokens[i]);
+    EXPECT_NEAR(batch[i], single, 1e-5 * std::abs(single)) << "image " << i;
+    EXPECT_NEAR(batch[i], cpu, kScoreRelTol * std::abs(cpu)) << "image " << i;
   }
 }
 

@@ -1,7 +1,6 @@
-// Shared helpers for the GPU tests: skip without a device, device buffers (RAII) with a
-// guard band that catches out-of-bounds writes, seeded random data, and the llm.c-style
-// check |got - want| <= abs_tol + rel_tol * |want| that flags non-finite values and prints
-// the first mismatches. Header-only, so the GPU test binary needs no other test sources.
+// The GPU side of the test utilities: skip without a device, and device buffers (RAII)
+// with a guard band that catches out-of-bounds writes. Random data, tolerance checks and
+// test names are tests/test_util.h's, shared with the CPU tests.
 #pragma once
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -19,6 +18,7 @@
 
 #include "engine/device.h"
 #include "kernels/cuda_check.h"
+#include "tests/test_util.h"
 
 namespace musiq::gpu_test {
 
@@ -111,99 +111,6 @@ class Stream {
  private:
   cudaStream_t stream_ = nullptr;
 };
-
-// Concatenates its arguments with operator<<: test-case names such as name("n", 33, "_c", 64)
-// (not "n" + std::to_string(33), which trips GCC 12's -Wrestrict false positive).
-template <typename... Args>
-std::string name(const Args&... args) {
-  std::ostringstream out;
-  (out << ... << args);
-  return out.str();
-}
-
-// Uniform floats in [lo, hi) from a fixed seed (failures must reproduce).
-inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f,
-                                        float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-// Uniform integers in [lo, hi] from a fixed seed.
-template <typename T>
-std::vector<T> random_ints(size_t n, uint32_t seed, T lo, T hi) {
-  static_assert(std::is_integral_v<T>);
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int64_t> dist(lo, hi);
-  std::vector<T> v(n);
-  for (T& x : v) x = static_cast<T>(dist(rng));
-  return v;
-}
-
-// Every |got[i] - want[i]| <= bound(i, |want[i]|). A non-finite value on either side must
-// be matched by the same non-finite value on the other (NaN == NaN here). Reports the count,
-// the worst error and the first few mismatches; `bound_text` describes the bound.
-template <typename Bound>
-::testing::AssertionResult all_within(const float* got, const float* want, size_t n,
-                                      const Bound& bound, const std::string& bound_text) {
-  constexpr int kShow = 8;
-  std::ostringstream first;
-  first.precision(9);
-  size_t bad = 0, non_finite = 0;
-  double worst = 0, worst_want = 0;
-  size_t worst_at = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double g = got[i], w = want[i];
-    bool ok;
-    if (!std::isfinite(g) || !std::isfinite(w)) {
-      ok = (std::isnan(g) && std::isnan(w)) || g == w;
-      if (!ok) ++non_finite;
-    } else {
-      const double err = std::abs(g - w);
-      ok = err <= bound(i, std::abs(w));
-      if (err > worst) {
-        worst = err;
-        worst_want = w;
-        worst_at = i;
-      }
-    }
-    if (!ok && bad++ < kShow)
-      first << "\n  [" << i << "] got " << got[i] << " want " << want[i] << " (diff "
-            << (g - w) << ")";
-  }
-  if (bad == 0) return ::testing::AssertionSuccess();
-  std::ostringstream msg;
-  msg.precision(9);
-  msg << bad << " of " << n << " values outside " << bound_text << " (" << non_finite
-      << " non-finite mismatches; max abs err " << worst << " at [" << worst_at
-      << "] where want " << worst_want << "); first:" << first.str();
-  return ::testing::AssertionFailure() << msg.str();
-}
-
-// Every |got - want| <= abs_tol + rel_tol * |want|.
-inline ::testing::AssertionResult all_close(const float* got, const float* want, size_t n,
-                                            double abs_tol, double rel_tol) {
-  std::ostringstream text;
-  text << abs_tol << " abs + " << rel_tol << " rel";
-  return all_within(
-      got, want, n, [&](size_t, double w) { return abs_tol + rel_tol * w; }, text.str());
-}
-
-inline ::testing::AssertionResult all_close(const std::vector<float>& got,
-                                            const std::vector<float>& want, double abs_tol,
-                                            double rel_tol) {
-  if (got.size() != want.size())
-    return ::testing::AssertionFailure() << "size " << got.size() << " != " << want.size();
-  return all_close(got.data(), want.data(), got.size(), abs_tol, rel_tol);
-}
-
-// Bit-for-bit equality (for ops whose GPU arithmetic is the CPU's, operation by operation).
-inline ::testing::AssertionResult all_equal(const std::vector<float>& got,
-                                            const std::vector<float>& want) {
-  return all_close(got, want, 0.0, 0.0);
-}
 
 }  // namespace musiq::gpu_test
 

@@ -27,22 +27,22 @@ struct GroupNormCase {
 };
 
 std::string case_name(const GroupNormCase& c) {
-  return gpu_test::name("n", c.n, "_hw", c.hw, "_c", c.c, "_g", c.groups,
+  return test::name("n", c.n, "_hw", c.hw, "_c", c.c, "_g", c.groups,
                         c.relu ? "_relu" : "", c.lo > 0 ? "_offset" : "");
 }
 
 void expect_matches_cpu(const GroupNormCase& c) {
   const size_t count = size_t(c.n) * c.hw * c.c;
-  auto x = gpu_test::random_floats(count, 61, c.lo, c.hi);
-  const auto scale = gpu_test::random_floats(size_t(c.c), 62, 0.5f, 1.5f);
-  const auto bias = gpu_test::random_floats(size_t(c.c), 63, -0.5f, 0.5f);
+  auto x = test::random_floats(count, 61, c.lo, c.hi);
+  const auto scale = test::random_floats(size_t(c.c), 62, 0.5f, 1.5f);
+  const auto bias = test::random_floats(size_t(c.c), 63, -0.5f, 0.5f);
   gpu_test::Stream stream;
   DeviceBuffer<float> d_x(x), d_scale(scale), d_bias(bias);
   cpu::group_norm(x.data(), c.n, c.hw, c.c, c.groups, scale.data(), bias.data(), c.eps, c.relu);
   cuda::group_norm(d_x.get(), c.n, c.hw, c.c, c.groups, d_scale.get(), d_bias.get(), c.eps,
                    c.relu, stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_close(d_x.download(), x, kAbsTol, kRelTol));
+  EXPECT_TRUE(test::all_close(d_x.download(), x, kAbsTol, kRelTol));
   EXPECT_TRUE(d_x.guard_intact()) << "wrote past the end of x";
 }
 
@@ -64,7 +64,7 @@ INSTANTIATE_TEST_SUITE_P(MusiqShapes, GroupNormGpuGridTest,
                                             ::testing::Values(64, 256), ::testing::Bool()),
                          [](const auto& info) {
                            const auto& p = info.param;  // (n, hw, c, relu)
-                           return gpu_test::name("n", std::get<0>(p), "_hw", std::get<1>(p),
+                           return test::name("n", std::get<0>(p), "_hw", std::get<1>(p),
                                                  "_c", std::get<2>(p),
                                                  std::get<3>(p) ? "_relu" : "");
                          });

@@ -32,9 +32,9 @@ TEST_P(LayerNormGpuTest, MatchesCpu) {
   MUSIQ_SKIP_WITHOUT_GPU();
   const LayerNormCase c = GetParam();
   const size_t n = size_t(c.rows) * c.dim;
-  const auto x = gpu_test::random_floats(n + c.offset, 21, c.lo, c.hi);
-  const auto scale = gpu_test::random_floats(size_t(c.dim), 22, 0.5f, 1.5f);
-  const auto bias = gpu_test::random_floats(size_t(c.dim), 23, -0.5f, 0.5f);
+  const auto x = test::random_floats(n + c.offset, 21, c.lo, c.hi);
+  const auto scale = test::random_floats(size_t(c.dim), 22, 0.5f, 1.5f);
+  const auto bias = test::random_floats(size_t(c.dim), 23, -0.5f, 0.5f);
   std::vector<float> want(n);
   cpu::layer_norm(x.data() + c.offset, c.rows, c.dim, scale.data(), bias.data(), kEps,
                   want.data());
@@ -46,7 +46,7 @@ TEST_P(LayerNormGpuTest, MatchesCpu) {
   stream.sync();
   const auto all = d_out.download();
   const std::vector<float> got(all.begin() + c.offset, all.end());
-  EXPECT_TRUE(gpu_test::all_close(got, want, kAbsTol, kRelTol));
+  EXPECT_TRUE(test::all_close(got, want, kAbsTol, kRelTol));
   EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
 }
 
@@ -67,7 +67,7 @@ INSTANTIATE_TEST_SUITE_P(
         LayerNormCase{961, 384, 0, 9, 11}, LayerNormCase{961, 384, 0, -100.5f, -99.5f}),
     [](const auto& info) {
       const LayerNormCase& c = info.param;
-      std::string name = gpu_test::name("rows", c.rows, "_dim", c.dim);
+      std::string name = test::name("rows", c.rows, "_dim", c.dim);
       if (c.offset) name += "_unaligned";
       if (c.lo > 0) name += "_mean10";
       if (c.hi < -50) name += "_meanm100";
@@ -94,8 +94,8 @@ TEST(LayerNormGpuLarge, RowsTimesDimPast2To31) {
     h ^= h >> 29;
     x[size_t(i)] = float(h % 20011) / 5000.0f - 2.0f + float(i / dim % 7);
   }
-  const auto scale = gpu_test::random_floats(dim, 22, 0.5f, 1.5f);
-  const auto bias = gpu_test::random_floats(dim, 23, -0.5f, 0.5f);
+  const auto scale = test::random_floats(dim, 22, 0.5f, 1.5f);
+  const auto bias = test::random_floats(dim, 23, -0.5f, 0.5f);
   std::vector<float> want(n);
   cpu::layer_norm(x.data(), rows, dim, scale.data(), bias.data(), kEps, want.data());
   gpu_test::Stream stream;
@@ -105,7 +105,7 @@ TEST(LayerNormGpuLarge, RowsTimesDimPast2To31) {
   cuda::layer_norm(d_x.get(), rows, dim, d_scale.get(), d_bias.get(), kEps, d_out.get(),
                    stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_close(d_out.download(), want, kAbsTol, kRelTol));
+  EXPECT_TRUE(test::all_close(d_out.download(), want, kAbsTol, kRelTol));
   EXPECT_TRUE(d_out.guard_intact());
 }
 

@@ -44,11 +44,11 @@ class LinearGpuTest : public ::testing::TestWithParam<LinearCase> {};
 TEST_P(LinearGpuTest, MatchesCpu) {
   MUSIQ_SKIP_WITHOUT_GPU();
   const LinearCase c = GetParam();
-  const auto a = gpu_test::random_floats(size_t(c.m) * c.k, 41);
-  const auto b = gpu_test::random_floats(size_t(c.k) * c.n, 42);
-  const auto bias = gpu_test::random_floats(size_t(c.n), 43);
+  const auto a = test::random_floats(size_t(c.m) * c.k, 41);
+  const auto b = test::random_floats(size_t(c.k) * c.n, 42);
+  const auto bias = test::random_floats(size_t(c.n), 43);
   // The residual (kBiasResidual) or garbage the op must overwrite (the others).
-  auto want = gpu_test::random_floats(size_t(c.m) * c.n, 44);
+  auto want = test::random_floats(size_t(c.m) * c.n, 44);
   DeviceBuffer<float> d_out(want);
   const float* bias_ptr = c.bias ? bias.data() : nullptr;
   cpu::linear(a.data(), c.m, c.k, b.data(), c.n, bias_ptr, c.epilogue, want.data());
@@ -59,7 +59,7 @@ TEST_P(LinearGpuTest, MatchesCpu) {
   cuda::linear(d_a.get(), c.m, c.k, d_b.get(), c.n, c.bias ? d_bias.get() : nullptr, c.epilogue,
                d_out.get(), blas.get(), stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_close(d_out.download(), want, abs_tol_for(c.k), kRelTol));
+  EXPECT_TRUE(test::all_close(d_out.download(), want, abs_tol_for(c.k), kRelTol));
   EXPECT_TRUE(d_out.guard_intact());
 }
 
@@ -80,7 +80,7 @@ INSTANTIATE_TEST_SUITE_P(
       const LinearCase& c = info.param;
       const char* e = c.epilogue == E::kBias ? "bias" : c.epilogue == E::kBiasGelu ? "gelu"
                                                                                    : "residual";
-      return gpu_test::name("m", c.m, "_k", c.k, "_n", c.n, "_", e, c.bias ? "" : "_nobias");
+      return test::name("m", c.m, "_k", c.k, "_n", c.n, "_", e, c.bias ? "" : "_nobias");
     });
 
 struct ConvCase {
@@ -94,8 +94,8 @@ TEST_P(ConvGpuTest, MatchesCpu) {
   const ConvCase c = GetParam();
   const int64_t positions = int64_t{c.n} * c.out_h * c.out_w;
   const int64_t k = int64_t{c.kh} * c.kw * c.cin;
-  const auto in = gpu_test::random_floats(size_t(c.n) * c.h * c.w * c.cin, 51);
-  const auto kernel = gpu_test::random_floats(size_t(k) * c.cout, 52);
+  const auto in = test::random_floats(size_t(c.n) * c.h * c.w * c.cin, 51);
+  const auto kernel = test::random_floats(size_t(k) * c.cout, 52);
   std::vector<float> columns(size_t(positions * k)), want(size_t(positions) * c.cout);
   cpu::conv2d(in.data(), c.n, c.h, c.w, c.cin, kernel.data(), c.kh, c.kw, c.cout, c.stride,
               c.pad_top, c.pad_left, c.out_h, c.out_w, columns.data(), want.data());
@@ -107,7 +107,7 @@ TEST_P(ConvGpuTest, MatchesCpu) {
                c.pad_top, c.pad_left, c.out_h, c.out_w, d_columns.get(), d_out.get(),
                blas.get(), stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_close(d_out.download(), want, abs_tol_for(k), kRelTol));
+  EXPECT_TRUE(test::all_close(d_out.download(), want, abs_tol_for(k), kRelTol));
   EXPECT_TRUE(d_out.guard_intact());
   EXPECT_TRUE(d_columns.guard_intact());
 }
@@ -127,7 +127,7 @@ INSTANTIATE_TEST_SUITE_P(
         ConvCase{3, 9, 7, 5, 3, 3, 6, 2, 1, 1, 5, 4}),
     [](const auto& info) {
       const ConvCase& c = info.param;
-      return gpu_test::name("n", c.n, "_", c.h, "x", c.w, "x", c.cin, "_k", c.kh, "x", c.kw,
+      return test::name("n", c.n, "_", c.h, "x", c.w, "x", c.cin, "_k", c.kh, "x", c.kw,
                             "s", c.stride, "_cout", c.cout);
     });
 
@@ -147,9 +147,9 @@ TEST(LinearGpuWorkspace, NoAllocationAfterSetBlasWorkspace) {
                               {64, 16384, 384, cpu::Epilogue::kBias, true},
                               {1, 384, 1, cpu::Epilogue::kBias, true}};
   gpu_test::Stream stream;
-  DeviceBuffer<float> a(gpu_test::random_floats(962 * 16384, 45));
-  DeviceBuffer<float> b(gpu_test::random_floats(16384 * 1152, 46));
-  DeviceBuffer<float> bias(gpu_test::random_floats(1152, 47));
+  DeviceBuffer<float> a(test::random_floats(962 * 16384, 45));
+  DeviceBuffer<float> b(test::random_floats(16384 * 1152, 46));
+  DeviceBuffer<float> bias(test::random_floats(1152, 47));
   DeviceBuffer<float> out(962 * 1152);
   auto run_all = [&](const Blas& blas) {
     for (const LinearCase& c : cases)

@@ -29,7 +29,7 @@ TEST_P(MaxPoolGpuTest, MatchesCpuBitForBit) {
   const int oh = same_out(p.h), ow = same_out(p.w);
   const size_t in_count = size_t(p.n) * p.h * p.w * p.c;
   const size_t out_count = size_t(p.n) * oh * ow * p.c;
-  const auto in = gpu_test::random_floats(in_count + p.offset, 71, p.lo, p.hi);
+  const auto in = test::random_floats(in_count + p.offset, 71, p.lo, p.hi);
   std::vector<float> want(out_count);
   cpu::max_pool_3x3_s2(in.data() + p.offset, p.n, p.h, p.w, p.c, oh, ow, want.data());
 
@@ -39,7 +39,7 @@ TEST_P(MaxPoolGpuTest, MatchesCpuBitForBit) {
                         d_out.get() + p.offset, stream.get());
   stream.sync();
   const auto all = d_out.download();
-  EXPECT_TRUE(gpu_test::all_equal(std::vector<float>(all.begin() + p.offset, all.end()), want));
+  EXPECT_TRUE(test::all_equal(std::vector<float>(all.begin() + p.offset, all.end()), want));
   EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
 }
 
@@ -57,7 +57,7 @@ INSTANTIATE_TEST_SUITE_P(
         MaxPoolCase{5, 16, 16, 3}, MaxPoolCase{5, 13, 16, 7}, MaxPoolCase{7, 16, 16, 64, 1}),
     [](const auto& info) {
       const MaxPoolCase& p = info.param;
-      return gpu_test::name("n", p.n, "_", p.h, "x", p.w, "_c", p.c,
+      return test::name("n", p.n, "_", p.h, "x", p.w, "_c", p.c,
                             p.offset ? "_unaligned" : "", p.hi < 0 ? "_negative" : "");
     });
 

@@ -22,7 +22,7 @@ class NormalizeImageGpuTest : public ::testing::TestWithParam<NormalizeCase> {};
 TEST_P(NormalizeImageGpuTest, MatchesCpuBitForBit) {
   MUSIQ_SKIP_WITHOUT_GPU();
   const auto [count, offset] = GetParam();
-  const auto rgb = gpu_test::random_ints<uint8_t>(size_t(count + offset), 11, 0, 255);
+  const auto rgb = test::random_ints<uint8_t>(size_t(count + offset), 11, 0, 255);
   std::vector<float> want(static_cast<size_t>(count));
   cpu::normalize_image(rgb.data() + offset, count, want.data());
 
@@ -33,7 +33,7 @@ TEST_P(NormalizeImageGpuTest, MatchesCpuBitForBit) {
   stream.sync();
   const auto all = d_out.download();
   const std::vector<float> got(all.begin() + offset, all.end());
-  EXPECT_TRUE(gpu_test::all_equal(got, want));
+  EXPECT_TRUE(test::all_equal(got, want));
   EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
 }
 
@@ -46,7 +46,7 @@ INSTANTIATE_TEST_SUITE_P(
                       NormalizeCase{4001 * 3001 * 3, 0}, // 12 MP, count not a multiple of 4
                       NormalizeCase{33, 1}, NormalizeCase{1024 * 768 * 3 + 1, 3}),
     [](const auto& info) {
-      return gpu_test::name("n", info.param.count, "_off", info.param.offset);
+      return test::name("n", info.param.count, "_off", info.param.offset);
     });
 
 // Every byte value once, in order: the whole lookup is exact.
@@ -61,7 +61,7 @@ TEST(NormalizeImageGpu, AllByteValues) {
   DeviceBuffer<float> d_out(256);
   cuda::normalize_image(d_rgb.get(), 256, d_out.get(), stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_equal(d_out.download(), want));
+  EXPECT_TRUE(test::all_equal(d_out.download(), want));
   EXPECT_EQ(want.front(), -1.0f);
   EXPECT_EQ(want.back(), 1.0f);
 }

@@ -36,7 +36,7 @@ class ResizeGpuTest : public ::testing::TestWithParam<ResizeCase> {};
 TEST_P(ResizeGpuTest, BitIdenticalToCpu) {
   MUSIQ_SKIP_WITHOUT_GPU();
   const ResizeCase c = GetParam();
-  const auto image = gpu_test::random_floats(size_t(c.in_h) * c.in_w * 3, 31);
+  const auto image = test::random_floats(size_t(c.in_h) * c.in_w * 3, 31);
   const ResizePlan rows = gaussian_resize_plan(c.in_h, c.out_h);
   const ResizePlan cols = gaussian_resize_plan(c.in_w, c.out_w);
   std::vector<float> tmp(size_t(c.out_h) * c.in_w * 3), want(size_t(c.out_h) * c.out_w * 3);
@@ -48,8 +48,8 @@ TEST_P(ResizeGpuTest, BitIdenticalToCpu) {
   cuda::gaussian_resize(d_in.get(), c.in_h, c.in_w, 3, d_rows.device, d_cols.device,
                         d_tmp.get(), d_out.get(), stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_equal(d_tmp.download(), tmp));
-  EXPECT_TRUE(gpu_test::all_equal(d_out.download(), want));
+  EXPECT_TRUE(test::all_equal(d_tmp.download(), tmp));
+  EXPECT_TRUE(test::all_equal(d_out.download(), want));
   EXPECT_TRUE(d_tmp.guard_intact());
   EXPECT_TRUE(d_out.guard_intact());
 }
@@ -65,7 +65,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ResizeGpuTest,
                                            ResizeCase{5, 7, 5, 7}),
                          [](const auto& info) {
                            const ResizeCase& c = info.param;
-                           return gpu_test::name(c.in_h, "x", c.in_w, "_to_", c.out_h, "x",
+                           return test::name(c.in_h, "x", c.in_w, "_to_", c.out_h, "x",
                                                  c.out_w);
                          });
 
@@ -79,7 +79,7 @@ TEST_P(PatchesGpuTest, BitIdenticalToCpu) {
   MUSIQ_SKIP_WITHOUT_GPU();
   const PatchCase c = GetParam();
   const ScaleGeometry g = scale_geometry(c.h, c.w, 32, -1);
-  const auto image = gpu_test::random_floats(size_t(c.h) * c.w * 3, 32);
+  const auto image = test::random_floats(size_t(c.h) * c.w * 3, 32);
   std::vector<float> want(size_t(g.count_h) * g.count_w * 32 * 32 * 3);
   cpu::extract_patches(image.data(), c.h, c.w, 32, g.count_h, g.count_w, g.pad_top, g.pad_left,
                        want.data());
@@ -88,7 +88,7 @@ TEST_P(PatchesGpuTest, BitIdenticalToCpu) {
   cuda::extract_patches(d_image.get(), c.h, c.w, 32, g.count_h, g.count_w, g.pad_top,
                         g.pad_left, d_out.get(), stream.get());
   stream.sync();
-  EXPECT_TRUE(gpu_test::all_equal(d_out.download(), want));
+  EXPECT_TRUE(test::all_equal(d_out.download(), want));
   EXPECT_TRUE(d_out.guard_intact());
 }
 
@@ -97,7 +97,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PatchesGpuTest,
                                            PatchCase{1, 1}, PatchCase{384, 288},
                                            PatchCase{4032, 3024}),
                          [](const auto& info) {
-                           return gpu_test::name(info.param.h, "x", info.param.w);
+                           return test::name(info.param.h, "x", info.param.w);
                          });
 
 }  // namespace

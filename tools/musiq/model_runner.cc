@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <new>
 
 #include "engine/error.h"
 
@@ -11,7 +12,9 @@ namespace {
 class ScorerBackend : public ScoringBackend {
  public:
   explicit ScorerBackend(std::unique_ptr<Scorer> scorer) : scorer_(std::move(scorer)) {}
-  ScoreResult score(const PreparedImage& image) override { return scorer_->score_prepared(image); }
+  std::vector<BatchItem> score_batch(std::span<const PreparedImage* const> images) override {
+    return scorer_->score_batch(images);
+  }
   ScoreResult score_image(const Image& image) override { return scorer_->score_image(image); }
   const ModelInfo& model() const override { return scorer_->model(); }
   const DeviceChoice& device() const override { return scorer_->device(); }
@@ -41,35 +44,53 @@ ModelRunner::ModelRunner(std::string label, std::unique_ptr<ScoringBackend> back
       requested_(requested),
       open_on_cpu_(std::move(open_on_cpu)) {}
 
-Record ModelRunner::score(const std::string& path, const PreparedImage& image) {
-  Record r;
-  r.path = path;
-  r.model = label_;
-  std::string failure;
+std::vector<Record> ModelRunner::score(std::span<const std::string> paths,
+                                       std::span<const PreparedImage* const> images) {
+  const std::string device = backend_->device().name;  // before recover() may change it
+  std::vector<BatchItem> items;
+  BatchItem failed;  // every image's, when the whole call fails
   try {
-    const ScoreResult s = backend_->score(image);
+    items = backend_->score_batch(images);
+  } catch (const std::bad_alloc&) {
+    failed.error = "out of memory";
+  } catch (const std::exception& e) {
+    failed.error = e.what();
+  }
+  if (!failed.ok()) items.assign(images.size(), failed);
+  std::vector<Record> records(images.size());
+  std::string failure;  // the first, for recover()
+  for (size_t i = 0; i < images.size(); ++i) {
+    Record& r = records[i];
+    r.path = paths[i];
+    r.model = label_;
+    const BatchItem& item = items[i];
+    if (!item.ok()) {
+      r.error = r.path + ": scoring failed on " + device + ": " + item.error;
+      if (failure.empty()) failure = item.error;
+      continue;
+    }
+    const ScoreResult& s = item.result;
     if (!std::isfinite(s.score)) {
-      r.error = path + ": the model gave a non-finite score (" + std::to_string(s.score) +
+      r.error = r.path + ": the model gave a non-finite score (" + std::to_string(s.score) +
                 "); are the weights broken?";
-      return r;
+      continue;
     }
     r.score = s.score;
-    r.device = backend_->device().name;
+    r.device = device;
     r.width = s.width;
     r.height = s.height;
     r.tokens = s.tokens;
     r.ms = s.total_ms();
     r.random_weights = backend_->model().random_weights;
     r.warning = s.warning;
-    return r;
-  } catch (const std::bad_alloc&) {
-    failure = "out of memory";
-  } catch (const std::exception& e) {
-    failure = e.what();
   }
-  r.error = path + ": scoring failed on " + backend_->device().name + ": " + failure;
-  recover(failure);
-  return r;
+  if (!failure.empty()) recover(failure);
+  return records;
+}
+
+Record ModelRunner::score(const std::string& path, const PreparedImage& image) {
+  const PreparedImage* one[] = {&image};
+  return std::move(score({&path, 1}, one)[0]);
 }
 
 void ModelRunner::recover(const std::string& failure) {

@@ -1,12 +1,15 @@
 // One model of a batch run, and what happens when its device fails in the middle of it.
-// A failure while scoring an image is an error record for that image. The device is then
+// A failure while scoring an image is an error record for that image (a failing packed
+// pass is retried image by image by Scorer::score_batch). The device is then
 // tested on a tiny image: if it still scores, the run goes on with it; if not, under
 // --device auto the model is reopened on the CPU for the rest of the run (said once on
 // stderr), and otherwise the run cannot go on (musiq::Error).
 #pragma once
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "engine/musiq.h"
 #include "tools/musiq/records.h"
@@ -17,8 +20,9 @@ namespace musiq::cli {
 class ScoringBackend {
  public:
   virtual ~ScoringBackend() = default;
-  virtual ScoreResult score(const PreparedImage& image) = 0;  // throws on failure
-  virtual ScoreResult score_image(const Image& image) = 0;    // throws on failure
+  // One item per image, as Scorer::score_batch: an image's failure is its item's error.
+  virtual std::vector<BatchItem> score_batch(std::span<const PreparedImage* const> images) = 0;
+  virtual ScoreResult score_image(const Image& image) = 0;  // throws on failure
   virtual const ModelInfo& model() const = 0;
   virtual const DeviceChoice& device() const = 0;
 };
@@ -32,9 +36,12 @@ class ModelRunner {
   ModelRunner(std::string label, std::unique_ptr<ScoringBackend> backend, DeviceKind requested,
               OpenOnCpu open_on_cpu);
 
-  // The record for one image: a score, or an error (the scorer's exception, or a
-  // non-finite score). Throws musiq::Error when the device can no longer score.
-  Record score(const std::string& path, const PreparedImage& image);
+  // The records of images scored together in packed passes, in input order: a score, or an
+  // error (the scorer's, or a non-finite score). Throws musiq::Error when the device can no
+  // longer score.
+  std::vector<Record> score(std::span<const std::string> paths,
+                            std::span<const PreparedImage* const> images);
+  Record score(const std::string& path, const PreparedImage& image);  // one image
 
   const std::string& label() const { return label_; }
   const ScoringBackend& backend() const { return *backend_; }
