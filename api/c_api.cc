@@ -116,7 +116,8 @@ extern "C" {
 const char* musiq_version(void) { return MUSIQ_VERSION; }
 
 musiq_params musiq_default_params(void) {
-  return musiq_params{"koniq", nullptr, "auto", 2, musiq::DecodeOptions{}.max_pixels};
+  const musiq::DecodeOptions decode;
+  return musiq_params{"koniq", nullptr, "auto", 2, decode.max_pixels, decode.max_tokens};
 }
 
 int musiq_open(const musiq_params* params, musiq_scorer** out) {
@@ -132,6 +133,7 @@ int musiq_open(const musiq_params* params, musiq_scorer** out) {
                   "device \"" + options.device + "\": expected auto, cpu or cuda");
     options.threads = params->threads > 0 ? params->threads : 2;
     options.max_pixels = params->max_pixels;
+    options.max_tokens = params->max_tokens;
     auto handle = std::make_unique<musiq_scorer>();
     handle->scorer = musiq::api::SharedScorer::open(options);
     const musiq::Scorer& engine = handle->scorer->engine();

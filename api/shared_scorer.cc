@@ -13,10 +13,6 @@
 namespace musiq::api {
 namespace {
 
-// Images per model call. One until the engine scores packed batches (Scorer::score_batch);
-// a larger batch lets the decoders run further ahead of the model.
-constexpr size_t kMaxBatch = 1;
-
 // Runs `work`, turning whatever it throws into the outcome's one-line message.
 template <class Work>
 void capture_failure(const std::string& name, Outcome& outcome, Work&& work) {
@@ -72,6 +68,7 @@ std::unique_ptr<SharedScorer> SharedScorer::open(const OpenOptions& options) {
   params.weights_path = locate_weights(model, options.weights);
   params.device = parse_device_kind(options.device);
   params.decode.max_pixels = options.max_pixels;
+  params.decode.max_tokens = options.max_tokens;
   std::unique_ptr<Scorer> scorer = Scorer::open(params);
   // As the CLI labels its records: the model's name, or the file's variant for --weights.
   std::string label = options.weights.empty() ? model : scorer->model().variant;
@@ -93,6 +90,7 @@ PreparedImagePtr SharedScorer::prepare(const Input& input) const {
   const DeviceKind device = scorer_->device().kind;
   DecodeOptions decode;
   decode.max_pixels = options_.max_pixels;
+  decode.max_tokens = options_.max_tokens;
   switch (input.kind) {
     case Input::Kind::kFile:
       return prepare_image_file(input.name, config, decode, device);
@@ -100,9 +98,11 @@ PreparedImagePtr SharedScorer::prepare(const Input& input) const {
       return prepare_encoded_image(
           std::vector<uint8_t>(input.encoded, input.encoded + input.encoded_size), input.name,
           config, decode, device);
-    case Input::Kind::kPixels:
-      return prepare_image(image_from_pixels(input.pixels, input.name, options_.max_pixels),
-                           config, device);
+    case Input::Kind::kPixels: {
+      Image image = image_from_pixels(input.pixels, input.name, options_.max_pixels);
+      check_token_budget(image.width, image.height, config, options_.max_tokens, input.name);
+      return prepare_image(std::move(image), config, device);
+    }
   }
   throw Error(input.name + ": unknown input kind");
 }
@@ -110,12 +110,31 @@ PreparedImagePtr SharedScorer::prepare(const Input& input) const {
 void SharedScorer::score_prepared(std::vector<Indexed>& images, const std::vector<Input>& inputs,
                                   std::vector<Outcome>& outcomes) {
   const std::lock_guard<std::mutex> lock(model_mutex_);
-  for (auto& [index, image] : images) {
-    Outcome& outcome = outcomes[index];
-    capture_failure(inputs[index].name, outcome,
-                    [&] { outcome.result = scorer_->score_prepared(*image); });
-    image.reset();
+  std::vector<const PreparedImage*> packed;
+  for (const auto& [index, image] : images) packed.push_back(image.get());
+  std::vector<BatchItem> items;
+  Failure whole = Failure::kNone;  // the call's own failure (none is per image)
+  try {
+    items = scorer_->score_batch(packed);
+  } catch (const std::bad_alloc&) {
+    whole = Failure::kOutOfMemory;
+    items.assign(images.size(), {});
+    for (BatchItem& item : items) item.error = "out of memory";
+  } catch (const std::exception& e) {
+    whole = Failure::kInternal;
+    items.assign(images.size(), {});
+    for (BatchItem& item : items) item.error = std::string("internal error: ") + e.what();
   }
+  for (size_t k = 0; k < images.size(); ++k) {
+    Outcome& outcome = outcomes[images[k].first];
+    if (items[k].ok()) {
+      outcome.result = items[k].result;
+    } else {
+      outcome.failure = whole != Failure::kNone ? whole : Failure::kImage;
+      outcome.error = inputs[images[k].first].name + ": " + items[k].error;
+    }
+  }
+  images.clear();
 }
 
 Outcome SharedScorer::score(const Input& input) {
@@ -132,7 +151,10 @@ std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, 
   std::vector<Outcome> outcomes(n);
   const int workers = std::clamp(threads > 0 ? threads : options_.threads, 1,
                                  static_cast<int>(std::max<size_t>(n, 1)));
-  const size_t lookahead = 2 * static_cast<size_t>(workers);
+  // Images per packed model call: the CLI's default. The model takes what is ready, up to
+  // that; decoders run ahead by at least one batch.
+  const size_t batch_images = size_t(default_batch_images(scorer_->device().kind));
+  const size_t lookahead = std::max(2 * static_cast<size_t>(workers), batch_images);
 
   // As the CLI's prefetcher: workers claim images in order, at most `lookahead` claimed
   // and not yet taken by the model; a failure goes straight to its outcome.
@@ -172,14 +194,14 @@ std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, 
     }
   }
 
-  // This thread runs the model, kMaxBatch images at a time, until every image is taken.
+  // This thread runs the model, up to batch_images at a time, until every image is taken.
   for (;;) {
     std::vector<Indexed> batch;
     {
       std::unique_lock<std::mutex> lock(mutex);
       ready.wait(lock, [&] { return !queue.empty() || released == n; });
       if (queue.empty()) break;
-      for (; !queue.empty() && batch.size() < kMaxBatch; queue.pop_front())
+      for (; !queue.empty() && batch.size() < batch_images; queue.pop_front())
         batch.push_back(std::move(queue.front()));
       released += batch.size();
     }

@@ -47,6 +47,7 @@ struct OpenOptions {
   std::string device = "auto";
   int threads = 2;  // workers that decode and preprocess ahead of the model in batches
   int64_t max_pixels = DecodeOptions{}.max_pixels;
+  int64_t max_tokens = DecodeOptions{}.max_tokens;  // the cost budget (the CLI's --max-tokens)
 };
 
 class SharedScorer {
@@ -55,7 +56,7 @@ class SharedScorer {
   static std::unique_ptr<SharedScorer> open(const OpenOptions& options);
 
   // Any thread, concurrently: images are decoded on the calling thread; the model runs one
-  // image at a time (it already uses every core, or the GPU).
+  // call at a time (it already uses every core, or the GPU).
   Outcome score(const Input& input);
   // In input order. `threads` workers (<= 0: the scorer's default) decode ahead while the
   // calling thread runs the model.
@@ -71,9 +72,8 @@ class SharedScorer {
   using Indexed = std::pair<size_t, PreparedImagePtr>;
   SharedScorer(std::unique_ptr<Scorer> scorer, std::string label, OpenOptions options);
   PreparedImagePtr prepare(const Input& input) const;  // throws musiq::Error
-  // The one place images meet the model: swap in Scorer::score_batch (packed batches)
-  // when the engine has it.
-  // Model failures are named after inputs[index].
+  // The one place images meet the model: one packed Scorer::score_batch call, under the
+  // model mutex. Model failures are named after inputs[index].
   void score_prepared(std::vector<Indexed>& images, const std::vector<Input>& inputs,
                       std::vector<Outcome>& outcomes);
 

@@ -17,6 +17,16 @@ namespace musiq {
 // photo (12,164 rows) fits alone; small images go together.
 inline constexpr int64_t kDefaultBatchRows = 16384;
 
+// Images a caller should hand score_batch at once when it has many (the CLI's --batch
+// default; bench/RESULTS.md, "Packed batches"). CPU: batch 8 scored small, medium and mixed
+// collections 1.07x to 2.4x faster than batch 1 in interleaved runs on the 2-core machine.
+// GPU (unmeasured): one 1024x768 image (919 rows) gives the encoder GEMMs ~72 output tiles
+// and attention 90 blocks, under one wave of an H100/H200's 132 SMs; 16 such images
+// (14,704 rows, within the default row budget) fill several waves.
+constexpr int default_batch_images(DeviceKind device) {
+  return device == DeviceKind::kCuda ? 16 : 8;
+}
+
 struct ScorerParams {
   std::string weights_path;
   DeviceKind device = DeviceKind::kAuto;
@@ -74,6 +84,11 @@ PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& 
 PreparedImagePtr prepare_encoded_image(const std::vector<uint8_t>& bytes, const std::string& name,
                                        const ModelConfig& config, const DecodeOptions& decode,
                                        DeviceKind device = DeviceKind::kCpu);
+// Throws musiq::Error naming `name` when a width x height image makes a model input longer
+// than max_tokens (the cost budget: time and memory grow with tokens, attention with their
+// square). prepare_image_file and prepare_encoded_image check it from the header.
+void check_token_budget(int width, int height, const ModelConfig& config, int64_t max_tokens,
+                        const std::string& name);
 // An image decoded by the caller (e.g. pixels from memory). Throws musiq::Error for an
 // image without pixels.
 PreparedImagePtr prepare_image(Image image, const ModelConfig& config,

@@ -36,20 +36,24 @@ struct PreparedImage {
 
 void PreparedImageDeleter::operator()(PreparedImage* p) const { delete p; }
 
+void check_token_budget(int width, int height, const ModelConfig& config, int64_t max_tokens,
+                        const std::string& name) {
+  const int64_t tokens = plan_tokens(height, width, config).count() + 1;
+  if (tokens > max_tokens)
+    throw Error(name + ": too costly: " + std::to_string(width) + "x" + std::to_string(height) +
+                " makes " + std::to_string(tokens) + " tokens, more than the limit of " +
+                std::to_string(max_tokens) + " (raise it with --max-tokens)");
+}
+
 namespace {
 
-// `decode` plus the token budget, checked from the header before the pixels are decoded:
-// an image's cost grows with its tokens (attention with their square).
+// `decode` plus the token budget, checked from the header before the pixels are decoded.
 DecodeOptions with_token_budget(const DecodeOptions& decode, const ModelConfig& config,
                                 const std::string& name) {
   DecodeOptions checked = decode;
   checked.check_size = [decode, config, name](int width, int height) {
     if (decode.check_size) decode.check_size(width, height);
-    const int64_t tokens = plan_tokens(height, width, config).count() + 1;
-    if (tokens > decode.max_tokens)
-      throw Error(name + ": too costly: " + std::to_string(width) + "x" + std::to_string(height) +
-                  " makes " + std::to_string(tokens) + " tokens, more than the limit of " +
-                  std::to_string(decode.max_tokens) + " (raise it with --max-tokens)");
+    check_token_budget(width, height, config, decode.max_tokens, name);
   };
   return checked;
 }

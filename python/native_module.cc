@@ -76,8 +76,9 @@ NB_MODULE(_native, m) {
   nb::class_<Handle>(m, "Scorer")
       .def("__init__",
            [](Handle* self, const std::string& model, const std::string& weights,
-              const std::string& device, int threads, int64_t max_pixels) {
-             const musiq::api::OpenOptions options{model, weights, device, threads, max_pixels};
+              const std::string& device, int threads, int64_t max_pixels, int64_t max_tokens) {
+             const musiq::api::OpenOptions options{model,   weights,    device,
+                                                   threads, max_pixels, max_tokens};
              std::unique_ptr<SharedScorer> opened;
              {
                const nb::gil_scoped_release unlocked;  // loading takes a while
@@ -86,7 +87,7 @@ NB_MODULE(_native, m) {
              new (self) Handle{std::move(opened)};
            },
            nb::arg("model"), nb::arg("weights"), nb::arg("device"), nb::arg("threads"),
-           nb::arg("max_pixels"))
+           nb::arg("max_pixels"), nb::arg("max_tokens"))
       .def("score_many", &score_items, nb::arg("items"), nb::arg("names"), nb::arg("threads"))
       .def_prop_ro("model", [](const Handle& h) { return h.scorer->model_label(); })
       .def_prop_ro("variant", [](const Handle& h) { return h.scorer->engine().model().variant; })

@@ -67,6 +67,9 @@ typedef struct musiq_params {
   int threads;
   /* Refuse images with more pixels than this (from the header, before decoding). */
   int64_t max_pixels;
+  /* Refuse images whose model input would be longer than this many tokens (the cost
+   * budget, as the CLI's --max-tokens; default 50,000: a 50 MP photo still scores). */
+  int64_t max_tokens;
 } musiq_params;
 
 typedef struct musiq_result {

@@ -23,7 +23,7 @@ from . import _native
 from ._native import Error
 from .metric import create_metric
 
-__all__ = ["Scorer", "Result", "Error", "create_metric", "DEFAULT_MAX_PIXELS"]
+__all__ = ["Scorer", "Result", "Error", "create_metric", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_TOKENS"]
 __version__ = "0.1.0"
 
 Error.__module__ = "musiq"
@@ -31,6 +31,7 @@ Error.__doc__ = "A musiq failure; str(error) is the one-line message, as the CLI
 
 #: Images with more pixels than this are refused before decoding (the CLI's --max-pixels).
 DEFAULT_MAX_PIXELS = 128 * 1024 * 1024
+DEFAULT_MAX_TOKENS = 50_000  # the CLI's --max-tokens default: a 50 MP photo still scores
 
 Image = Union[str, "os.PathLike[str]", bytes, np.ndarray]
 
@@ -93,20 +94,25 @@ class Scorer:
         threads: worker threads that decode and preprocess ahead of the model in
             `score_many` (the CLI's --threads).
         max_pixels: refuse larger images before decoding them.
+        max_tokens: refuse images whose model input would be longer (the cost budget: time
+            and memory grow with tokens, attention with their square; the CLI's
+            --max-tokens).
 
     Raises:
         Error: weights missing or invalid, device unusable (the CLI's message).
 
     One Scorer may be used from several threads at once: images are decoded in parallel
-    and the model runs one image at a time (it already uses every core, or the GPU).
+    and the model runs one packed batch at a time (it already uses every core, or the GPU).
     """
 
     def __init__(self, model: Optional[str] = None, weights: Optional[Union[str, "os.PathLike[str]"]] = None,
-                 device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS):
+                 device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_tokens: int = DEFAULT_MAX_TOKENS):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         weights_path = "" if weights is None else os.fsdecode(os.fspath(weights))
-        self._native = _native.Scorer(model or "", weights_path, device, int(threads), int(max_pixels))
+        self._native = _native.Scorer(model or "", weights_path, device, int(threads), int(max_pixels),
+                                      int(max_tokens))
         self._threads = int(threads)
 
     @property

@@ -79,7 +79,7 @@ def create_metric(metric_name: str, device: Optional[str] = None, *,
         metric_name: one of the names above, spelled as pyiqa spells them.
         device: "cpu", "cuda", or None for "auto" (pyiqa's default picks CUDA when present).
         weights: a weights file instead of the installed model (as Scorer's).
-        scorer_options: more Scorer options (threads, max_pixels).
+        scorer_options: more Scorer options (threads, max_pixels, max_tokens).
     """
     from . import Scorer
     name = metric_name.lower()

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
-from . import DEFAULT_MAX_PIXELS, Scorer
+from . import DEFAULT_MAX_PIXELS, DEFAULT_MAX_TOKENS, Scorer
 
 __all__ = ["MusiqScorer"]
 
@@ -31,15 +31,17 @@ class MusiqScorer:
     columns added: `score` (float, NaN on failure) and `error` ("" or the one-line message).
 
     Args:
-        model, weights, device, threads, max_pixels: as for `musiq.Scorer`. With
+        model, weights, device, threads, max_pixels, max_tokens: as for `musiq.Scorer`. With
             `num_gpus=1` in map_batches, device "auto" (or "cuda") uses the actor's GPU.
         bytes_column, path_column: the input columns' names (read_binary_files' defaults).
     """
 
     def __init__(self, model: Optional[str] = None, weights: Optional[Union[str, "os.PathLike[str]"]] = None,
                  device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_tokens: int = DEFAULT_MAX_TOKENS,
                  bytes_column: str = "bytes", path_column: str = "path"):
-        self.scorer = Scorer(model, weights, device, threads=threads, max_pixels=max_pixels)
+        self.scorer = Scorer(model, weights, device, threads=threads, max_pixels=max_pixels,
+                             max_tokens=max_tokens)
         self.bytes_column = bytes_column
         self.path_column = path_column
 

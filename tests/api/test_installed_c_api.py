@@ -11,6 +11,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -41,8 +42,8 @@ class InstalledCApi(unittest.TestCase):
         cls.prefix = os.path.join(cls.tmp, "prefix")
         run("cmake", "--install", BUILD, "--prefix", cls.prefix, "--component", "c_api")
         cls.model = os.path.join(cls.tmp, "small.h5")
-        run(os.path.join(ROOT, "tools", "musiq-make-test-model"), cls.model, "--seed", "13",
-            "--size", "small")
+        run(sys.executable, os.path.join(ROOT, "tools", "musiq-make-test-model"), cls.model,
+            "--seed", "13", "--size", "small")
         cls.bad = os.path.join(cls.tmp, "truncated.jpg")
         with open(IMAGES[1], "rb") as f:
             data = f.read()

@@ -1,11 +1,13 @@
 """Shared fixtures: a small random model (tools/musiq-make-test-model, never downloaded
 weights), the CLI's own records for reference scores, a directory of photos with bad files.
 
-MUSIQ_BIN names the CLI (ctest sets it; default build/musiq)."""
+MUSIQ_BIN names the CLI (ctest sets it; default build/musiq); MUSIQ_PYTHON the interpreter
+that runs the repository's Python tools (run_in_venv.py sets it)."""
 import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -22,7 +24,8 @@ PHOTOS = [os.path.join(ROOT, "samples", "chelsea.png"),
 @pytest.fixture(scope="session")
 def model(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "small.h5"
-    subprocess.run([os.path.join(ROOT, "tools", "musiq-make-test-model"), str(path),
+    subprocess.run([os.environ.get("MUSIQ_PYTHON", sys.executable),
+                    os.path.join(ROOT, "tools", "musiq-make-test-model"), str(path),
                     "--seed", "31", "--size", "small"], check=True, capture_output=True)
     return str(path)
 

@@ -44,7 +44,9 @@ def main():
                      for lang in ("CXX", "CUDA")]
     step("pip install .[ray,test]", python, "-m", "pip", "install", "-q",
          "--no-build-isolation", *settings, f"{ROOT}[ray,test]")
-    env = dict(os.environ, MUSIQ_REQUIRE_RAY="1")
+    # The tools the tests start (musiq-make-test-model: numpy, h5py) run with this
+    # interpreter, the configured one (MUSIQ_PYTHON), not the venv's or their #! line.
+    env = dict(os.environ, MUSIQ_REQUIRE_RAY="1", MUSIQ_PYTHON=sys.executable)
     r = subprocess.run([python, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                         "-W", "ignore::DeprecationWarning", *sys.argv[2:],
                         os.path.join(ROOT, "tests", "python_pkg")], env=env, cwd=build)

@@ -142,3 +142,14 @@ def test_score_many_releases_the_gil(scorer, cli):
     done.set()
     counter.join()
     assert during > 1000
+
+
+def test_token_budget_refuses_costly_images_of_every_kind(model):
+    # 400x300 pixels make 49 + 144 + 130 + 1 = 324 tokens, over a budget of 200; 64x64 make 198.
+    small_budget = musiq.Scorer(weights=model, device="cpu", max_tokens=200)
+    pixels = np.random.default_rng(5).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    with pytest.raises(musiq.Error, match="too costly.*--max-tokens"):
+        small_budget.score(pixels)
+    with pytest.raises(musiq.Error, match="too costly"):
+        small_budget.score(PHOTOS[0])
+    assert np.isfinite(small_budget.score(pixels[:64, :64]))

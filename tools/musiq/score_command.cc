@@ -36,15 +36,6 @@ struct ScoreOptions {
   int64_t max_tokens = DecodeOptions{}.max_tokens;
 };
 
-// Images per packed forward pass when --batch is not given (bench/RESULTS.md, "Packed
-// batches"). CPU: batch 8 scored small, medium and mixed collections 1.07x to 2.4x faster
-// than batch 1 in interleaved runs on the shared 2-core machine. GPU (unmeasured): one
-// 1024x768 image (919 rows) gives the encoder GEMMs ~72 output tiles and attention 90
-// blocks, under one wave of an H100/H200's 132 SMs; 16 such images (14,704 rows, within
-// the default row budget) fill several waves.
-constexpr int kDefaultBatchCpu = 8;
-constexpr int kDefaultBatchGpu = 16;
-
 std::vector<std::string> split_models(const std::string& list) {
   std::vector<std::string> models;
   std::stringstream s(list);
@@ -150,9 +141,7 @@ int run_score(ScoreOptions o) {
     std::cerr << "\n" << interruption_note(o, format, done, todo.size());
   });
   const DeviceKind device = models.front().backend().device().kind;
-  const size_t batch = size_t(o.batch > 0 ? o.batch
-                                          : device == DeviceKind::kCuda ? kDefaultBatchGpu
-                                                                        : kDefaultBatchCpu);
+  const size_t batch = size_t(o.batch > 0 ? o.batch : default_batch_images(device));
   Progress progress(static_cast<int64_t>(todo.size()), !o.quiet);
   Prefetcher prefetcher(todo, models.front().backend().model().config, decode_options(o), device,
                         o.threads, std::max(2 * static_cast<size_t>(std::max(o.threads, 1)), batch));

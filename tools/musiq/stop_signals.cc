@@ -47,7 +47,7 @@ void StopSignals::watch() {
     const bool now = received == SIGTERM || signal_ != 0;
     signal_ = received;
     if (!now) {
-      std::cerr << "\nmusiq: stopping after the image in flight (Ctrl-C again to stop now)\n";
+      std::cerr << "\nmusiq: stopping after the images in flight (Ctrl-C again to stop now)\n";
       continue;
     }
     stop_now_(received);

@@ -1,5 +1,6 @@
 // Ctrl-C and SIGTERM during a batch run. The first SIGINT asks the run to stop after the
-// image in flight (and says so at once); a second SIGINT, or a SIGTERM, stops it now:
+// images in flight, one packed batch (and says so at once); a second SIGINT, or a SIGTERM,
+// stops it now:
 // `stop_now` runs on a watcher thread while the model may still be busy, must leave the
 // output valid, and the process then exits with 128 + the signal number. Doing this on
 // a watcher thread bounds the delay by a write, not by the image in flight (a large one
