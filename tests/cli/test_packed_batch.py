@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -26,8 +27,8 @@ class PackedBatches(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="musiq-packed-")
         cls.model = os.path.join(cls.tmp, "small.h5")
-        subprocess.run([MAKE_MODEL, cls.model, "--seed", "6", "--size", "small"], check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, MAKE_MODEL, cls.model, "--seed", "6", "--size", "small"],
+                       check=True, capture_output=True)
         cls.bad = os.path.join(cls.tmp, "broken.jpg")
         with open(cls.bad, "wb") as f:
             f.write(b"\xff\xd8\xff not really a jpeg")
