@@ -14,8 +14,8 @@
 #include "bench/op_rows.h"
 #include "bench/rate_counters.h"
 #include "cpu/ops.h"
-#include "engine/config.h"
-#include "engine/resize_plan.h"
+#include "weights/config.h"
+#include "base/resize_plan.h"
 
 namespace musiq::bench {
 namespace {

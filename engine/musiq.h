@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/config.h"
+#include "weights/config.h"
 #include "engine/device.h"
-#include "engine/image.h"
+#include "engine/decode/image.h"
 
 namespace musiq {
 

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <string>
 
-#include "engine/error.h"
-#include "engine/isolated_process.h"
+#include "base/error.h"
+#include "weights/isolated_process.h"
 #include "tests/test_util.h"
 
 namespace musiq {

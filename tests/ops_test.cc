@@ -22,7 +22,7 @@
 
 #include "bench/op_rows.h"
 #include "cpu/ops.h"
-#include "engine/config.h"
+#include "weights/config.h"
 #include "tests/test_util.h"
 #ifdef MUSIQ_WITH_CUDA
 #include "kernels/device_array.h"

@@ -4,9 +4,9 @@
 #include <filesystem>
 #include <sstream>
 
-#include "engine/hdf5_file.h"
-#include "engine/preprocess.h"
-#include "engine/resize_plan.h"
+#include "weights/hdf5_file.h"
+#include "engine/preprocess/preprocess.h"
+#include "base/resize_plan.h"
 #include "cpu/ops.h"
 #include "tests/test_util.h"
 

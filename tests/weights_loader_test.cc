@@ -1,6 +1,6 @@
 // The loader accepts a good file and names the problem in every broken one.
-#include "engine/error.h"
-#include "engine/weights.h"
+#include "base/error.h"
+#include "weights/weights.h"
 #include "tests/test_util.h"
 
 namespace musiq {

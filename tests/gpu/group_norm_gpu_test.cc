@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cpu/ops.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/ops.cuh"
 #include "tests/gpu/gpu_test_util.h"
 

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "cpu/ops.h"
-#include "engine/preprocess.h"
-#include "engine/resize_plan.h"
+#include "engine/preprocess/preprocess.h"
+#include "base/resize_plan.h"
 #include "kernels/ops.cuh"
 #include "tests/gpu/gpu_test_util.h"
 

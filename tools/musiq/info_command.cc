@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "engine/device.h"
-#include "engine/error.h"
-#include "engine/weights.h"
-#include "engine/weights_locator.h"
+#include "base/error.h"
+#include "weights/weights.h"
+#include "weights/weights_locator.h"
 #include "tools/musiq/commands.h"
 
 #ifndef MUSIQ_VERSION

@@ -7,7 +7,7 @@
 #include <iostream>
 #include <set>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace musiq::cli {
 namespace {

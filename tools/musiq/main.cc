@@ -2,7 +2,7 @@
 #include <iostream>
 #include <map>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/musiq/commands.h"
 
 #ifndef MUSIQ_VERSION

@@ -4,7 +4,7 @@
 #include <iostream>
 #include <new>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace musiq::cli {
 namespace {

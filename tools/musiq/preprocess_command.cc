@@ -3,8 +3,8 @@
 // TensorFlow (tools/tf-preprocess-parity).
 #include <iostream>
 
-#include "engine/hdf5_file.h"
-#include "engine/preprocess.h"
+#include "weights/hdf5_file.h"
+#include "engine/preprocess/preprocess.h"
 #include "tools/musiq/commands.h"
 
 namespace musiq::cli {

@@ -17,7 +17,7 @@
 #include <sstream>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/musiq/inputs.h"
 #include "tools/musiq/json_text.h"
 
