@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "base/resize_plan.h"
 #include "bench/op_rows.h"
 #include "bench/rate_counters.h"
 #include "cpu/ops.h"
 #include "weights/config.h"
-#include "base/resize_plan.h"
 
 namespace musiq::bench {
 namespace {

@@ -30,15 +30,15 @@
 #include <string>
 #include <vector>
 
-#include "bench/op_rows.h"
-#include "bench/rate_counters.h"
-#include "weights/config.h"
-#include "engine/device.h"
 #include "base/error.h"
 #include "base/resize_plan.h"
+#include "bench/op_rows.h"
+#include "bench/rate_counters.h"
+#include "engine/device.h"
 #include "kernels/cuda_check.h"
 #include "kernels/device_array.h"
 #include "kernels/ops.cuh"
+#include "weights/config.h"
 
 namespace musiq::bench {
 namespace {

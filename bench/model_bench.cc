@@ -16,10 +16,10 @@
 #include <random>
 #include <string>
 
-#include "bench/photos.h"
-#include "engine/model/cpu_model.h"
-#include "engine/device.h"
 #include "base/error.h"
+#include "bench/photos.h"
+#include "engine/device.h"
+#include "engine/model/cpu_model.h"
 #include "engine/model/model_weights.h"
 #include "engine/preprocess/preprocess.h"
 #include "weights/weights.h"

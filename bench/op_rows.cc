@@ -1,8 +1,8 @@
 #include "bench/op_rows.h"
 
+#include "base/resize_plan.h"
 #include "bench/photos.h"
 #include "weights/config.h"
-#include "base/resize_plan.h"
 
 namespace musiq::bench {
 namespace {

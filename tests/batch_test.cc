@@ -9,14 +9,14 @@
 #include <random>
 #include <vector>
 
-#include "engine/model/cpu_model.h"
 #include "engine/decode/image.h"
+#include "engine/model/cpu_model.h"
 #include "engine/model/model_weights.h"
-#include "engine/musiq.h"
 #include "engine/model/packed_batch.h"
+#include "engine/musiq.h"
 #include "engine/preprocess/preprocess.h"
-#include "weights/weights.h"
 #include "tests/test_util.h"
+#include "weights/weights.h"
 
 namespace musiq {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "base/error.h"
-#include "weights/isolated_process.h"
 #include "tests/test_util.h"
+#include "weights/isolated_process.h"
 
 namespace musiq {
 namespace {

@@ -1,7 +1,7 @@
 // The loader accepts a good file and names the problem in every broken one.
 #include "base/error.h"
-#include "weights/weights.h"
 #include "tests/test_util.h"
+#include "weights/weights.h"
 
 namespace musiq {
 namespace {

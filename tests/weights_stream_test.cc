@@ -10,9 +10,9 @@
 #include <string>
 
 #include "base/error.h"
+#include "tests/test_util.h"
 #include "weights/weights.h"
 #include "weights/weights_stream.h"
-#include "tests/test_util.h"
 
 namespace musiq {
 namespace {

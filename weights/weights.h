@@ -3,9 +3,9 @@
 #include <map>
 #include <string>
 
+#include "base/tensor.h"
 #include "weights/config.h"
 #include "weights/isolated_process.h"
-#include "base/tensor.h"
 
 namespace musiq {
 

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "cpu/ops.h"
 #include "base/error.h"
+#include "cpu/ops.h"
 #include "engine/model/forward.h"
 
 namespace musiq {

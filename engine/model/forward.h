@@ -12,10 +12,10 @@
 #include <cstdint>
 
 #include "cpu/ops.h"  // cpu::Epilogue, cpu::Queries
-#include "weights/config.h"
 #include "engine/model/model_weights.h"
 #include "engine/model/packed_batch.h"
 #include "engine/model/workspace.h"
+#include "weights/config.h"
 
 namespace musiq {
 namespace forward_detail {

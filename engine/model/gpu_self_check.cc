@@ -4,8 +4,8 @@
 #include <cmath>
 #include <string>
 
-#include "engine/model/cpu_model.h"
 #include "base/error.h"
+#include "engine/model/cpu_model.h"
 #include "engine/model/model_weights.h"
 #include "engine/preprocess/preprocess.h"
 

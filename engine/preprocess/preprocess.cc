@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cpu/ops.h"
 #include "base/error.h"
 #include "base/resize_plan.h"
+#include "cpu/ops.h"
 
 namespace musiq {
 

@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include "weights/config.h"
-#include "engine/decode/image.h"
 #include "base/resize_plan.h"
+#include "engine/decode/image.h"
+#include "weights/config.h"
 
 namespace musiq {
 

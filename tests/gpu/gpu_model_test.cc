@@ -12,15 +12,15 @@
 #include <string>
 #include <vector>
 
+#include "engine/decode/image.h"
 #include "engine/model/cpu_model.h"
 #include "engine/model/gpu_model.h"
-#include "engine/decode/image.h"
 #include "engine/model/model_weights.h"
 #include "engine/musiq.h"
 #include "engine/preprocess/preprocess.h"
-#include "weights/weights.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/test_util.h"
+#include "weights/weights.h"
 
 namespace musiq {
 namespace {

@@ -14,9 +14,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "base/error.h"
 #include "engine/musiq.h"
-#include "weights/weights_locator.h"
 #include "tools/musiq/commands.h"
 
 #ifndef MUSIQ_SOURCE_DIR

@@ -7,7 +7,7 @@
 #include <iostream>
 #include <set>
 
-#include "base/error.h"
+#include "engine/musiq.h"
 
 namespace musiq::cli {
 namespace {

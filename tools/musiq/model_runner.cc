@@ -4,7 +4,7 @@
 #include <iostream>
 #include <new>
 
-#include "base/error.h"
+#include "engine/musiq.h"
 
 namespace musiq::cli {
 namespace {

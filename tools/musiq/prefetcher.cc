@@ -1,6 +1,6 @@
 #include "tools/musiq/prefetcher.h"
 
-#include "base/error.h"
+#include "engine/musiq.h"
 
 namespace musiq::cli {
 
