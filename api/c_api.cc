@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "api/shared_scorer.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 #ifndef MUSIQ_VERSION
 #define MUSIQ_VERSION "unknown"

@@ -7,8 +7,8 @@
 #include <system_error>
 #include <thread>
 
-#include "engine/error.h"
-#include "engine/weights_locator.h"
+#include "base/error.h"
+#include "weights/weights_locator.h"
 
 namespace musiq::api {
 namespace {

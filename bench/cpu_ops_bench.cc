@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "base/resize_plan.h"
 #include "bench/op_rows.h"
 #include "bench/rate_counters.h"
 #include "cpu/ops.h"
-#include "engine/config.h"
-#include "engine/resize_plan.h"
+#include "weights/config.h"
 
 namespace musiq::bench {
 namespace {

@@ -30,15 +30,15 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
+#include "base/resize_plan.h"
 #include "bench/op_rows.h"
 #include "bench/rate_counters.h"
-#include "engine/config.h"
 #include "engine/device.h"
-#include "engine/error.h"
-#include "engine/resize_plan.h"
 #include "kernels/cuda_check.h"
 #include "kernels/device_array.h"
 #include "kernels/ops.cuh"
+#include "weights/config.h"
 
 namespace musiq::bench {
 namespace {

@@ -16,15 +16,15 @@
 #include <random>
 #include <string>
 
+#include "base/error.h"
 #include "bench/photos.h"
-#include "engine/cpu_model.h"
 #include "engine/device.h"
-#include "engine/error.h"
-#include "engine/model_weights.h"
-#include "engine/preprocess.h"
-#include "engine/weights.h"
+#include "engine/model/cpu_model.h"
+#include "engine/model/model_weights.h"
+#include "engine/preprocess/preprocess.h"
+#include "weights/weights.h"
 #ifdef MUSIQ_WITH_CUDA
-#include "engine/gpu_model.h"
+#include "engine/model/gpu_model.h"
 #endif
 
 namespace musiq {

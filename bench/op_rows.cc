@@ -1,8 +1,8 @@
 #include "bench/op_rows.h"
 
+#include "base/resize_plan.h"
 #include "bench/photos.h"
-#include "engine/config.h"
-#include "engine/resize_plan.h"
+#include "weights/config.h"
 
 namespace musiq::bench {
 namespace {

@@ -3,7 +3,7 @@
 // row's name, shape and cost are defined once and the two devices read side by side:
 //  - preprocessing (normalize, Gaussian resize, patch extraction) for the four photos of
 //    bench/photos.h;
-//  - the patch stem on one chunk of 64 tokens, as engine/cpu_model.cc runs it
+//  - the patch stem on one chunk of 64 tokens, as engine/model/cpu_model.cc runs it
 //    (kStemChunk), one row per layer under the names cpu_model.cc uses;
 //  - the encoder at each photo's sequence length L (real tokens of every scale, padding
 //    dropped as the engine does, CLS included), plus L = 50, the 224 scale alone
@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "cpu/ops.h"
-#include "engine/preprocess.h"
+#include "engine/preprocess/preprocess.h"
 
 namespace musiq::bench {
 
 inline constexpr uint32_t kSeed = 20261125;
-inline constexpr int kStemChunk = 64;  // = kStemChunk in engine/cpu_model.cc
+inline constexpr int kStemChunk = 64;  // = kStemChunk in engine/model/cpu_model.cc
 
 // The arguments of one call, per op; buffers are made by each device's bench file.
 struct NormalizeCall { int64_t count; };

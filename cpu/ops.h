@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "engine/resize_plan.h"
+#include "base/resize_plan.h"
 
 namespace musiq::cpu {
 

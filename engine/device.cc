@@ -2,7 +2,7 @@
 
 #include <omp.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace musiq {
 

@@ -1,5 +1,5 @@
 // CPU-only builds: `musiq info` reports that there is no GPU path, and why.
-#include "engine/device.h"
+#include "kernels/gpu_device.h"
 
 namespace musiq {
 

@@ -1,5 +1,5 @@
 // CPU-only builds: there is never a GPU to use.
-#include "engine/device.h"
+#include "kernels/gpu_device.h"
 
 namespace musiq {
 

@@ -1,4 +1,7 @@
-// Public API: open a scorer on a weights file, score images.
+// Public API: open a scorer on a weights file, score images; find and inspect weights
+// files; the devices. With the headers it includes (errors, model config, weights
+// locations, devices, images), the whole API the CLI (tools/musiq/) builds on;
+// engine/developer.h adds what only the developer commands need.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -6,9 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/config.h"
-#include "engine/device.h"
-#include "engine/image.h"
+#include "base/error.h"               // musiq::Error
+#include "engine/decode/image.h"       // Image, DecodeOptions, load_image_file
+#include "engine/device.h"             // DeviceKind, select_device, query_*_info
+#include "weights/config.h"            // ModelConfig
+#include "weights/weights_locator.h"  // kModelNames, locate_weights, weights_cache_dir
 
 namespace musiq {
 
@@ -61,6 +66,15 @@ struct ModelInfo {
   ModelConfig config;
   int64_t parameter_count = 0;
 };
+
+// A weights file, loaded and checked exactly as Scorer::open checks it (throws musiq::Error
+// naming what is wrong), described without building a model (`musiq info --weights`).
+struct WeightsFileInfo {
+  ModelInfo model;
+  std::string source;   // where the weights came from (the file's `source` attribute)
+  int64_t tensors = 0;  // parameter arrays in the file
+};
+WeightsFileInfo inspect_weights(const std::string& path);
 
 // An image decoded and turned into model input, ready for every scorer that shares the
 // preprocessing settings (all official models do). Made on any thread.

@@ -4,16 +4,16 @@
 #include <deque>
 #include <variant>
 
-#include "engine/cpu_model.h"
-#include "engine/error.h"
+#include "engine/model/cpu_model.h"
+#include "base/error.h"
 #ifdef MUSIQ_WITH_CUDA
-#include "engine/gpu_model.h"  // no CUDA types: safe in this plain C++ file
-#include "engine/gpu_self_check.h"
+#include "engine/model/gpu_model.h"  // no CUDA types: safe in this plain C++ file
+#include "engine/model/gpu_self_check.h"
 #endif
 #include "engine/musiq.h"
-#include "engine/packed_batch.h"
-#include "engine/preprocess.h"
-#include "engine/weights.h"
+#include "engine/model/packed_batch.h"
+#include "engine/preprocess/preprocess.h"
+#include "weights/weights.h"
 
 namespace musiq {
 namespace {

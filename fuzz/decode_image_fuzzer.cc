@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/image.h"
+#include "base/error.h"
+#include "engine/decode/image.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 // load_weights takes a path, so each input is written to one file per process under
 // $TMPDIR (fuzz/run-fuzzers points it at a fresh folder in /dev/shm), else /dev/shm.
 // A musiq::Error is the expected answer; anything else is a finding.
-// load_weights hands the file to libhdf5 in a child process (engine/isolated_process.h):
+// load_weights hands the file to libhdf5 in a child process (weights/isolated_process.h):
 // what this target checks is that no file, however damaged, crashes, hangs or leaks in
 // the process that loads it. libFuzzer sees coverage of that process only (the stream
 // reader and the checks), not of libhdf5 in the child, so it mutates mostly blind there.
@@ -14,8 +14,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "engine/error.h"
-#include "engine/weights.h"
+#include "base/error.h"
+#include "weights/weights.h"
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"

@@ -1,4 +1,4 @@
-// CUDA error checks that throw musiq::Error (engine/error.h) with the runtime's own
+// CUDA error checks that throw musiq::Error (base/error.h) with the runtime's own
 // message and the file:line of the failing call. Every kernel launch is followed by
 // CUDA_CHECK_LAUNCH(), which reads cudaGetLastError(): launch-configuration errors
 // surface there at once; faults inside a kernel surface at the next synchronising call.
@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace musiq::cuda {
 

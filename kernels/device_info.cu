@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "engine/device.h"
+#include "kernels/gpu_device.h"
 
 #if __has_include(<cublas_api.h>)
 #include <cublas_api.h>

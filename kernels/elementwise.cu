@@ -25,7 +25,7 @@
 // an H200).
 #include <cstdint>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"

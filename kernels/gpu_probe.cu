@@ -3,13 +3,13 @@
 
 #include <string>
 
-#include "engine/device.h"
+#include "kernels/gpu_device.h"
 
 namespace musiq {
 namespace {
 
 // Compiled for the same architectures as every kernel of musiq_kernels
-// (MUSIQ_CUDA_ARCHITECTURES, kernels/kernels.cmake): when the runtime finds no code in this
+// (MUSIQ_CUDA_ARCHITECTURES, kernels/CMakeLists.txt): when the runtime finds no code in this
 // binary for the device, it has none for our kernels either, and every launch would fail
 // with "no kernel image is available".
 __global__ void probe_kernel() {}

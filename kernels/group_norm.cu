@@ -28,7 +28,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/ops.cuh"
 

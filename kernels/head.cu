@@ -9,7 +9,7 @@
 // for the caller to copy with the rest of a batch's results.
 //
 // History: v1 (this one).
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/ops.cuh"
 

@@ -28,7 +28,7 @@
 //      DRAM traffic (12,001 x 384: 37 MB, ~12 us at 3 TB/s).
 #include <cstdint>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"

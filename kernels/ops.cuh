@@ -14,7 +14,7 @@
 
 namespace musiq::cuda {
 
-// A ResizePlan (engine/resize_plan.h) uploaded to the device: the same fields, the arrays
+// A ResizePlan (base/resize_plan.h) uploaded to the device: the same fields, the arrays
 // as device pointers (starts [out_size], weights [out_size * span]). Owned by the caller.
 struct DeviceResizePlan {
   int in_size = 0;

@@ -1,5 +1,5 @@
 // gaussian_resize: TensorFlow's ScaleAndTranslate (Gaussian, antialias off) applied with the
-// host-computed plans of engine/resize_plan.h, rows (height) first, then columns, exactly
+// host-computed plans of base/resize_plan.h, rows (height) first, then columns, exactly
 // as cpu/resize.cc does it.
 //
 // Launch: two kernels, one thread per output float (int64 indices, grid-stride loops):
@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"

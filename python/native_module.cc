@@ -7,7 +7,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "api/shared_scorer.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace nb = nanobind;
 using musiq::api::Input;

@@ -1,4 +1,4 @@
-// Packed batches (engine/packed_batch.h) on the CPU: every image's score from a batch
+// Packed batches (engine/model/packed_batch.h) on the CPU: every image's score from a batch
 // equals its single-image score within 1e-6 relative, over mixed sizes from one pixel to
 // a 12 MP photo, through CpuModel and through the public Scorer::score_batch; how the
 // row budget splits a batch.
@@ -9,14 +9,14 @@
 #include <random>
 #include <vector>
 
-#include "engine/cpu_model.h"
-#include "engine/image.h"
-#include "engine/model_weights.h"
+#include "engine/decode/image.h"
+#include "engine/model/cpu_model.h"
+#include "engine/model/model_weights.h"
+#include "engine/model/packed_batch.h"
 #include "engine/musiq.h"
-#include "engine/packed_batch.h"
-#include "engine/preprocess.h"
-#include "engine/weights.h"
+#include "engine/preprocess/preprocess.h"
 #include "tests/test_util.h"
+#include "weights/weights.h"
 
 namespace musiq {
 namespace {

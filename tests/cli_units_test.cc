@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <random>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/test_util.h"
 #include "tools/musiq/json_text.h"
 #include "tools/musiq/model_runner.h"

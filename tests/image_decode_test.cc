@@ -1,8 +1,8 @@
 // Decoding: formats, our grey/alpha policy, and clear errors for bad files.
 #include <fstream>
 
-#include "engine/error.h"
-#include "engine/image.h"
+#include "base/error.h"
+#include "engine/decode/image.h"
 #include "tests/test_util.h"
 
 namespace musiq {

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <string>
 
-#include "engine/error.h"
-#include "engine/isolated_process.h"
+#include "base/error.h"
 #include "tests/test_util.h"
+#include "weights/isolated_process.h"
 
 namespace musiq {
 namespace {

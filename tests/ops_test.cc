@@ -22,8 +22,8 @@
 
 #include "bench/op_rows.h"
 #include "cpu/ops.h"
-#include "engine/config.h"
 #include "tests/test_util.h"
+#include "weights/config.h"
 #ifdef MUSIQ_WITH_CUDA
 #include "kernels/device_array.h"
 #include "kernels/ops.cuh"

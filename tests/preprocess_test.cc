@@ -1,5 +1,5 @@
 // Token geometry for shapes the TensorFlow fixtures do not cover.
-#include "engine/preprocess.h"
+#include "engine/preprocess/preprocess.h"
 #include "tests/test_util.h"
 
 namespace musiq {

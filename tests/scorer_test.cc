@@ -1,6 +1,6 @@
 // The public Scorer on the CPU: a file, a decoded image, and an image prepared either way
 // (tokens made ahead, or pixels kept for a GPU scorer) all give the same score and tokens.
-#include "engine/image.h"
+#include "engine/decode/image.h"
 #include "engine/musiq.h"
 #include "tests/test_util.h"
 

@@ -4,11 +4,11 @@
 #include <filesystem>
 #include <sstream>
 
-#include "engine/hdf5_file.h"
-#include "engine/preprocess.h"
-#include "engine/resize_plan.h"
+#include "base/resize_plan.h"
 #include "cpu/ops.h"
+#include "engine/preprocess/preprocess.h"
 #include "tests/test_util.h"
+#include "weights/hdf5_file.h"
 
 namespace musiq {
 namespace {

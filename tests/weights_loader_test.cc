@@ -1,7 +1,7 @@
 // The loader accepts a good file and names the problem in every broken one.
-#include "engine/error.h"
-#include "engine/weights.h"
+#include "base/error.h"
 #include "tests/test_util.h"
+#include "weights/weights.h"
 
 namespace musiq {
 namespace {

@@ -1,4 +1,4 @@
-// The stream from the isolated HDF5 reader (engine/weights_stream.h): a round trip keeps
+// The stream from the isolated HDF5 reader (weights/weights_stream.h): a round trip keeps
 // every parameter bit for bit, an error record is the error, and a stream a damaged
 // reader might send (cut short, wrong shape, a parameter twice, trailing bytes) is
 // refused naming the weights file, never trusted.
@@ -9,10 +9,10 @@
 #include <functional>
 #include <string>
 
-#include "engine/error.h"
-#include "engine/weights.h"
-#include "engine/weights_stream.h"
+#include "base/error.h"
 #include "tests/test_util.h"
+#include "weights/weights.h"
+#include "weights/weights_stream.h"
 
 namespace musiq {
 namespace {

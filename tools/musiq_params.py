@@ -2,7 +2,7 @@
 """MUSIQ parameter table, validation and the HDF5 writer (weights/FORMAT.md).
 
 Shared by tools/musiq-export, tools/musiq-make-test-model and the Python tests.
-engine/param_table.cc mirrors expected_params(); keep the two in step.
+weights/param_table.cc mirrors expected_params(); keep the two in step.
 Names follow the official code (google-research musiq/model/*.py), without the
 `opt/target/` prefix of the checkpoints.
 """

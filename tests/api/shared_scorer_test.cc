@@ -7,7 +7,7 @@
 #include <iterator>
 #include <thread>
 
-#include "engine/image.h"
+#include "engine/decode/image.h"
 #include "tests/test_util.h"
 
 namespace musiq::api {

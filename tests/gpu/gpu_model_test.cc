@@ -12,15 +12,15 @@
 #include <string>
 #include <vector>
 
-#include "engine/cpu_model.h"
-#include "engine/gpu_model.h"
-#include "engine/image.h"
-#include "engine/model_weights.h"
+#include "engine/decode/image.h"
+#include "engine/model/cpu_model.h"
+#include "engine/model/gpu_model.h"
+#include "engine/model/model_weights.h"
 #include "engine/musiq.h"
-#include "engine/preprocess.h"
-#include "engine/weights.h"
+#include "engine/preprocess/preprocess.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/test_util.h"
+#include "weights/weights.h"
 
 namespace musiq {
 namespace {

@@ -7,8 +7,8 @@
 #include <tuple>
 #include <vector>
 
+#include "base/error.h"
 #include "cpu/ops.h"
-#include "engine/error.h"
 #include "kernels/ops.cuh"
 #include "tests/gpu/gpu_test_util.h"
 

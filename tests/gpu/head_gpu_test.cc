@@ -4,8 +4,8 @@
 // bound 1e-6 abs + 1e-6 rel (scores are 1..10 for AVA).
 #include <vector>
 
+#include "base/error.h"
 #include "cpu/ops.h"
-#include "engine/error.h"
 #include "kernels/ops.cuh"
 #include "tests/gpu/gpu_test_util.h"
 

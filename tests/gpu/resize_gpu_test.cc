@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/resize_plan.h"
 #include "cpu/ops.h"
-#include "engine/preprocess.h"
-#include "engine/resize_plan.h"
+#include "engine/preprocess/preprocess.h"
 #include "kernels/ops.cuh"
 #include "tests/gpu/gpu_test_util.h"
 

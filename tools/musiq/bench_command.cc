@@ -14,9 +14,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "engine/error.h"
 #include "engine/musiq.h"
-#include "engine/weights_locator.h"
 #include "tools/musiq/commands.h"
 
 #ifndef MUSIQ_SOURCE_DIR

@@ -14,10 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "engine/device.h"
-#include "engine/error.h"
-#include "engine/weights.h"
-#include "engine/weights_locator.h"
+#include "engine/musiq.h"
 #include "tools/musiq/commands.h"
 
 #ifndef MUSIQ_VERSION
@@ -96,15 +93,15 @@ nlohmann::json gpu_json() {
 }
 
 nlohmann::json weights_json(const std::string& path) {
-  const WeightsFile w = load_weights(path);  // validates everything, throws musiq::Error
+  const WeightsFileInfo w = inspect_weights(path);  // validates everything
   return {{"path", path},
           {"bytes", static_cast<int64_t>(std::filesystem::file_size(path))},
           {"sha256", file_sha256(path)},
-          {"variant", w.variant},
-          {"random_weights", w.is_random()},
-          {"config", nlohmann::json::parse(model_config_to_json(w.config))},
-          {"tensors", w.params.size()},
-          {"parameter_count", w.parameter_count()},
+          {"variant", w.model.variant},
+          {"random_weights", w.model.random_weights},
+          {"config", nlohmann::json::parse(model_config_to_json(w.model.config))},
+          {"tensors", w.tensors},
+          {"parameter_count", w.model.parameter_count},
           {"source", w.source}};
 }
 

@@ -7,7 +7,7 @@
 #include <iostream>
 #include <set>
 
-#include "engine/error.h"
+#include "engine/musiq.h"
 
 namespace musiq::cli {
 namespace {

@@ -2,7 +2,7 @@
 #include <iostream>
 #include <map>
 
-#include "engine/error.h"
+#include "engine/musiq.h"
 #include "tools/musiq/commands.h"
 
 #ifndef MUSIQ_VERSION

@@ -4,7 +4,7 @@
 #include <iostream>
 #include <new>
 
-#include "engine/error.h"
+#include "engine/musiq.h"
 
 namespace musiq::cli {
 namespace {

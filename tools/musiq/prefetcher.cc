@@ -1,6 +1,6 @@
 #include "tools/musiq/prefetcher.h"
 
-#include "engine/error.h"
+#include "engine/musiq.h"
 
 namespace musiq::cli {
 

@@ -3,8 +3,7 @@
 // TensorFlow (tools/tf-preprocess-parity).
 #include <iostream>
 
-#include "engine/hdf5_file.h"
-#include "engine/preprocess.h"
+#include "engine/developer.h"
 #include "tools/musiq/commands.h"
 
 namespace musiq::cli {
@@ -16,20 +15,8 @@ struct PreprocessOptions {
 };
 
 int run_preprocess(const PreprocessOptions& o) {
-  const Image image = load_image_file(o.image);
-  const ModelConfig config;  // the official preprocessing settings
-  const Tokens tokens = make_tokens(image, config);
-
-  const OfficialLayout layout = to_official_layout(tokens);
-  const int64_t n = layout.count();
-  Hdf5Writer out(o.output);
-  out.write_uint8("pixels", {image.height, image.width, 3}, image.rgb.data());
-  out.write_float32("patches", {n, tokens.patch_values}, layout.patches.data());
-  out.write_int32("spatial", {n}, layout.spatial.data());
-  out.write_int32("scale_id", {n}, layout.scale_id.data());
-  out.write_float32("mask", {n}, layout.mask.data());
-  out.commit();
-  std::cout << o.output << ": " << n << " tokens (" << tokens.count() << " real)\n";
+  const PreprocessDump dump = write_preprocess_dump(o.image, o.output);
+  std::cout << o.output << ": " << dump.tokens << " tokens (" << dump.real_tokens << " real)\n";
   return 0;
 }
 

@@ -1,3 +1,4 @@
+#include "engine/musiq.h"
 #include "tools/musiq/records.h"
 
 #include <fcntl.h>
@@ -17,7 +18,6 @@
 #include <sstream>
 #include <vector>
 
-#include "engine/error.h"
 #include "tools/musiq/inputs.h"
 #include "tools/musiq/json_text.h"
 

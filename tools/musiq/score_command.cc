@@ -6,9 +6,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "engine/error.h"
 #include "engine/musiq.h"
-#include "engine/weights_locator.h"
 #include "tools/musiq/commands.h"
 #include "tools/musiq/inputs.h"
 #include "tools/musiq/model_runner.h"

@@ -1,0 +1,58 @@
+#include "base/resize_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace musiq {
+namespace {
+
+constexpr float kRadius = 1.5f;
+constexpr float kSigma = kRadius / 3.0f;
+
+// TensorFlow's GaussianKernelFunc: the exponent is divided in double, the result
+// returned as float.
+float gaussian(float x) {
+  x = std::abs(x);
+  if (x >= kRadius) return 0.0f;
+  return static_cast<float>(std::exp(-x * x / (2.0 * kSigma * kSigma)));
+}
+
+}  // namespace
+
+ResizePlan gaussian_resize_plan(int in_size, int out_size) {
+  ResizePlan plan;
+  plan.in_size = in_size;
+  plan.out_size = out_size;
+  const float scale = static_cast<float>(out_size) / static_cast<float>(in_size);
+  const float inv_scale = static_cast<float>(1.0 / scale);
+  // Antialias off: the kernel is never widened, so at most 2*ceil(1.5)+1 taps.
+  plan.span = std::min(2 * static_cast<int>(std::ceil(kRadius)) + 1, in_size);
+  plan.starts.assign(out_size, 0);
+  plan.weights.assign(size_t(out_size) * plan.span, 0.0f);
+  std::vector<float> taps;
+  for (int x = 0; x < out_size; ++x) {
+    const float sample = (static_cast<float>(x) + 0.5f) * inv_scale;
+    if (sample < 0 || sample > static_cast<float>(in_size)) continue;  // empty span
+    int64_t start = static_cast<int64_t>(std::ceil(sample - kRadius - 0.5f));
+    int64_t end = static_cast<int64_t>(std::floor(sample + kRadius - 0.5f));
+    start = std::clamp<int64_t>(start, 0, in_size - 1);
+    end = std::clamp<int64_t>(end, 0, in_size - 1) + 1;
+    float total = 0.0f;
+    taps.clear();
+    for (int64_t s = start; s < end; ++s) {
+      const float w = gaussian(static_cast<float>(s) + 0.5f - sample);
+      total += w;
+      taps.push_back(w);
+    }
+    if (std::abs(total) >= 1000.0f * std::numeric_limits<float>::min()) {
+      const float inv_total = 1.0f / total;
+      for (size_t t = 0; t < taps.size(); ++t)
+        plan.weights[size_t(x) * plan.span + t] = taps[t] * inv_total;
+    }
+    plan.starts[x] = static_cast<int32_t>(start);
+  }
+  return plan;
+}
+
+}  // namespace musiq

@@ -1,0 +1,66 @@
+#include "engine/model/cpu_model.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "cpu/ops.h"
+#include "engine/model/forward.h"
+
+namespace musiq {
+namespace {
+
+// The device of engine/model/forward.h on the CPU: cpu/ops.h as it is.
+struct CpuOps {
+  static constexpr int64_t kStemChunk = 64;  // tokens through the stem at once: bounded scratch
+
+  struct NoRange {};
+  NoRange range(const char*) { return {}; }
+  void copy(float* dst, const float* src, int64_t count) { std::copy_n(src, count, dst); }
+  template <typename... A> void conv2d(A... a) { cpu::conv2d(a...); }
+  template <typename... A> void group_norm(A... a) { cpu::group_norm(a...); }
+  template <typename... A> void max_pool_3x3_s2(A... a) { cpu::max_pool_3x3_s2(a...); }
+  template <typename... A> void add_relu(A... a) { cpu::add_relu(a...); }
+  template <typename... A> void linear(A... a) { cpu::linear(a...); }
+  template <typename... A> void layer_norm(A... a) { cpu::layer_norm(a...); }
+  template <typename... A> void add_embeddings(A... a) { cpu::add_embeddings(a...); }
+  void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
+                 cpu::Queries queries, float* out) {
+    cpu::attention(qkv, batch.starts.data(), batch.batch(), heads, head_dim, queries, out);
+  }
+  void head_scores(const float* logits, int images, int classes, float* scores) {
+    for (int i = 0; i < images; ++i) scores[i] = cpu::head_score(logits + int64_t{i} * classes, classes);
+  }
+};
+
+}  // namespace
+
+CpuModel::CpuModel(ModelWeights weights) : w_(std::move(weights)), params_(w_.host()) {}
+
+float CpuModel::score(const Tokens& tokens) {
+  const Tokens* one[] = {&tokens};
+  return score_batch(one)[0];
+}
+
+std::vector<float> CpuModel::score_batch(std::span<const Tokens* const> images) {
+  const ModelConfig& c = w_.config;
+  PackedBatch batch;
+  std::vector<int64_t> counts;
+  for (const Tokens* t : images) {
+    if (t->patch_values != c.patch_values() ||
+        int64_t(t->patches.size()) != t->count() * c.patch_values() ||
+        int64_t(t->scale_id.size()) != t->count())
+      throw Error("CpuModel: tokens do not match the model's patch size");
+    batch.images.push_back({t->patches.data(), t->spatial.data(), t->scale_id.data(), t->count()});
+    counts.push_back(t->count());
+  }
+  batch.starts = sequence_starts(counts);
+  batch.device_starts = batch.starts.data();
+  const WorkspaceLayout layout(c, {batch.rows(), batch.batch(), CpuOps::kStemChunk, false});
+  if (int64_t(workspace_.size()) < layout.total_floats()) workspace_.resize(layout.total_floats());
+  const Workspace ws = layout.at(workspace_.data());
+  CpuOps ops;
+  forward(ops, c, params_, ws, batch);
+  return std::vector<float>(ws.scores, ws.scores + batch.batch());
+}
+
+}  // namespace musiq

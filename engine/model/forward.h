@@ -1,0 +1,179 @@
+// The MUSIQ forward pass (spec sections 3 and 4), written once for every device over a
+// packed batch of images (engine/model/packed_batch.h). `Ops` is the device: CpuOps
+// (engine/model/cpu_model.cc) or CudaOps (engine/model/gpu_model.cc). It provides the ops of cpu/ops.h
+// under the same names and arguments (the GPU's carry their stream and cuBLAS handle), plus:
+//   copy(dst, src, count)                      floats, on the device
+//   attention(qkv, batch, heads, head_dim, queries, out)   over the batch's segments
+//   head_scores(logits, images, classes, scores)
+//   range(name)                                a scope marking a stage (NVTX on the GPU)
+//   kStemChunk                                 tokens through the stem at once
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "cpu/ops.h"  // cpu::Epilogue, cpu::Queries
+#include "engine/model/model_weights.h"
+#include "engine/model/packed_batch.h"
+#include "engine/model/workspace.h"
+#include "weights/config.h"
+
+namespace musiq {
+namespace forward_detail {
+
+constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
+
+// Patch stem + embedding Dense for `count` patches into ws.embedded [count, hidden].
+template <typename Ops>
+void embed(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
+           const float* patches, int64_t count) {
+  const int n = static_cast<int>(count);
+  const int64_t pool_px = int64_t{n} * kPoolOut * kPoolOut;
+  // Root: 7x7/2 SAME conv (pad 2 before, 3 after), GroupNorm + ReLU, 3x3/2 max-pool.
+  ops.conv2d(patches, n, kPatch, kPatch, 3, w.conv_root, 7, 7, kStemWidth, 2, 2, 2, kRootOut,
+             kRootOut, ws.columns, ws.root);
+  ops.group_norm(ws.root, n, kRootOut * kRootOut, kStemWidth, kStemGroups, w.gn_root.scale,
+                 w.gn_root.bias, kRootGroupNormEps, true);
+  ops.max_pool_3x3_s2(ws.root, n, kRootOut, kRootOut, kStemWidth, kPoolOut, kPoolOut,
+                      ws.pooled);
+
+  // block1/unit1: bottleneck with projection.
+  const int hw = kPoolOut * kPoolOut;
+  ops.conv2d(ws.pooled, n, kPoolOut, kPoolOut, kStemWidth, w.conv_proj, 1, 1, kStemOutWidth, 1,
+             0, 0, kPoolOut, kPoolOut, nullptr, ws.proj);
+  ops.group_norm(ws.proj, n, hw, kStemOutWidth, kStemGroups, w.gn_proj.scale, w.gn_proj.bias,
+                 kUnitGroupNormEps, false);
+  ops.conv2d(ws.pooled, n, kPoolOut, kPoolOut, kStemWidth, w.conv1, 1, 1, kStemWidth, 1, 0, 0,
+             kPoolOut, kPoolOut, nullptr, ws.mid);
+  ops.group_norm(ws.mid, n, hw, kStemWidth, kStemGroups, w.gn1.scale, w.gn1.bias,
+                 kUnitGroupNormEps, true);
+  ops.conv2d(ws.mid, n, kPoolOut, kPoolOut, kStemWidth, w.conv2, 3, 3, kStemWidth, 1, 1, 1,
+             kPoolOut, kPoolOut, ws.columns, ws.mid2);
+  ops.group_norm(ws.mid2, n, hw, kStemWidth, kStemGroups, w.gn2.scale, w.gn2.bias,
+                 kUnitGroupNormEps, true);
+  ops.conv2d(ws.mid2, n, kPoolOut, kPoolOut, kStemWidth, w.conv3, 1, 1, kStemOutWidth, 1, 0, 0,
+             kPoolOut, kPoolOut, nullptr, ws.unit);
+  ops.group_norm(ws.unit, n, hw, kStemOutWidth, kStemGroups, w.gn3.scale, w.gn3.bias,
+                 kUnitGroupNormEps, false);
+  ops.add_relu(ws.unit, ws.proj, pool_px * kStemOutWidth);
+
+  // Flatten (h, w, c) -> 16384 and project to the hidden size.
+  ops.linear(ws.unit, n, hw * kStemOutWidth, w.embedding_kernel, c.hidden_size,
+             w.embedding_bias, cpu::Epilogue::kBias, ws.embedded);
+}
+
+// The stem over every image's tokens, in chunks of Ops::kStemChunk that may span images
+// (so small images share their GEMMs), each chunk's embeddings copied to their rows of x.
+template <typename Ops>
+void stem(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
+          const PackedBatch& batch) {
+  const int h = c.hidden_size;
+  const int64_t pv = c.patch_values();
+  const int64_t total = batch.tokens();
+  for (int64_t first = 0; first < total; first += Ops::kStemChunk) {
+    const int64_t count = std::min(Ops::kStemChunk, total - first);
+    // The images this chunk covers: [b0, b1), with their first token in the chunk.
+    struct Piece {
+      int image;
+      int64_t from, count;  // tokens of that image
+    };
+    Piece pieces[Ops::kStemChunk] = {};  // each image has a token at least
+    int n_pieces = 0;
+    int64_t seen = 0;
+    for (int b = 0; b < batch.batch() && seen < first + count; ++b) {
+      const int64_t n = batch.images[b].tokens;
+      const int64_t lo = std::max(first, seen), hi = std::min(first + count, seen + n);
+      if (lo < hi) pieces[n_pieces++] = {b, lo - seen, hi - lo};
+      seen += n;
+    }
+    // The chunk's patches: in place when the pieces lie end to end in memory (one image,
+    // or the GPU's packed upload), else gathered.
+    const float* patches = batch.images[pieces[0].image].patches + pieces[0].from * pv;
+    bool contiguous = true;
+    for (int p = 1; p < n_pieces; ++p)
+      contiguous = contiguous && batch.images[pieces[p].image].patches ==
+                                     batch.images[pieces[p - 1].image].patches +
+                                         (pieces[p - 1].from + pieces[p - 1].count) * pv;
+    if (!contiguous) {
+      int64_t at = 0;
+      for (int p = 0; p < n_pieces; ++p) {
+        ops.copy(ws.chunk_patches + at * pv,
+                 batch.images[pieces[p].image].patches + pieces[p].from * pv,
+                 pieces[p].count * pv);
+        at += pieces[p].count;
+      }
+      patches = ws.chunk_patches;
+    }
+    embed(ops, c, w, ws, patches, count);
+    int64_t at = 0;
+    for (int p = 0; p < n_pieces; ++p) {
+      const int64_t row = batch.starts[pieces[p].image] + 1 + pieces[p].from;
+      ops.copy(ws.x + row * h, ws.embedded + at * h, pieces[p].count * h);
+      at += pieces[p].count;
+    }
+  }
+}
+
+// One pre-norm encoder block over every row; the last block (`cls_only`) computes only
+// the CLS query of each image, and its rows go on in ws.cls_x [images, hidden].
+template <typename Ops>
+void encoder_block(Ops& ops, const ModelConfig& c, const EncoderBlockParams<const float*>& b,
+                   const Workspace& ws, const PackedBatch& batch, bool cls_only) {
+  const int h = c.hidden_size;
+  const int64_t rows = batch.rows();
+  ops.layer_norm(ws.x, rows, h, b.ln0_scale, b.ln0_bias, kLayerNormEps, ws.y);
+  ops.linear(ws.y, rows, h, b.qkv_kernel, 3 * h, b.qkv_bias, cpu::Epilogue::kBias, ws.qkv);
+  ops.attention(ws.qkv, batch, c.num_heads, c.head_dim(),
+                cls_only ? cpu::Queries::kFirst : cpu::Queries::kAll, ws.ctx);
+  float* stream = ws.x;
+  int64_t m = rows;
+  if (cls_only) {
+    for (int i = 0; i < batch.batch(); ++i)
+      ops.copy(ws.cls_x + int64_t{i} * h, ws.x + batch.starts[i] * h, h);
+    stream = ws.cls_x;
+    m = batch.batch();
+  }
+  ops.linear(ws.ctx, m, h, b.out_kernel, h, b.out_bias, cpu::Epilogue::kBiasResidual, stream);
+  ops.layer_norm(stream, m, h, b.ln2_scale, b.ln2_bias, kLayerNormEps, ws.y);
+  ops.linear(ws.y, m, h, b.mlp0_kernel, c.mlp_dim, b.mlp0_bias, cpu::Epilogue::kBiasGelu,
+             ws.mlp);
+  ops.linear(ws.mlp, m, c.mlp_dim, b.mlp1_kernel, h, b.mlp1_bias, cpu::Epilogue::kBiasResidual,
+             stream);
+}
+
+}  // namespace forward_detail
+
+// Scores of every image of `batch` into ws.scores [images], on the device of `ops`; the
+// batch's inputs and batch.device_starts are on that device already.
+template <typename Ops>
+void forward(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
+             const PackedBatch& batch) {
+  namespace fd = forward_detail;
+  const int h = c.hidden_size;
+  const int images = batch.batch();
+  {
+    [[maybe_unused]] auto range = ops.range("stem");
+    for (int i = 0; i < images; ++i) ops.copy(ws.x + batch.starts[i] * h, w.cls, h);
+    fd::stem(ops, c, w, ws, batch);
+  }
+  {
+    [[maybe_unused]] auto range = ops.range("embeddings");
+    for (int i = 0; i < images; ++i) {
+      const ImageInput& in = batch.images[i];
+      ops.add_embeddings(ws.x + (batch.starts[i] + 1) * h, in.tokens, h, in.spatial,
+                         in.scale_id, w.pos_embedding, w.scale_embedding);
+    }
+  }
+  // Only the CLS rows are read at the end, so the last block computes those alone.
+  for (int i = 0; i < c.num_layers; ++i) {
+    [[maybe_unused]] auto range = ops.range("encoder_block");
+    fd::encoder_block(ops, c, w.blocks[i], ws, batch, i + 1 == c.num_layers);
+  }
+  [[maybe_unused]] auto range = ops.range("head");
+  ops.layer_norm(ws.cls_x, images, h, w.encoder_norm_scale, w.encoder_norm_bias, kLayerNormEps,
+                 ws.y);
+  ops.linear(ws.y, images, h, w.head_kernel, c.num_classes, w.head_bias, cpu::Epilogue::kBias,
+             ws.logits);
+  ops.head_scores(ws.logits, images, c.num_classes, ws.scores);
+}
+
+}  // namespace musiq

@@ -1,0 +1,433 @@
+// GpuModel: engine/model/forward.h on the GPU, with the kernels of kernels/ops.cuh on one stream
+// and one cuBLAS handle. Host code only.
+//
+// Memory: the weights block (engine/model/model_weights.h) is uploaded in one copy. Everything
+// per batch lives in one device workspace laid out by engine/model/workspace.h (sequence buffers,
+// the uploaded input, the stem's scratch for kStemChunk tokens), reallocated only when a
+// larger batch comes; host-to-device copies go through one pinned staging buffer, grown
+// likewise. cuBLAS gets a fixed workspace of its own (cuda::set_blas_workspace, after
+// cublasSetStream, which would otherwise reset it), so it allocates nothing while scoring.
+// Per token: ~14 KB of sequence buffers + 12 KB of patches; the stem chunk is ~200 MB for
+// 512 tokens; a 12,000-token photo needs ~520 MB in all (estimate, not measured).
+//
+// NVTX ranges (nvtx3, header-only) mark the stages: upload, preprocess, stem, embeddings,
+// each encoder block, head. They time the host's enqueueing; Nsight Systems shows the
+// kernels launched inside each range.
+//
+// Decoded images are preprocessed on the device (normalize, the Gaussian resizes, patch
+// extraction; kernels bit-identical to the CPU's) into their rows of the packed patches,
+// with the plan (scales, resize taps, hashed indices) from plan_tokens on the host.
+//
+// Unverified: written and compiled without a GPU. tests/gpu/gpu_model_test.cc compares
+// scores with CpuModel (1e-4 relative), batches with singles, and scores a ~12,000-token
+// image; run it first.
+#include "engine/model/gpu_model.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <nvtx3/nvToolsExt.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "base/error.h"
+#include "engine/model/forward.h"
+#include "engine/model/packed_batch.h"
+#include "engine/model/workspace.h"
+#include "kernels/cuda_check.h"
+#include "kernels/device_array.h"
+#include "kernels/ops.cuh"
+
+namespace musiq {
+namespace {
+
+using cuda::DeviceArray;
+using cuda::mib;
+
+constexpr size_t kStagingAlign = 256;
+
+// Page-locked host memory (async copies from it really are asynchronous), grown on demand.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  ~PinnedBuffer() {
+    if (data_) cudaFreeHost(data_);
+  }
+  void ensure(size_t bytes) {
+    if (bytes <= bytes_) return;
+    if (data_) cudaFreeHost(data_);
+    data_ = nullptr;
+    bytes_ = 0;
+    void* p = nullptr;
+    const cudaError_t status = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+    if (status != cudaSuccess) {
+      cudaGetLastError();
+      throw Error("GPU: cannot allocate " + mib(double(bytes)) +
+                  " of pinned host memory for the upload (" + cudaGetErrorString(status) + ")");
+    }
+    data_ = static_cast<unsigned char*>(p);
+    bytes_ = bytes;
+  }
+  unsigned char* get() const { return data_; }
+
+ private:
+  unsigned char* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Scoped NVTX range.
+class NvtxRange {
+ public:
+  explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
+  ~NvtxRange() { nvtxRangePop(); }
+  NvtxRange(const NvtxRange&) = delete;
+  NvtxRange& operator=(const NvtxRange&) = delete;
+};
+
+// Reallocates only when more is needed than `a` holds.
+template <typename T>
+void grow(DeviceArray<T>& a, size_t count, const char* what) {
+  if (a.size() < count) a.allocate(count, what);
+}
+
+float elapsed_ms(cudaEvent_t from, cudaEvent_t to) {
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, from, to));
+  return ms;
+}
+
+// The device of engine/model/forward.h on the GPU: kernels/ops.cuh on one stream and handle.
+struct CudaOps {
+  static constexpr int64_t kStemChunk = 512;  // tokens through the stem at once
+  cublasHandle_t blas;
+  cudaStream_t stream;
+
+  NvtxRange range(const char* name) { return NvtxRange(name); }
+  void copy(float* dst, const float* src, int64_t count) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice,
+                               stream));
+  }
+  template <typename... A> void conv2d(A... a) { cuda::conv2d(a..., blas, stream); }
+  template <typename... A> void group_norm(A... a) { cuda::group_norm(a..., stream); }
+  template <typename... A> void max_pool_3x3_s2(A... a) { cuda::max_pool_3x3_s2(a..., stream); }
+  template <typename... A> void add_relu(A... a) { cuda::add_relu(a..., stream); }
+  template <typename... A> void linear(A... a) { cuda::linear(a..., blas, stream); }
+  template <typename... A> void layer_norm(A... a) { cuda::layer_norm(a..., stream); }
+  template <typename... A> void add_embeddings(A... a) { cuda::add_embeddings(a..., stream); }
+  void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
+                 cpu::Queries queries, float* out) {
+    cuda::attention(qkv, batch.device_starts, batch.batch(), batch.longest(), heads, head_dim,
+                    queries, out, stream);
+  }
+  void head_scores(const float* logits, int images, int classes, float* scores) {
+    cuda::head_score(logits, images, classes, scores, stream);
+  }
+};
+
+// Host bytes gathered into the pinned staging buffer, then copied to the device in groups,
+// each when the stream needs it (a group's copies go out in the order they were added).
+class Uploads {
+ public:
+  void add(void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    items_.push_back({dst, src, bytes, total_});
+    total_ = (total_ + bytes + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
+  }
+  size_t count() const { return items_.size(); }
+  size_t total_bytes() const { return total_; }
+  // Copies every source into `staging` (total_bytes() long), while no copy is in flight.
+  void fill(unsigned char* staging) const {
+    for (const Item& i : items_) std::memcpy(staging + i.at, i.src, i.bytes);
+  }
+  // Enqueues the copies of items [from, to) from `staging` to their destinations.
+  void send(const unsigned char* staging, size_t from, size_t to, cudaStream_t stream) const {
+    for (size_t k = from; k < to; ++k)
+      CUDA_CHECK(cudaMemcpyAsync(items_[k].dst, staging + items_[k].at, items_[k].bytes,
+                                 cudaMemcpyHostToDevice, stream));
+  }
+
+ private:
+  struct Item {
+    void* dst;
+    const void* src;
+    size_t bytes, at;
+  };
+  std::vector<Item> items_;
+  size_t total_ = 0;
+};
+
+// A decoded image's resize plans as preprocess() reads them: per scale, rows then columns,
+// starts and weights each in one array.
+struct PackedPlans {
+  std::vector<int32_t> starts;
+  std::vector<float> weights;
+};
+
+PackedPlans pack_plans(const TokenPlan& plan) {
+  PackedPlans p;
+  for (const ScalePlan& scale : plan.scales)
+    for (const ResizePlan* axis : {&scale.rows, &scale.cols}) {
+      p.starts.insert(p.starts.end(), axis->starts.begin(), axis->starts.end());
+      p.weights.insert(p.weights.end(), axis->weights.begin(), axis->weights.end());
+    }
+  return p;
+}
+
+}  // namespace
+
+struct GpuModel::Impl {
+  ModelConfig config;
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t blas = nullptr;
+  DeviceArray<unsigned char> blas_workspace;
+  DeviceArray<float> weights;
+  WeightPointers params;  // into `weights`
+
+  DeviceArray<float> workspace;  // per batch, engine/model/workspace.h's layout
+  PinnedBuffer staging;
+
+  // Device preprocessing of one decoded image at a time: the bytes, the normalized image,
+  // the resize intermediate and result, one scale's patches when a scale keeps fewer tokens
+  // than it has patches, and the resize plans. Grown to the largest image seen.
+  DeviceArray<uint8_t> rgb;
+  DeviceArray<float> normalized, resize_tmp, resized, scale_patches, plan_weights;
+  DeviceArray<int32_t> plan_starts;
+
+  // Stage boundaries of the last call, on the stream.
+  cudaEvent_t started = nullptr, uploaded = nullptr, preprocessed = nullptr, done = nullptr;
+  GpuRunStats last_run;
+
+  ~Impl() {
+    for (cudaEvent_t e : {started, uploaded, preprocessed, done})
+      if (e) cudaEventDestroy(e);
+    if (blas) cublasDestroy(blas);
+    if (stream) cudaStreamDestroy(stream);
+  }
+
+  Workspace ensure_workspace(const PackedBatch& batch);
+  void grow_preprocessing(const Image& image, const TokenPlan& plan);
+  void preprocess(const Image& image, const TokenPlan& plan, float* patches);
+};
+
+Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
+  const WorkspaceLayout layout(config, {batch.rows(), batch.batch(), CudaOps::kStemChunk, true});
+  const size_t total = size_t(layout.total_floats());
+  if (workspace.size() < total) {
+    workspace.reset();  // free the old one first: the new one may need that memory
+    try {
+      workspace.allocate(total, "the batch workspace");
+    } catch (const Error& e) {
+      throw Error("GPU out of memory: scoring " + std::to_string(batch.batch()) +
+                  " image(s) of " + std::to_string(batch.rows()) + " tokens in all needs " +
+                  mib(double(total) * sizeof(float)) + " of device workspace besides the " +
+                  mib(double(weights.size()) * sizeof(float)) + " of weights (" + e.what() +
+                  ")");
+    }
+  }
+  return layout.at(workspace.get());
+}
+
+void GpuModel::Impl::grow_preprocessing(const Image& image, const TokenPlan& plan) {
+  const size_t count = size_t(image.height) * image.width * 3;
+  size_t starts = 0, weights_count = 0, tmp = 0, out = 0, scratch = 0;
+  for (const ScalePlan& scale : plan.scales) {
+    const ScaleGeometry& g = scale.geometry;
+    if (scale.resized) {
+      starts += scale.rows.starts.size() + scale.cols.starts.size();
+      weights_count += scale.rows.weights.size() + scale.cols.weights.size();
+      tmp = std::max(tmp, size_t(g.height) * image.width * 3);
+      out = std::max(out, size_t(g.height) * g.width * 3);
+    }
+    const int64_t all = int64_t{g.count_h} * g.count_w;
+    if (all != g.tokens) scratch = std::max(scratch, size_t(all) * config.patch_values());
+  }
+  grow(rgb, count, "the decoded image");
+  grow(normalized, count, "the normalized image");
+  grow(resize_tmp, tmp, "the resize intermediate");
+  grow(resized, out, "the resized image");
+  grow(scale_patches, scratch, "one scale's patches");
+  grow(plan_starts, starts, "the resize plans");
+  grow(plan_weights, weights_count, "the resize plans");
+}
+
+// Mirrors make_tokens: the tokens of every scale of `plan` into `patches`, in order, from
+// the image's bytes and packed resize plans, uploaded just before into rgb, plan_starts and
+// plan_weights.
+void GpuModel::Impl::preprocess(const Image& image, const TokenPlan& plan, float* patches) {
+  const int h = image.height, w = image.width;
+  const int pv = config.patch_values();
+  const size_t count = size_t(h) * w * 3;
+  cuda::normalize_image(rgb.get(), static_cast<int64_t>(count), normalized.get(), stream);
+  const int32_t* next_starts = plan_starts.get();
+  const float* next_weights = plan_weights.get();
+  auto device_plan = [&](const ResizePlan& p) {
+    const cuda::DeviceResizePlan d{p.in_size, p.out_size, p.span, next_starts, next_weights};
+    next_starts += p.starts.size();
+    next_weights += p.weights.size();
+    return d;
+  };
+  int64_t offset = 0;
+  for (const ScalePlan& scale : plan.scales) {
+    const ScaleGeometry& g = scale.geometry;
+    const float* pixels = normalized.get();
+    if (scale.resized) {
+      const cuda::DeviceResizePlan rows = device_plan(scale.rows);
+      const cuda::DeviceResizePlan cols = device_plan(scale.cols);
+      cuda::gaussian_resize(normalized.get(), h, w, 3, rows, cols, resize_tmp.get(),
+                            resized.get(), stream);
+      pixels = resized.get();
+    }
+    float* dst = patches + offset * pv;
+    const bool keeps_all = int64_t{g.count_h} * g.count_w == g.tokens;
+    cuda::extract_patches(pixels, g.height, g.width, config.patch_size, g.count_h, g.count_w,
+                          g.pad_top, g.pad_left, keeps_all ? dst : scale_patches.get(), stream);
+    if (!keeps_all)
+      CUDA_CHECK(cudaMemcpyAsync(dst, scale_patches.get(), size_t(g.tokens) * pv * 4,
+                                 cudaMemcpyDeviceToDevice, stream));
+    offset += g.tokens;
+  }
+}
+
+GpuModel::GpuModel(const ModelWeights& w) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.config = w.config;
+  if (m.config.head_dim() != 64)
+    throw Error("GPU: head_dim " + std::to_string(m.config.head_dim()) +
+                " is not supported by the attention kernel (64 only); use --device cpu");
+  CUDA_CHECK(cudaSetDevice(m.device));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+  for (cudaEvent_t* e : {&m.started, &m.uploaded, &m.preprocessed, &m.done})
+    CUDA_CHECK(cudaEventCreate(e));
+  m.blas = cuda::make_blas_handle();
+  m.blas_workspace.allocate(cuda::kBlasWorkspaceBytes, "the cuBLAS workspace");
+  cuda::set_blas_workspace(m.blas, m.stream, m.blas_workspace.get(), cuda::kBlasWorkspaceBytes);
+  // The weights in one copy, on the work stream.
+  m.weights.allocate(w.block.size(), "the model weights");
+  CUDA_CHECK(cudaMemcpyAsync(m.weights.get(), w.block.data(), w.block.size() * sizeof(float),
+                             cudaMemcpyHostToDevice, m.stream));
+  CUDA_CHECK(cudaStreamSynchronize(m.stream));
+  m.params = w.at(m.weights.get());
+}
+
+GpuModel::~GpuModel() = default;
+
+const ModelConfig& GpuModel::config() const { return impl_->config; }
+
+std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.config;
+  if (images.empty()) return {};
+  // Host side first: each image's plan and token count, every byte to upload.
+  std::vector<TokenPlan> plans(images.size());
+  std::vector<int64_t> counts;
+  CUDA_CHECK(cudaSetDevice(m.device));  // the calling thread may not be the constructing one
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (const Tokens* const* t = std::get_if<const Tokens*>(&images[i])) {
+      const Tokens& tokens = **t;
+      if (tokens.patch_values != c.patch_values() ||
+          int64_t(tokens.patches.size()) != tokens.count() * c.patch_values() ||
+          int64_t(tokens.scale_id.size()) != tokens.count())
+        throw Error("GpuModel: tokens do not match the model's patch size");
+      counts.push_back(tokens.count());
+    } else {
+      const Image& image = *std::get<const Image*>(images[i]);
+      check_image(image);
+      plans[i] = plan_tokens(image.height, image.width, c);
+      counts.push_back(plans[i].count());
+      m.grow_preprocessing(image, plans[i]);  // before any pointer into them is taken
+    }
+  }
+  PackedBatch batch;
+  batch.starts = sequence_starts(counts);
+  const Workspace ws = m.ensure_workspace(batch);
+  batch.device_starts = ws.starts;
+
+  // Every host byte into one staging buffer: the offsets, each image's indices and tokens
+  // (sent at once), then each decoded image's bytes and plans (sent before its kernels).
+  Uploads up;
+  up.add(ws.starts, batch.starts.data(), batch.starts.size() * sizeof(int64_t));
+  std::vector<PackedPlans> packed(images.size());
+  std::vector<size_t> group_end(images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    const int64_t first = batch.starts[i] - int64_t(i);  // its first token
+    const Tokens* const* t = std::get_if<const Tokens*>(&images[i]);
+    const std::vector<int32_t>& spatial = t ? (*t)->spatial : plans[i].spatial;
+    const std::vector<int32_t>& scale_id = t ? (*t)->scale_id : plans[i].scale_id;
+    up.add(ws.spatial + first, spatial.data(), spatial.size() * sizeof(int32_t));
+    up.add(ws.scale_id + first, scale_id.data(), scale_id.size() * sizeof(int32_t));
+    if (t)
+      up.add(ws.patches + first * c.patch_values(), (*t)->patches.data(),
+             (*t)->patches.size() * sizeof(float));
+  }
+  const size_t inputs_end = up.count();
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (const Image* const* image = std::get_if<const Image*>(&images[i])) {
+      packed[i] = pack_plans(plans[i]);
+      up.add(m.rgb.get(), (*image)->rgb.data(), (*image)->rgb.size());
+      up.add(m.plan_starts.get(), packed[i].starts.data(), packed[i].starts.size() * sizeof(int32_t));
+      up.add(m.plan_weights.get(), packed[i].weights.data(), packed[i].weights.size() * sizeof(float));
+    }
+    group_end[i] = up.count();
+  }
+  // No copy of an earlier call that failed half-way may still be reading the staging buffer.
+  CUDA_CHECK(cudaStreamSynchronize(m.stream));
+  m.staging.ensure(std::max<size_t>(up.total_bytes(), 1));
+  up.fill(m.staging.get());
+
+  CUDA_CHECK(cudaEventRecord(m.started, m.stream));
+  {
+    NvtxRange range("upload");
+    up.send(m.staging.get(), 0, inputs_end, m.stream);
+    CUDA_CHECK(cudaEventRecord(m.uploaded, m.stream));
+  }
+  {
+    NvtxRange range("preprocess");
+    size_t sent = inputs_end;
+    for (size_t i = 0; i < images.size(); ++i) {
+      const Image* const* image = std::get_if<const Image*>(&images[i]);
+      if (!image) continue;
+      // The shared image buffers are reused image after image, in stream order.
+      up.send(m.staging.get(), sent, group_end[i], m.stream);
+      sent = group_end[i];
+      m.preprocess(**image, plans[i], ws.patches + (batch.starts[i] - int64_t(i)) * c.patch_values());
+    }
+    CUDA_CHECK(cudaEventRecord(m.preprocessed, m.stream));
+  }
+  for (size_t i = 0; i < images.size(); ++i) {
+    const int64_t first = batch.starts[i] - int64_t(i);
+    batch.images.push_back({ws.patches + first * c.patch_values(), ws.spatial + first,
+                            ws.scale_id + first, counts[i]});
+  }
+  CudaOps ops{m.blas, m.stream};
+  forward(ops, c, m.params, ws, batch);
+  CUDA_CHECK(cudaEventRecord(m.done, m.stream));
+  std::vector<float> scores(images.size());
+  // A pageable destination: the copy is synchronous with the stream's work before it.
+  CUDA_CHECK(cudaMemcpyAsync(scores.data(), ws.scores, scores.size() * sizeof(float),
+                             cudaMemcpyDeviceToHost, m.stream));
+  CUDA_CHECK(cudaStreamSynchronize(m.stream));  // also surfaces faults inside any kernel above
+  m.last_run.tokens.clear();
+  for (int64_t n : counts) m.last_run.tokens.push_back(n + 1);
+  m.last_run.upload_ms = elapsed_ms(m.started, m.uploaded);
+  m.last_run.preprocess_ms = elapsed_ms(m.uploaded, m.preprocessed);
+  m.last_run.model_ms = elapsed_ms(m.preprocessed, m.done);
+  return scores;
+}
+
+float GpuModel::score(const Tokens& tokens) {
+  const GpuInput one[] = {&tokens};
+  return score_batch(one)[0];
+}
+
+float GpuModel::score_image(const Image& image) {
+  const GpuInput one[] = {&image};
+  return score_batch(one)[0];
+}
+
+GpuRunStats GpuModel::last_run_stats() const { return impl_->last_run; }
+
+}  // namespace musiq

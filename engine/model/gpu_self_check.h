@@ -1,0 +1,16 @@
+// What `--device auto` asks of the GPU before it trusts it with a run: the score of one
+// small synthetic image must agree with the CPU path's. CUDA builds only.
+#pragma once
+#include "engine/model/gpu_model.h"
+#include "weights/weights.h"
+
+namespace musiq {
+
+// Scores a fixed 64x48 gradient image (155 tokens at the official scales) with `gpu`
+// (preprocessed on the device) and with a CpuModel built from `file` for the occasion
+// (about 0.2 s on the 2-core CI machine: 86 ms to score, the rest to build it), and throws
+// musiq::Error saying both scores when they differ by more than 1e-4 x max(|cpu score|, 1),
+// or when the GPU's is not finite.
+void check_gpu_against_cpu(GpuModel& gpu, const WeightsFile& file);
+
+}  // namespace musiq

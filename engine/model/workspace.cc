@@ -1,0 +1,70 @@
+#include "engine/model/workspace.h"
+
+#include <algorithm>
+
+namespace musiq {
+namespace {
+
+constexpr int64_t kAlignFloats = 64;  // 256 bytes
+constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
+
+}  // namespace
+
+WorkspaceLayout::WorkspaceLayout(const ModelConfig& c, const BatchShape& s)
+    : with_inputs_(s.with_inputs) {
+  const int64_t h = c.hidden_size, rows = s.rows, images = s.images;
+  const int64_t tokens = rows - images;
+  const int64_t chunk = std::max<int64_t>(1, std::min(s.stem_chunk, tokens));
+  const int64_t root_px = chunk * kRootOut * kRootOut, pool_px = chunk * kPoolOut * kPoolOut;
+  const int64_t inputs = s.with_inputs ? 1 : 0;
+  int64_t size[kSlots] = {};
+  size[kX] = size[kY] = size[kCtx] = rows * h;
+  size[kQkv] = rows * 3 * h;
+  size[kMlp] = rows * c.mlp_dim;
+  size[kClsX] = images * h;
+  size[kLogits] = images * c.num_classes;
+  size[kScores] = images;
+  size[kChunkPatches] = chunk * kPatch * kPatch * 3;
+  size[kColumns] = std::max(root_px * 7 * 7 * 3, pool_px * 3 * 3 * kStemWidth);
+  size[kRoot] = root_px * kStemWidth;
+  size[kPooled] = size[kMid] = size[kMid2] = pool_px * kStemWidth;
+  size[kProj] = size[kUnit] = pool_px * kStemOutWidth;
+  size[kEmbedded] = chunk * h;
+  size[kPatches] = inputs * tokens * c.patch_values();
+  size[kSpatial] = size[kScaleId] = inputs * tokens;  // int32: one float each
+  size[kStarts] = inputs * (images + 1) * 2;          // int64: two floats each
+  for (int slot = 0; slot < kSlots; ++slot) {
+    offset_[slot] = total_;
+    total_ += (size[slot] + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+  }
+}
+
+Workspace WorkspaceLayout::at(float* base) const {
+  auto f = [&](Slot s) { return base + offset_[s]; };
+  const bool inputs = with_inputs_;
+  Workspace w;
+  w.x = f(kX);
+  w.y = f(kY);
+  w.qkv = f(kQkv);
+  w.ctx = f(kCtx);
+  w.mlp = f(kMlp);
+  w.cls_x = f(kClsX);
+  w.logits = f(kLogits);
+  w.scores = f(kScores);
+  w.chunk_patches = f(kChunkPatches);
+  w.columns = f(kColumns);
+  w.root = f(kRoot);
+  w.pooled = f(kPooled);
+  w.proj = f(kProj);
+  w.mid = f(kMid);
+  w.mid2 = f(kMid2);
+  w.unit = f(kUnit);
+  w.embedded = f(kEmbedded);
+  w.patches = inputs ? f(kPatches) : nullptr;
+  w.spatial = inputs ? reinterpret_cast<int32_t*>(f(kSpatial)) : nullptr;
+  w.scale_id = inputs ? reinterpret_cast<int32_t*>(f(kScaleId)) : nullptr;
+  w.starts = inputs ? reinterpret_cast<int64_t*>(f(kStarts)) : nullptr;
+  return w;
+}
+
+}  // namespace musiq

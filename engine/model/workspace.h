@@ -1,0 +1,53 @@
+// The forward pass's scratch memory for one packed batch, laid out once for both devices:
+// the sizes of every buffer, carved from one allocation (std::vector on the CPU, one
+// cudaMalloc on the GPU) with each buffer starting on 256 bytes.
+#pragma once
+#include <cstdint>
+
+#include "weights/config.h"
+
+namespace musiq {
+
+struct Workspace {
+  // The sequence [rows, ...]: residual stream, normalized copy, q|k|v, attention output,
+  // MLP hidden.
+  float *x, *y, *qkv, *ctx, *mlp;
+  // The last block and the head, one row per image: the CLS residual stream, the logits
+  // [images, classes] and the scores [images].
+  float *cls_x, *logits, *scores;
+  // The patch stem, one chunk of tokens at a time: the chunk's patches when they come from
+  // several images' separate buffers, im2col columns, the stem's activations, and the
+  // chunk's embeddings before they go to their rows of x.
+  float *chunk_patches, *columns, *root, *pooled, *proj, *mid, *mid2, *unit, *embedded;
+  // The uploaded model input (GPU only; null on the CPU, which reads the tokens in place):
+  // packed patches, embedding indices, and the sequence starts.
+  float* patches;
+  int32_t *spatial, *scale_id;
+  int64_t* starts;
+};
+
+struct BatchShape {
+  int64_t rows = 0;    // tokens + one CLS per image
+  int64_t images = 0;
+  int64_t stem_chunk = 0;     // tokens through the stem at once
+  bool with_inputs = false;   // room for the uploaded input (GPU)
+};
+
+class WorkspaceLayout {
+ public:
+  WorkspaceLayout(const ModelConfig& config, const BatchShape& shape);
+  int64_t total_floats() const { return total_; }
+  Workspace at(float* base) const;
+
+ private:
+  enum Slot {
+    kX, kY, kQkv, kCtx, kMlp, kClsX, kLogits, kScores, kChunkPatches, kColumns, kRoot,
+    kPooled, kProj, kMid, kMid2, kUnit, kEmbedded, kPatches, kSpatial, kScaleId, kStarts,
+    kSlots
+  };
+  int64_t offset_[kSlots] = {};
+  int64_t total_ = 0;
+  bool with_inputs_ = false;
+};
+
+}  // namespace musiq

@@ -1,0 +1,43 @@
+#include "weights/weights_locator.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "base/error.h"
+
+namespace musiq {
+
+std::string weights_cache_dir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return std::string(xdg) + "/musiq";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.cache/musiq";
+}
+
+std::string locate_weights(const std::string& model, const std::string& explicit_path) {
+  if (!explicit_path.empty()) return explicit_path;
+  if (std::find(kModelNames.begin(), kModelNames.end(), model) == kModelNames.end())
+    throw Error("unknown model '" + model + "' (use spaq, koniq, paq2piq or ava)");
+  std::vector<std::string> tried;
+  if (const char* dir = std::getenv("MUSIQ_WEIGHTS_DIR"); dir && *dir) {
+    tried.push_back(std::string(dir) + "/" + model + ".h5");
+    if (std::filesystem::exists(tried.back())) return tried.back();
+  }
+  const std::string cached = weights_cache_dir() + "/" + model + ".h5";
+  tried.push_back(cached);
+  if (std::filesystem::exists(cached)) return cached;
+  std::string where;
+  for (const std::string& t : tried) where += (where.empty() ? "" : ", ") + t;
+  throw Error("no weights for model '" + model + "' (looked at " + where +
+              "). Download and install the official checkpoint with\n"
+              "  tools/musiq-fetch " + model + "\n"
+              "or by hand:\n"
+              "  curl -fLO https://storage.googleapis.com/gresearch/musiq/" + model +
+              "_ckpt.npz\n"
+              "  tools/musiq-export npz " + model + "_ckpt.npz " + cached + " --variant " +
+              model + "\nor pass --weights FILE.h5 (tools/musiq-export also converts pyiqa "
+              ".pth files and TF Hub SavedModels)");
+}
+
+}  // namespace musiq
