@@ -1,8 +1,7 @@
 #include "engine/device.h"
 
-#include <omp.h>
-
 #include "base/error.h"
+#include "cpu/threads.h"
 
 namespace musiq {
 
@@ -17,7 +16,8 @@ DeviceChoice cpu_device(const std::string& fallback_reason, bool gpu_present) {
   DeviceChoice cpu;
   cpu.kind = DeviceKind::kCpu;
   cpu.name = "cpu";
-  cpu.description = "CPU (" + std::to_string(omp_get_max_threads()) + " threads, OpenBLAS)";
+  // Fewer while other processes keep cores busy (engine/model/thread_budget.h).
+  cpu.description = "CPU (up to " + std::to_string(cpu::max_threads()) + " threads, OpenBLAS)";
   cpu.fallback_reason = fallback_reason;
   cpu.gpu_present = gpu_present;
   return cpu;

@@ -1,11 +1,11 @@
 // The CPU side of `musiq info`: what the CPU path runs on.
 #include <cblas.h>  // OpenBLAS: openblas_get_config
-#include <omp.h>
 
 #include <fstream>
 #include <string>
 #include <thread>
 
+#include "cpu/threads.h"
 #include "engine/device.h"
 
 namespace musiq {
@@ -30,7 +30,7 @@ CpuInfo query_cpu_info() {
   CpuInfo info;
   info.model = cpu_model_name();
   info.hardware_threads = static_cast<int>(std::thread::hardware_concurrency());
-  info.threads = omp_get_max_threads();
+  info.threads = cpu::max_threads();
   const char* config = openblas_get_config();
   info.blas = config ? config : "OpenBLAS";  // e.g. "OpenBLAS 0.3.21 ... USE_OPENMP ..."
   return info;

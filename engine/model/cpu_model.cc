@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "cpu/ops.h"
+#include "cpu/threads.h"
 #include "engine/model/forward.h"
 
 namespace musiq {
@@ -13,8 +14,14 @@ namespace {
 struct CpuOps {
   static constexpr int64_t kStemChunk = 64;  // tokens through the stem at once: bounded scratch
 
+  ThreadBudget& threads;
+
+  // Each stage starts with as many threads as other processes leave cores free.
   struct NoRange {};
-  NoRange range(const char*) { return {}; }
+  NoRange range(const char*) {
+    cpu::set_threads(threads.next());
+    return {};
+  }
   void copy(float* dst, const float* src, int64_t count) { std::copy_n(src, count, dst); }
   template <typename... A> void conv2d(A... a) { cpu::conv2d(a...); }
   template <typename... A> void group_norm(A... a) { cpu::group_norm(a...); }
@@ -34,7 +41,8 @@ struct CpuOps {
 
 }  // namespace
 
-CpuModel::CpuModel(ModelWeights weights) : w_(std::move(weights)), params_(w_.host()) {}
+CpuModel::CpuModel(ModelWeights weights)
+    : w_(std::move(weights)), params_(w_.host()), threads_(cpu::max_threads()) {}
 
 float CpuModel::score(const Tokens& tokens) {
   const Tokens* one[] = {&tokens};
@@ -58,7 +66,7 @@ std::vector<float> CpuModel::score_batch(std::span<const Tokens* const> images) 
   const WorkspaceLayout layout(c, {batch.rows(), batch.batch(), CpuOps::kStemChunk, false});
   if (int64_t(workspace_.size()) < layout.total_floats()) workspace_.resize(layout.total_floats());
   const Workspace ws = layout.at(workspace_.data());
-  CpuOps ops;
+  CpuOps ops{threads_};
   forward(ops, c, params_, ws, batch);
   return std::vector<float>(ws.scores, ws.scores + batch.batch());
 }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "engine/model/model_weights.h"
+#include "engine/model/thread_budget.h"
 #include "engine/preprocess/preprocess.h"
 
 namespace musiq {
@@ -24,6 +25,7 @@ class CpuModel {
   ModelWeights w_;
   WeightPointers params_;  // into w_.block
   std::vector<float> workspace_;
+  ThreadBudget threads_;
 };
 
 }  // namespace musiq
