@@ -1,4 +1,4 @@
-#include <cstring>
+#include <algorithm>
 
 #include "cpu/ops.h"
 
@@ -20,17 +20,21 @@ void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, 
     const int64_t img = p / (int64_t{out_h} * out_w);
     const int oy = static_cast<int>(p / out_w % out_h), ox = static_cast<int>(p % out_w);
     float* col = columns + p * k;
+    // One kernel row's taps are contiguous in the input: (kw * cin) floats at a time, the
+    // part outside the image zero (conv_root, cin = 3: 21 floats, not 7 copies of 3).
+    const int x0 = ox * stride - pad_left;
+    const int lo = std::max(0, -x0), hi = std::min(kw, w - x0);  // taps inside, [lo, hi)
     for (int dy = 0; dy < kh; ++dy) {
       const int y = oy * stride - pad_top + dy;
-      for (int dx = 0; dx < kw; ++dx) {
-        const int x = ox * stride - pad_left + dx;
-        float* dst = col + (int64_t{dy} * kw + dx) * cin;
-        if (y < 0 || y >= h || x < 0 || x >= w) {
-          std::memset(dst, 0, sizeof(float) * cin);
-        } else {
-          std::memcpy(dst, in + ((img * h + y) * w + x) * cin, sizeof(float) * cin);
-        }
+      float* dst = col + int64_t{dy} * kw * cin;
+      if (y < 0 || y >= h || lo >= hi) {
+        std::fill_n(dst, int64_t{kw} * cin, 0.0f);
+        continue;
       }
+      std::fill_n(dst, int64_t{lo} * cin, 0.0f);
+      std::copy_n(in + ((img * h + y) * w + x0 + lo) * cin, int64_t{hi - lo} * cin,
+                  dst + int64_t{lo} * cin);
+      std::fill_n(dst + int64_t{hi} * cin, int64_t{kw - hi} * cin, 0.0f);
     }
   }
   linear(columns, positions, static_cast<int>(k), kernel, cout, nullptr, Epilogue::kBias, out);

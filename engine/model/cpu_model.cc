@@ -13,6 +13,16 @@ namespace {
 // The device of engine/model/forward.h on the CPU: cpu/ops.h as it is.
 struct CpuOps {
   static constexpr int64_t kStemChunk = 64;  // tokens through the stem at once: bounded scratch
+  static constexpr int64_t kStemTile = 4;
+
+  // Tiles of tokens go through the whole stem on one thread each, their activations in
+  // that core's cache, with no barrier between the stem's ops: inside the parallel loop the
+  // ops' own OpenMP loops get one thread (nested regions are off) and so does OpenBLAS.
+  template <typename F> void stem_tiles(int64_t count, F&& f) {
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t first = 0; first < count; first += kStemTile)
+      f(first, std::min(kStemTile, count - first));
+  }
 
   ThreadBudget& threads;
 

@@ -106,6 +106,8 @@ struct CudaOps {
   cudaStream_t stream;
 
   NvtxRange range(const char* name) { return NvtxRange(name); }
+  // The stem's kernels are parallel over the whole chunk already: one tile.
+  template <typename F> void stem_tiles(int64_t count, F&& f) { f(0, count); }
   void copy(float* dst, const float* src, int64_t count) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice,
                                stream));
