@@ -3,45 +3,28 @@
 //  v2: gelu_tanh from vector_math.h (exp_approx, vectorised, AVX-512 clone): 4.3-5.6 ms.
 //  v3: the bias written into `out` before the GEMM (beta = 1) instead of OpenBLAS zeroing
 //      it (beta = 0) and a bias pass after.
-#include <cblas.h>
+//  v4: our own GEMM (cpu/gemm.cc), the GELU applied per output tile while in cache.
+#include <cstddef>
+#include <vector>
 
-#include <algorithm>
-
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
-#include "cpu/vector_math.h"
 
 namespace musiq::cpu {
-namespace {
-
-MUSIQ_VECTOR_CLONES void gelu_in_place(float* row, int n) {
-#pragma omp simd
-  for (int j = 0; j < n; ++j) row[j] = gelu_tanh(row[j]);
-}
-
-}  // namespace
 
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
             Epilogue epilogue, float* out) {
-  if (m == 0) return;
-  // The GEMM adds to what `out` holds: the bias, or the residual plus the bias. With
-  // beta = 0 OpenBLAS would first zero `out`, a pass as long as the bias pass it saves.
-  const bool accumulate = epilogue == Epilogue::kBiasResidual;
-  if (bias) {
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < m; ++r) {
-      float* row = out + r * n;
-      if (accumulate) {
-        for (int j = 0; j < n; ++j) row[j] += bias[j];
-      } else {
-        std::copy_n(bias, n, row);
-      }
-    }
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(m), n, k, 1.0f,
-              a, k, b, n, accumulate || bias ? 1.0f : 0.0f, out, n);
-  if (epilogue != Epilogue::kBiasGelu) return;
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m; ++r) gelu_in_place(out + r * n, n);
+  // Kept across calls: after the largest kernel so far, packing allocates nothing.
+  thread_local std::vector<float> packed;
+  packed.resize(static_cast<std::size_t>(packed_floats(k, n)));
+  pack_columns(b, k, n, packed.data());
+  linear_packed(a, m, k, packed.data(), n, bias, epilogue, out);
+}
+
+void linear_packed(const float* a, int64_t m, int k, const float* packed_b, int n,
+                   const float* bias, Epilogue epilogue, float* out) {
+  gemm(a, m, k, packed_b, n, bias, epilogue == Epilogue::kBiasResidual,
+       epilogue == Epilogue::kBiasGelu, out);
 }
 
 }  // namespace musiq::cpu

@@ -44,6 +44,10 @@ enum class Epilogue { kBias, kBiasGelu, kBiasResidual };
 // (out holds the residual on entry).
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
             Epilogue epilogue, float* out);
+// linear() with b packed once by pack_columns (cpu/gemm.h), as the CPU model packs its
+// Dense kernels when it loads.
+void linear_packed(const float* a, int64_t m, int k, const float* packed_b, int n,
+                   const float* bias, Epilogue epilogue, float* out);
 
 // Row-wise LayerNorm over `dim`, biased variance.
 void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/threads.h"
 #include "engine/model/forward.h"
@@ -37,7 +38,8 @@ struct CpuOps {
   template <typename... A> void group_norm(A... a) { cpu::group_norm(a...); }
   template <typename... A> void max_pool_3x3_s2(A... a) { cpu::max_pool_3x3_s2(a...); }
   template <typename... A> void add_relu(A... a) { cpu::add_relu(a...); }
-  template <typename... A> void linear(A... a) { cpu::linear(a...); }
+  // forward.h's Dense kernels: packed by CpuModel's constructor.
+  template <typename... A> void linear(A... a) { cpu::linear_packed(a...); }
   template <typename... A> void layer_norm(A... a) { cpu::layer_norm(a...); }
   template <typename... A> void add_embeddings(A... a) { cpu::add_embeddings(a...); }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
@@ -52,7 +54,32 @@ struct CpuOps {
 }  // namespace
 
 CpuModel::CpuModel(ModelWeights weights)
-    : w_(std::move(weights)), params_(w_.host()), threads_(cpu::max_threads()) {}
+    : w_(std::move(weights)), params_(w_.host()), threads_(cpu::max_threads()) {
+  // Each Dense kernel [k, n] repacked once for cpu::linear_packed: in place where the
+  // packed form is as large (n a multiple of 16), else (the head's few classes) beside.
+  auto pack = [this](int64_t offset, int k, int n) -> const float* {
+    float* raw = w_.block.data() + offset;
+    std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
+    cpu::pack_columns(raw, k, n, packed.data());
+    if (packed.size() == size_t(k) * size_t(n)) {
+      std::copy(packed.begin(), packed.end(), raw);
+      return raw;
+    }
+    packed_beside_.push_back(std::move(packed));
+    return packed_beside_.back().data();
+  };
+  const ModelConfig& c = w_.config;
+  const int h = c.hidden_size;
+  const ModelParams<int64_t>& at = w_.offsets;
+  params_.embedding_kernel = pack(at.embedding_kernel, kStemOutWidth * 8 * 8, h);
+  for (size_t i = 0; i < params_.blocks.size(); ++i) {
+    params_.blocks[i].qkv_kernel = pack(at.blocks[i].qkv_kernel, h, 3 * h);
+    params_.blocks[i].out_kernel = pack(at.blocks[i].out_kernel, h, h);
+    params_.blocks[i].mlp0_kernel = pack(at.blocks[i].mlp0_kernel, h, c.mlp_dim);
+    params_.blocks[i].mlp1_kernel = pack(at.blocks[i].mlp1_kernel, c.mlp_dim, h);
+  }
+  params_.head_kernel = pack(at.head_kernel, h, c.num_classes);
+}
 
 float CpuModel::score(const Tokens& tokens) {
   const Tokens* one[] = {&tokens};

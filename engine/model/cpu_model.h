@@ -22,8 +22,9 @@ class CpuModel {
   std::vector<float> score_batch(std::span<const Tokens* const> images);
 
  private:
-  ModelWeights w_;
-  WeightPointers params_;  // into w_.block
+  ModelWeights w_;         // Dense kernels packed (cpu/gemm.h)
+  WeightPointers params_;  // into w_.block, or packed_beside_
+  std::vector<std::vector<float>> packed_beside_;
   std::vector<float> workspace_;
   ThreadBudget threads_;
 };

@@ -1,0 +1,24 @@
+// The GEMM behind linear(): out += a @ b with b repacked once into column panels, blocked
+// for the caches and threaded over tiles of the output. Dense weights are packed when the
+// model loads (engine/model/cpu_model.cc); OpenBLAS packed them again at every call.
+#pragma once
+#include <cstdint>
+
+namespace musiq::cpu {
+
+// Columns per panel: two 8-float vectors (AVX2) across a register tile of 6 rows.
+constexpr int kPanelWidth = 16;
+
+// Floats of b [k, n] once packed: ceil(n / 16) panels of [k][16], the last zero-padded.
+int64_t packed_floats(int k, int n);
+void pack_columns(const float* b, int k, int n, float* packed);
+
+// out[m, n] (rows n apart) = start + a[m, k] @ b, b as pack_columns made it, start =
+// (out if `accumulate`, else 0) + bias (if not null); then gelu_tanh if `gelu`. Threads
+// (OpenMP; one inside a
+// parallel region) take tiles of rows x panels dynamically. Each element is its start plus
+// float32 partial sums over k-blocks of at most 512, in k order.
+void gemm(const float* a, int64_t m, int k, const float* packed, int n, const float* bias,
+          bool accumulate, bool gelu, float* out);
+
+}  // namespace musiq::cpu
