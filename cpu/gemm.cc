@@ -4,8 +4,8 @@
 //      again, zeroed the output (beta = 0) and synchronised its threads while packing.
 //  v2: this file: weights packed at load, 6x16 register tiles (GCC vector extensions,
 //      compiled for AVX2/AVX-512 by MUSIQ_VECTOR_CLONES), tiles of rows x panels taken
-//      dynamically by the threads, each writing its tile's bias (or adding it to the
-//      residual) first and its GELU last, while the tile is in cache.
+//      dynamically by the threads; the bias (and residual) added as each tile is stored,
+//      its GELU applied while it is in cache.
 #include "cpu/gemm.h"
 
 #include <omp.h>
@@ -24,12 +24,14 @@ constexpr int kMostBlockK = 512;  // longer sums run in equal k-blocks of at mos
 // 8 floats; alignment 4 so that loads and stores of rows at any offset are allowed.
 typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
 
-// c[r, 0:16] += sum over p < kc of a[r, p] * panel[p, 0:16], r < R; c rows ldc apart.
-// The block's sum starts from zero and is added to c at the end: a k of 16,384 is summed
-// as 32 partial sums, not one running sum (which took errors past the op test's bound).
+// c[r, 0:16] = start + sum over p < kc of a[r, p] * panel[p, 0:16], r < R, rows ldc apart;
+// start = (c if keep_c, else 0) + (bias16[0:16] if not null). The block's sum starts from
+// zero: a k of 16,384 is summed as 32 partial sums, not one running sum (which took errors
+// past the op test's bound).
 template <int R>
 __attribute__((always_inline)) inline void tile(int kc, const float* a, int64_t lda,
-                                                const float* panel, float* c, int64_t ldc) {
+                                                const float* panel, float* c, int64_t ldc,
+                                                bool keep_c, const float* bias16) {
   Vec8 acc[R][2];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Vec8{};
@@ -45,37 +47,44 @@ __attribute__((always_inline)) inline void tile(int kc, const float* a, int64_t 
   }
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
-    *reinterpret_cast<Vec8*>(c + r * ldc) += acc[r][0];
-    *reinterpret_cast<Vec8*>(c + r * ldc + 8) += acc[r][1];
+    Vec8* row = reinterpret_cast<Vec8*>(c + r * ldc);
+    Vec8 s0 = keep_c ? row[0] : Vec8{}, s1 = keep_c ? row[1] : Vec8{};
+    if (bias16) {
+      s0 += *reinterpret_cast<const Vec8*>(bias16);
+      s1 += *reinterpret_cast<const Vec8*>(bias16 + 8);
+    }
+    row[0] = s0 + acc[r][0];
+    row[1] = s1 + acc[r][1];
   }
 }
 
-// A tile of R rows whose panel may be narrower than 16 columns in `out` (the last one):
-// through a 16-wide copy.
+// One panel's pass over a k-block, as every tile of it runs: see tile().
+struct PanelPass {
+  int kc;
+  const float* panel;
+  int64_t lda, ldc;
+  int width;   // columns of the panel in `out`: 16 but in the last panel
+  bool keep_c;
+  const float* bias16;
+};
+
+// R rows of a panel pass; a panel narrower than 16 columns in `out` goes through a copy.
 template <int R>
-__attribute__((always_inline)) inline void edge_tile(int kc, const float* a, int64_t lda,
-                                                     const float* panel, float* c, int64_t ldc,
-                                                     int width) {
-  if (width == kPanelWidth) return tile<R>(kc, a, lda, panel, c, ldc);
-  float local[R * kPanelWidth] = {};
-  for (int r = 0; r < R; ++r) std::copy_n(c + r * ldc, width, local + r * kPanelWidth);
-  tile<R>(kc, a, lda, panel, local, kPanelWidth);
-  for (int r = 0; r < R; ++r) std::copy_n(local + r * kPanelWidth, width, c + r * ldc);
+__attribute__((always_inline)) inline void edge_tile(const PanelPass& p, const float* a,
+                                                     float* c) {
+  if (p.width == kPanelWidth)
+    return tile<R>(p.kc, a, p.lda, p.panel, c, p.ldc, p.keep_c, p.bias16);
+  float local[R * kPanelWidth] = {}, local_bias[kPanelWidth] = {};
+  for (int r = 0; r < R; ++r) std::copy_n(c + r * p.ldc, p.width, local + r * kPanelWidth);
+  if (p.bias16) std::copy_n(p.bias16, p.width, local_bias);
+  tile<R>(p.kc, a, p.lda, p.panel, local, kPanelWidth, p.keep_c, p.bias16 ? local_bias : nullptr);
+  for (int r = 0; r < R; ++r) std::copy_n(local + r * kPanelWidth, p.width, c + r * p.ldc);
 }
 
-// Rows [0, rows) x panels [p0, p1) of the output: start values, every k-block, GELU.
+// Rows [0, rows) x panels [p0, p1) of the output: every k-block, then GELU.
 MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* packed, int n,
                               int p0, int p1, const float* bias, bool accumulate, bool gelu,
                               float* out) {
-  const int j0 = p0 * kPanelWidth, j1 = std::min(n, p1 * kPanelWidth);
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = out + r * n;
-    if (!accumulate) std::fill(row + j0, row + j1, 0.0f);
-    if (bias) {
-#pragma omp simd
-      for (int j = j0; j < j1; ++j) row[j] += bias[j];
-    }
-  }
   const int k_blocks = (k + kMostBlockK - 1) / kMostBlockK;
   const int block_k = (k + k_blocks - 1) / k_blocks;
   for (int k0 = 0; k0 < k; k0 += block_k) {
@@ -85,20 +94,25 @@ MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* 
       const int j0 = p * kPanelWidth, width = std::min(kPanelWidth, n - j0);
       const float* a0 = a + k0;
       float* c0 = out + j0;
+      // The first k-block starts from the bias and/or what `out` holds; later ones add.
+      const bool first = k0 == 0;
+      const PanelPass pass{kc, panel, k, n, width, !first || accumulate,
+                           first && bias ? bias + j0 : nullptr};
       int64_t r = 0;
       for (; r + kTileRows <= rows; r += kTileRows)
-        edge_tile<kTileRows>(kc, a0 + r * k, k, panel, c0 + r * n, n, width);
+        edge_tile<kTileRows>(pass, a0 + r * k, c0 + r * n);
       switch (rows - r) {
-        case 5: edge_tile<5>(kc, a0 + r * k, k, panel, c0 + r * n, n, width); break;
-        case 4: edge_tile<4>(kc, a0 + r * k, k, panel, c0 + r * n, n, width); break;
-        case 3: edge_tile<3>(kc, a0 + r * k, k, panel, c0 + r * n, n, width); break;
-        case 2: edge_tile<2>(kc, a0 + r * k, k, panel, c0 + r * n, n, width); break;
-        case 1: edge_tile<1>(kc, a0 + r * k, k, panel, c0 + r * n, n, width); break;
+        case 5: edge_tile<5>(pass, a0 + r * k, c0 + r * n); break;
+        case 4: edge_tile<4>(pass, a0 + r * k, c0 + r * n); break;
+        case 3: edge_tile<3>(pass, a0 + r * k, c0 + r * n); break;
+        case 2: edge_tile<2>(pass, a0 + r * k, c0 + r * n); break;
+        case 1: edge_tile<1>(pass, a0 + r * k, c0 + r * n); break;
         default: break;
       }
     }
   }
   if (!gelu) return;
+  const int j0 = p0 * kPanelWidth, j1 = std::min(n, p1 * kPanelWidth);
   for (int64_t r = 0; r < rows; ++r) {
     float* row = out + r * n;
 #pragma omp simd
