@@ -8,13 +8,17 @@
 //      twice the memory per thread (L = 12,121: 25 MB); 64 or 128 rows: 5-10% slower.
 //      4032x3024 (L = 12,121): 3.66 s -> 1.88 s; capping the block at 4 MB a thread
 //      (86 rows there) cost 7%.
-#include <cblas.h>
+//  v3: both products on cpu/gemm.h instead of OpenBLAS (which zeroed each score block and
+//      repacked K and V in every task): K^T and V of each (sequence, head) packed once per
+//      call, shared by that head's query blocks; the CLS-only queries of the last block
+//      without packing, as dot products.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/vector_math.h"
 
@@ -55,7 +59,28 @@ MUSIQ_VECTOR_CLONES float exp_shifted(float* row, int64_t len) {
 struct SequencePlan {
   int64_t start, len, q_rows, block, first_task;
   int64_t out_row;  // where its first query's output goes
+  int64_t packed;   // where its heads' packed K^T and V start (all queries only)
 };
+
+// softmax(q . k_j) . v_j for one query row q (already scaled) against len keys and
+// values, rows ld apart, into out [head_dim]; `scores` holds len floats.
+MUSIQ_VECTOR_CLONES void attend_one(const float* q, const float* k, const float* v, int64_t len,
+                                    int64_t ld, int head_dim, float* scores, float* out) {
+  for (int64_t j = 0; j < len; ++j) {
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int d = 0; d < head_dim; ++d) dot += q[d] * k[j * ld + d];
+    scores[j] = dot;
+  }
+  const float inv = 1.0f / exp_shifted(scores, len);
+  std::fill_n(out, head_dim, 0.0f);
+  for (int64_t j = 0; j < len; ++j) {
+    const float p = scores[j];
+#pragma omp simd
+    for (int d = 0; d < head_dim; ++d) out[d] += p * v[j * ld + d];
+  }
+  for (int d = 0; d < head_dim; ++d) out[d] *= inv;
+}
 
 }  // namespace
 
@@ -68,8 +93,14 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
   // Kept across calls, as the score blocks below: no allocation per layer.
   thread_local std::vector<SequencePlan> plans;
   plans.clear();
-  int64_t tasks = 0;
+  int64_t tasks = 0, packed_total = 0;
   size_t most_scores = 0, most_block = 0;
+  const bool all = queries == Queries::kAll;
+  // Per head of a sequence: K^T [head_dim, len] and V [len, head_dim], packed.
+  auto head_floats = [&](int64_t len) {
+    return packed_floats(head_dim, static_cast<int>(len)) +
+           packed_floats(static_cast<int>(len), head_dim);
+  };
   for (int s = 0; s < sequences; ++s) {
     const int64_t start = seq_starts[s], len = seq_starts[s + 1] - start;
     const int64_t q_rows = queries == Queries::kAll ? len : std::min<int64_t>(1, len);
@@ -81,14 +112,19 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
     // Equal blocks (962 rows: 4 x 241, not 3 x 256 + 194) so the tasks balance.
     const int64_t blocks = (q_rows + most_rows - 1) / most_rows;
     const int64_t block = (q_rows + blocks - 1) / blocks;
-    plans.push_back({start, len, q_rows, block, tasks, queries == Queries::kAll ? start : s});
+    plans.push_back({start, len, q_rows, block, tasks, all ? start : s, packed_total});
     tasks += blocks * heads;
+    if (all) packed_total += heads * head_floats(len);
     most_scores = std::max(most_scores, size_t(block * len));
     most_block = std::max(most_block, size_t(block));
   }
-  const std::vector<SequencePlan>& plan = plans;  // the threads read the caller's list
-  // One task per (sequence, head, query block). OpenBLAS (OpenMP build) runs
-  // single-threaded inside a parallel region, so there are no barriers per head or GEMM.
+  const std::vector<SequencePlan>& plan = plans;  // the threads read the caller's lists
+  thread_local std::vector<float> packed;
+  packed.resize(std::max(packed.size(), size_t(packed_total)));
+  float* const packed_base = packed.data();
+  const int64_t packed_heads = all ? int64_t(plan.size()) * heads : 0;
+  // One task per (sequence, head, query block); the products run single-threaded inside
+  // the parallel region, so there are no barriers per head or product.
 #pragma omp parallel
   {
     // Per thread, kept across calls (OpenMP reuses its threads): after the largest image
@@ -97,6 +133,17 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
     scores.resize(std::max(scores.size(), most_scores));
     q.resize(std::max(q.size(), most_block * head_dim));
     inv.resize(std::max(inv.size(), most_block));
+#pragma omp for schedule(dynamic)
+    for (int64_t i = 0; i < packed_heads; ++i) {
+      const SequencePlan& p = plan[i / heads];
+      const int h = static_cast<int>(i % heads);
+      const float* seq = qkv + p.start * ld;
+      const int len = static_cast<int>(p.len);
+      float* kt = packed_base + p.packed + h * head_floats(p.len);
+      pack_transposed(seq + hidden + h * head_dim, head_dim, len, ld, kt);
+      pack_columns(seq + 2 * hidden + h * head_dim, len, head_dim, ld,
+                   kt + packed_floats(head_dim, len));
+    }
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const auto it = std::upper_bound(
@@ -109,20 +156,23 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
       const int64_t rows = std::min(p.block, p.q_rows - q0);
       const int64_t len = p.len;
       const float* seq = qkv + p.start * ld;
-      const float* k = seq + hidden + h * head_dim;
-      const float* v = seq + 2 * hidden + h * head_dim;
       // The official model scales the query before the dot product.
       for (int64_t r = 0; r < rows; ++r)
         for (int d = 0; d < head_dim; ++d)
           q[r * head_dim + d] = seq[(q0 + r) * ld + h * head_dim + d] * scale;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
-                  static_cast<blasint>(len), head_dim, 1.0f, q.data(), head_dim, k,
-                  static_cast<blasint>(ld), 0.0f, scores.data(), static_cast<blasint>(len));
       float* o = out + (p.out_row + q0) * hidden + h * head_dim;
+      if (!all) {
+        attend_one(q.data(), seq + hidden + h * head_dim, seq + 2 * hidden + h * head_dim, len,
+                   ld, head_dim, scores.data(), o);
+        continue;
+      }
+      const float* kt = packed_base + p.packed + h * head_floats(len);
+      const float* v = kt + packed_floats(head_dim, static_cast<int>(len));
+      gemm(q.data(), rows, head_dim, kt, static_cast<int>(len), nullptr, false, false,
+           scores.data(), len);
       for (int64_t r = 0; r < rows; ++r) inv[r] = 1.0f / exp_shifted(scores.data() + r * len, len);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
-                  head_dim, static_cast<blasint>(len), 1.0f, scores.data(),
-                  static_cast<blasint>(len), v, static_cast<blasint>(ld), 0.0f, o, hidden);
+      gemm(scores.data(), rows, static_cast<int>(len), v, head_dim, nullptr, false, false, o,
+           hidden);
       // Softmax normalisation applied to the output row instead of the len scores.
       for (int64_t r = 0; r < rows; ++r)
         for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= inv[r];

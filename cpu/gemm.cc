@@ -84,7 +84,7 @@ __attribute__((always_inline)) inline void edge_tile(const PanelPass& p, const f
 // Rows [0, rows) x panels [p0, p1) of the output: every k-block, then GELU.
 MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* packed, int n,
                               int p0, int p1, const float* bias, bool accumulate, bool gelu,
-                              float* out) {
+                              float* out, int64_t ldc) {
   const int k_blocks = (k + kMostBlockK - 1) / kMostBlockK;
   const int block_k = (k + k_blocks - 1) / k_blocks;
   for (int k0 = 0; k0 < k; k0 += block_k) {
@@ -96,17 +96,17 @@ MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* 
       float* c0 = out + j0;
       // The first k-block starts from the bias and/or what `out` holds; later ones add.
       const bool first = k0 == 0;
-      const PanelPass pass{kc, panel, k, n, width, !first || accumulate,
+      const PanelPass pass{kc, panel, k, ldc, width, !first || accumulate,
                            first && bias ? bias + j0 : nullptr};
       int64_t r = 0;
       for (; r + kTileRows <= rows; r += kTileRows)
-        edge_tile<kTileRows>(pass, a0 + r * k, c0 + r * n);
+        edge_tile<kTileRows>(pass, a0 + r * k, c0 + r * ldc);
       switch (rows - r) {
-        case 5: edge_tile<5>(pass, a0 + r * k, c0 + r * n); break;
-        case 4: edge_tile<4>(pass, a0 + r * k, c0 + r * n); break;
-        case 3: edge_tile<3>(pass, a0 + r * k, c0 + r * n); break;
-        case 2: edge_tile<2>(pass, a0 + r * k, c0 + r * n); break;
-        case 1: edge_tile<1>(pass, a0 + r * k, c0 + r * n); break;
+        case 5: edge_tile<5>(pass, a0 + r * k, c0 + r * ldc); break;
+        case 4: edge_tile<4>(pass, a0 + r * k, c0 + r * ldc); break;
+        case 3: edge_tile<3>(pass, a0 + r * k, c0 + r * ldc); break;
+        case 2: edge_tile<2>(pass, a0 + r * k, c0 + r * ldc); break;
+        case 1: edge_tile<1>(pass, a0 + r * k, c0 + r * ldc); break;
         default: break;
       }
     }
@@ -114,7 +114,7 @@ MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* 
   if (!gelu) return;
   const int j0 = p0 * kPanelWidth, j1 = std::min(n, p1 * kPanelWidth);
   for (int64_t r = 0; r < rows; ++r) {
-    float* row = out + r * n;
+    float* row = out + r * ldc;
 #pragma omp simd
     for (int j = j0; j < j1; ++j) row[j] = gelu_tanh(row[j]);
   }
@@ -126,20 +126,32 @@ int64_t packed_floats(int k, int n) {
   return int64_t{(n + kPanelWidth - 1) / kPanelWidth} * k * kPanelWidth;
 }
 
-void pack_columns(const float* b, int k, int n, float* packed) {
+void pack_columns(const float* b, int k, int n, int64_t ldb, float* packed) {
   const int panels = (n + kPanelWidth - 1) / kPanelWidth;
   for (int p = 0; p < panels; ++p) {
     const int j0 = p * kPanelWidth, width = std::min(kPanelWidth, n - j0);
     for (int i = 0; i < k; ++i) {
       float* dst = packed + (int64_t{p} * k + i) * kPanelWidth;
-      std::copy_n(b + int64_t{i} * n + j0, width, dst);
+      std::copy_n(b + i * ldb + j0, width, dst);
       std::fill(dst + width, dst + kPanelWidth, 0.0f);
     }
   }
 }
 
+void pack_transposed(const float* bt, int k, int n, int64_t ldbt, float* packed) {
+  const int panels = (n + kPanelWidth - 1) / kPanelWidth;
+  for (int p = 0; p < panels; ++p) {
+    const int j0 = p * kPanelWidth, width = std::min(kPanelWidth, n - j0);
+    float* dst = packed + int64_t{p} * k * kPanelWidth;
+    for (int i = 0; i < k; ++i) {
+      for (int j = 0; j < width; ++j) dst[i * kPanelWidth + j] = bt[(j0 + j) * ldbt + i];
+      for (int j = width; j < kPanelWidth; ++j) dst[i * kPanelWidth + j] = 0.0f;
+    }
+  }
+}
+
 void gemm(const float* a, int64_t m, int k, const float* packed, int n, const float* bias,
-          bool accumulate, bool gelu, float* out) {
+          bool accumulate, bool gelu, float* out, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   const int panels = (n + kPanelWidth - 1) / kPanelWidth;
   const int64_t row_blocks = (m + kBlockRows - 1) / kBlockRows;
@@ -156,7 +168,7 @@ void gemm(const float* a, int64_t m, int k, const float* packed, int n, const fl
     const int64_t r0 = t / groups * kBlockRows;
     const int p0 = static_cast<int>(t % groups) * per_group;
     task(a + r0 * k, std::min<int64_t>(kBlockRows, m - r0), k, packed, n, p0,
-         std::min(panels, p0 + per_group), bias, accumulate, gelu, out + r0 * n);
+         std::min(panels, p0 + per_group), bias, accumulate, gelu, out + r0 * ldc, ldc);
   }
 }
 

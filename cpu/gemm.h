@@ -11,14 +11,17 @@ constexpr int kPanelWidth = 16;
 
 // Floats of b [k, n] once packed: ceil(n / 16) panels of [k][16], the last zero-padded.
 int64_t packed_floats(int k, int n);
-void pack_columns(const float* b, int k, int n, float* packed);
+// b [k, n] with rows ldb apart.
+void pack_columns(const float* b, int k, int n, int64_t ldb, float* packed);
+// b = bt^T for bt [n, k] with rows ldbt apart (attention's keys: K^T).
+void pack_transposed(const float* bt, int k, int n, int64_t ldbt, float* packed);
 
-// out[m, n] (rows n apart) = start + a[m, k] @ b, b as pack_columns made it, start =
+// out[m, n] (rows ldc apart) = start + a[m, k] @ b, b packed as above, start =
 // (out if `accumulate`, else 0) + bias (if not null); then gelu_tanh if `gelu`. Threads
 // (OpenMP; one inside a
 // parallel region) take tiles of rows x panels dynamically. Each element is its start plus
 // float32 partial sums over k-blocks of at most 512, in k order.
 void gemm(const float* a, int64_t m, int k, const float* packed, int n, const float* bias,
-          bool accumulate, bool gelu, float* out);
+          bool accumulate, bool gelu, float* out, int64_t ldc);
 
 }  // namespace musiq::cpu

@@ -17,14 +17,14 @@ void linear(const float* a, int64_t m, int k, const float* b, int n, const float
   // Kept across calls: after the largest kernel so far, packing allocates nothing.
   thread_local std::vector<float> packed;
   packed.resize(static_cast<std::size_t>(packed_floats(k, n)));
-  pack_columns(b, k, n, packed.data());
+  pack_columns(b, k, n, n, packed.data());
   linear_packed(a, m, k, packed.data(), n, bias, epilogue, out);
 }
 
 void linear_packed(const float* a, int64_t m, int k, const float* packed_b, int n,
                    const float* bias, Epilogue epilogue, float* out) {
   gemm(a, m, k, packed_b, n, bias, epilogue == Epilogue::kBiasResidual,
-       epilogue == Epilogue::kBiasGelu, out);
+       epilogue == Epilogue::kBiasGelu, out, n);
 }
 
 }  // namespace musiq::cpu

@@ -60,7 +60,7 @@ CpuModel::CpuModel(ModelWeights weights)
   auto pack = [this](int64_t offset, int k, int n) -> const float* {
     float* raw = w_.block.data() + offset;
     std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
-    cpu::pack_columns(raw, k, n, packed.data());
+    cpu::pack_columns(raw, k, n, n, packed.data());
     if (packed.size() == size_t(k) * size_t(n)) {
       std::copy(packed.begin(), packed.end(), raw);
       return raw;
