@@ -3,8 +3,9 @@
 // row's name, shape and cost are defined once and the two devices read side by side:
 //  - preprocessing (normalize, Gaussian resize, patch extraction) for the four photos of
 //    bench/photos.h;
-//  - the patch stem on one chunk of 64 tokens, as engine/model/cpu_model.cc runs it
-//    (kStemChunk), one row per layer under the names cpu_model.cc uses;
+//  - the patch stem on 64 tokens at once, one row per layer (the CPU model now runs the
+//    stem in tiles of 2 tokens per thread within chunks of 256, the GPU in chunks of 512:
+//    these rows time each op at one fixed size, not the model's schedule);
 //  - the encoder at each photo's sequence length L (real tokens of every scale, padding
 //    dropped as the engine does, CLS included), plus L = 50, the 224 scale alone
 //    (49 + 1), and the rows of the last block, where only the CLS query is computed.
@@ -24,7 +25,7 @@
 namespace musiq::bench {
 
 inline constexpr uint32_t kSeed = 20261125;
-inline constexpr int kStemChunk = 64;  // = kStemChunk in engine/model/cpu_model.cc
+inline constexpr int kStemChunk = 64;  // tokens of the stem rows
 
 // The arguments of one call, per op; buffers are made by each device's bench file.
 struct NormalizeCall { int64_t count; };

@@ -7,7 +7,8 @@
 //   head_scores(logits, images, classes, scores)
 //   range(name)                                a scope marking a stage (NVTX on the GPU)
 //   kStemChunk                                 tokens through the stem at once
-//   stem_tiles(count, f)                       f(first, n) over tiles of the chunk's tokens
+//   stem_tiles(ws, count, f)                   f(first, n, scratch) over tiles of the chunk's
+//                                              tokens, each with a StemScratch for n tokens
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -15,60 +16,46 @@
 #include "cpu/ops.h"  // cpu::Epilogue, cpu::Queries
 #include "engine/model/model_weights.h"
 #include "engine/model/packed_batch.h"
+#include "engine/model/stem_scratch.h"
 #include "engine/model/workspace.h"
 #include "weights/config.h"
 
 namespace musiq {
 namespace forward_detail {
 
-constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
-
-// Per token: the largest im2col columns (conv_root: 16*16 positions x 7*7*3; conv2:
-// 8*8 x 3*3*64) and the stem's activations.
-constexpr int64_t kColumnsPerToken = std::max(kRootOut * kRootOut * 7 * 7 * 3,
-                                              kPoolOut * kPoolOut * 3 * 3 * kStemWidth);
-constexpr int64_t kRootPerToken = kRootOut * kRootOut * kStemWidth;
-constexpr int64_t kPooledPerToken = kPoolOut * kPoolOut * kStemWidth;
-constexpr int64_t kUnitPerToken = kPoolOut * kPoolOut * kStemOutWidth;
-
-// The patch stem (root and block1/unit1) for tokens [first, first + n) of a chunk into
-// their rows of ws.unit [chunk, 8*8*256]. Each token's maps are its own (GroupNorm is per
-// token), and every buffer is used from the tile's own offset, so tiles may run at once.
+// The patch stem (root and block1/unit1) for `count` tokens' patches into unit
+// [count, 8*8*256], with `scratch` holding as many tokens. Each token's maps are its own
+// (GroupNorm is per token), so tiles of tokens may run at once.
 template <typename Ops>
-void stem_tile(Ops& ops, const WeightPointers& w, const Workspace& ws, const float* patches,
-               int64_t first, int64_t count) {
+void stem_tile(Ops& ops, const WeightPointers& w, const StemScratch& s, const float* patches,
+               int64_t count, float* unit) {
   const int n = static_cast<int>(count);
-  const int hw = kPoolOut * kPoolOut;
-  float* columns = ws.columns + first * kColumnsPerToken;
-  float* root = ws.root + first * kRootPerToken;
-  float *pooled = ws.pooled + first * kPooledPerToken, *mid = ws.mid + first * kPooledPerToken,
-        *mid2 = ws.mid2 + first * kPooledPerToken;
-  float *proj = ws.proj + first * kUnitPerToken, *unit = ws.unit + first * kUnitPerToken;
+  constexpr int kRoot = kStemRootOut, kPool = kStemPoolOut, hw = kPool * kPool;
   // Root: 7x7/2 SAME conv (pad 2 before, 3 after), GroupNorm + ReLU, 3x3/2 max-pool.
-  ops.conv2d(patches + first * kPatch * kPatch * 3, n, kPatch, kPatch, 3, w.conv_root, 7, 7,
-             kStemWidth, 2, 2, 2, kRootOut, kRootOut, columns, root);
-  ops.group_norm(root, n, kRootOut * kRootOut, kStemWidth, kStemGroups, w.gn_root.scale,
+  ops.conv2d(patches, n, kStemPatch, kStemPatch, 3, w.conv_root, 7, 7, kStemWidth, 2, 2, 2,
+             kRoot, kRoot, s.columns, s.root);
+  ops.group_norm(s.root, n, kRoot * kRoot, kStemWidth, kStemGroups, w.gn_root.scale,
                  w.gn_root.bias, kRootGroupNormEps, true);
-  ops.max_pool_3x3_s2(root, n, kRootOut, kRootOut, kStemWidth, kPoolOut, kPoolOut, pooled);
+  ops.max_pool_3x3_s2(s.root, n, kRoot, kRoot, kStemWidth, kPool, kPool, s.pooled);
 
   // block1/unit1: bottleneck with projection.
-  ops.conv2d(pooled, n, kPoolOut, kPoolOut, kStemWidth, w.conv_proj, 1, 1, kStemOutWidth, 1, 0,
-             0, kPoolOut, kPoolOut, nullptr, proj);
-  ops.group_norm(proj, n, hw, kStemOutWidth, kStemGroups, w.gn_proj.scale, w.gn_proj.bias,
+  ops.conv2d(s.pooled, n, kPool, kPool, kStemWidth, w.conv_proj, 1, 1, kStemOutWidth, 1, 0, 0,
+             kPool, kPool, nullptr, s.proj);
+  ops.group_norm(s.proj, n, hw, kStemOutWidth, kStemGroups, w.gn_proj.scale, w.gn_proj.bias,
                  kUnitGroupNormEps, false);
-  ops.conv2d(pooled, n, kPoolOut, kPoolOut, kStemWidth, w.conv1, 1, 1, kStemWidth, 1, 0, 0,
-             kPoolOut, kPoolOut, nullptr, mid);
-  ops.group_norm(mid, n, hw, kStemWidth, kStemGroups, w.gn1.scale, w.gn1.bias,
+  ops.conv2d(s.pooled, n, kPool, kPool, kStemWidth, w.conv1, 1, 1, kStemWidth, 1, 0, 0, kPool,
+             kPool, nullptr, s.mid);
+  ops.group_norm(s.mid, n, hw, kStemWidth, kStemGroups, w.gn1.scale, w.gn1.bias,
                  kUnitGroupNormEps, true);
-  ops.conv2d(mid, n, kPoolOut, kPoolOut, kStemWidth, w.conv2, 3, 3, kStemWidth, 1, 1, 1,
-             kPoolOut, kPoolOut, columns, mid2);
-  ops.group_norm(mid2, n, hw, kStemWidth, kStemGroups, w.gn2.scale, w.gn2.bias,
+  ops.conv2d(s.mid, n, kPool, kPool, kStemWidth, w.conv2, 3, 3, kStemWidth, 1, 1, 1, kPool,
+             kPool, s.columns, s.mid2);
+  ops.group_norm(s.mid2, n, hw, kStemWidth, kStemGroups, w.gn2.scale, w.gn2.bias,
                  kUnitGroupNormEps, true);
-  ops.conv2d(mid2, n, kPoolOut, kPoolOut, kStemWidth, w.conv3, 1, 1, kStemOutWidth, 1, 0, 0,
-             kPoolOut, kPoolOut, nullptr, unit);
+  ops.conv2d(s.mid2, n, kPool, kPool, kStemWidth, w.conv3, 1, 1, kStemOutWidth, 1, 0, 0,
+             kPool, kPool, nullptr, unit);
   ops.group_norm(unit, n, hw, kStemOutWidth, kStemGroups, w.gn3.scale, w.gn3.bias,
                  kUnitGroupNormEps, false);
-  ops.add_relu(unit, proj, int64_t{n} * kUnitPerToken);
+  ops.add_relu(unit, s.proj, int64_t{n} * kStemUnitPerToken);
 }
 
 // Patch stem + embedding Dense for `count` patches into ws.embedded [count, hidden]: the
@@ -76,11 +63,12 @@ void stem_tile(Ops& ops, const WeightPointers& w, const Workspace& ws, const flo
 template <typename Ops>
 void embed(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
            const float* patches, int64_t count) {
-  ops.stem_tiles(count, [&](int64_t first, int64_t n) {
-    stem_tile(ops, w, ws, patches, first, n);
+  const int64_t pv = c.patch_values();
+  ops.stem_tiles(ws, count, [&](int64_t first, int64_t n, const StemScratch& scratch) {
+    stem_tile(ops, w, scratch, patches + first * pv, n, ws.unit + first * kStemUnitPerToken);
   });
   // Flatten (h, w, c) -> 16384 and project to the hidden size.
-  ops.linear(ws.unit, count, static_cast<int>(kUnitPerToken), w.embedding_kernel,
+  ops.linear(ws.unit, count, static_cast<int>(kStemUnitPerToken), w.embedding_kernel,
              c.hidden_size, w.embedding_bias, cpu::Epilogue::kBias, ws.embedded);
 }
 

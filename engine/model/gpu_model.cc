@@ -106,8 +106,11 @@ struct CudaOps {
   cudaStream_t stream;
 
   NvtxRange range(const char* name) { return NvtxRange(name); }
-  // The stem's kernels are parallel over the whole chunk already: one tile.
-  template <typename F> void stem_tiles(int64_t count, F&& f) { f(0, count); }
+  // The stem's kernels are parallel over the whole chunk already: one tile, with the
+  // workspace's scratch.
+  template <typename F> void stem_tiles(const Workspace& ws, int64_t count, F&& f) {
+    f(0, count, stem_scratch_at(ws.stem_scratch, count));
+  }
   void copy(float* dst, const float* src, int64_t count) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice,
                                stream));
@@ -216,7 +219,7 @@ struct GpuModel::Impl {
 };
 
 Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
-  const WorkspaceLayout layout(config, {batch.rows(), batch.batch(), CudaOps::kStemChunk, true});
+  const WorkspaceLayout layout(config, {batch.rows(), batch.batch(), CudaOps::kStemChunk, true, true});
   const size_t total = size_t(layout.total_floats());
   if (workspace.size() < total) {
     workspace.reset();  // free the old one first: the new one may need that memory

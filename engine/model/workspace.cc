@@ -2,20 +2,21 @@
 
 #include <algorithm>
 
+#include "engine/model/stem_scratch.h"
+
 namespace musiq {
 namespace {
 
 constexpr int64_t kAlignFloats = 64;  // 256 bytes
-constexpr int kPatch = 32, kRootOut = 16, kPoolOut = 8;
+constexpr int kPatch = 32;
 
 }  // namespace
 
 WorkspaceLayout::WorkspaceLayout(const ModelConfig& c, const BatchShape& s)
-    : with_inputs_(s.with_inputs) {
+    : with_inputs_(s.with_inputs), stem_scratch_(s.stem_scratch) {
   const int64_t h = c.hidden_size, rows = s.rows, images = s.images;
   const int64_t tokens = rows - images;
   const int64_t chunk = std::max<int64_t>(1, std::min(s.stem_chunk, tokens));
-  const int64_t root_px = chunk * kRootOut * kRootOut, pool_px = chunk * kPoolOut * kPoolOut;
   const int64_t inputs = s.with_inputs ? 1 : 0;
   int64_t size[kSlots] = {};
   size[kX] = size[kY] = size[kCtx] = rows * h;
@@ -25,10 +26,8 @@ WorkspaceLayout::WorkspaceLayout(const ModelConfig& c, const BatchShape& s)
   size[kLogits] = images * c.num_classes;
   size[kScores] = images;
   size[kChunkPatches] = chunk * kPatch * kPatch * 3;
-  size[kColumns] = std::max(root_px * 7 * 7 * 3, pool_px * 3 * 3 * kStemWidth);
-  size[kRoot] = root_px * kStemWidth;
-  size[kPooled] = size[kMid] = size[kMid2] = pool_px * kStemWidth;
-  size[kProj] = size[kUnit] = pool_px * kStemOutWidth;
+  size[kStemScratch] = s.stem_scratch ? chunk * kStemScratchPerToken : 0;
+  size[kUnit] = chunk * kStemUnitPerToken;
   size[kEmbedded] = chunk * h;
   size[kPatches] = inputs * tokens * c.patch_values();
   size[kSpatial] = size[kScaleId] = inputs * tokens;  // int32: one float each
@@ -52,12 +51,7 @@ Workspace WorkspaceLayout::at(float* base) const {
   w.logits = f(kLogits);
   w.scores = f(kScores);
   w.chunk_patches = f(kChunkPatches);
-  w.columns = f(kColumns);
-  w.root = f(kRoot);
-  w.pooled = f(kPooled);
-  w.proj = f(kProj);
-  w.mid = f(kMid);
-  w.mid2 = f(kMid2);
+  w.stem_scratch = stem_scratch_ ? f(kStemScratch) : nullptr;
   w.unit = f(kUnit);
   w.embedded = f(kEmbedded);
   w.patches = inputs ? f(kPatches) : nullptr;

@@ -16,9 +16,10 @@ struct Workspace {
   // [images, classes] and the scores [images].
   float *cls_x, *logits, *scores;
   // The patch stem, one chunk of tokens at a time: the chunk's patches when they come from
-  // several images' separate buffers, im2col columns, the stem's activations, and the
-  // chunk's embeddings before they go to their rows of x.
-  float *chunk_patches, *columns, *root, *pooled, *proj, *mid, *mid2, *unit, *embedded;
+  // several images' separate buffers, the scratch of its im2col columns and activations
+  // (forward.h's StemScratch; null where each thread holds its own, on the CPU), its
+  // output maps, and the chunk's embeddings before they go to their rows of x.
+  float *chunk_patches, *stem_scratch, *unit, *embedded;
   // The uploaded model input (GPU only; null on the CPU, which reads the tokens in place):
   // packed patches, embedding indices, and the sequence starts.
   float* patches;
@@ -30,6 +31,7 @@ struct BatchShape {
   int64_t rows = 0;    // tokens + one CLS per image
   int64_t images = 0;
   int64_t stem_chunk = 0;     // tokens through the stem at once
+  bool stem_scratch = false;  // room for the stem's scratch, for the whole chunk (GPU)
   bool with_inputs = false;   // room for the uploaded input (GPU)
 };
 
@@ -41,13 +43,12 @@ class WorkspaceLayout {
 
  private:
   enum Slot {
-    kX, kY, kQkv, kCtx, kMlp, kClsX, kLogits, kScores, kChunkPatches, kColumns, kRoot,
-    kPooled, kProj, kMid, kMid2, kUnit, kEmbedded, kPatches, kSpatial, kScaleId, kStarts,
-    kSlots
+    kX, kY, kQkv, kCtx, kMlp, kClsX, kLogits, kScores, kChunkPatches, kStemScratch, kUnit,
+    kEmbedded, kPatches, kSpatial, kScaleId, kStarts, kSlots
   };
   int64_t offset_[kSlots] = {};
   int64_t total_ = 0;
-  bool with_inputs_ = false;
+  bool with_inputs_ = false, stem_scratch_ = false;
 };
 
 }  // namespace musiq
