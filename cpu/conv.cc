@@ -1,18 +1,33 @@
 #include <algorithm>
+#include <cstddef>
+#include <vector>
 
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
 
 namespace musiq::cpu {
 
-// im2col in (kh, kw, cin) column order, matching the HWIO kernel read as [kh*kw*cin, cout],
-// then one GEMM.
 void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
             int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
             float* columns, float* out) {
+  // Kept across calls: after the largest kernel so far, packing allocates nothing.
+  thread_local std::vector<float> packed;
+  const int k = kh * kw * cin;
+  packed.resize(static_cast<std::size_t>(packed_floats(k, cout)));
+  pack_columns(kernel, k, cout, cout, packed.data());
+  conv2d_packed(in, n, h, w, cin, packed.data(), kh, kw, cout, stride, pad_top, pad_left, out_h,
+                out_w, columns, out);
+}
+
+// im2col in (kh, kw, cin) column order, matching the HWIO kernel read as [kh*kw*cin, cout],
+// then one GEMM.
+void conv2d_packed(const float* in, int n, int h, int w, int cin, const float* packed_kernel,
+                   int kh, int kw, int cout, int stride, int pad_top, int pad_left, int out_h,
+                   int out_w, float* columns, float* out) {
   const int64_t k = int64_t{kh} * kw * cin;
   const int64_t positions = int64_t{n} * out_h * out_w;
   if (kh == 1 && kw == 1 && stride == 1 && pad_top == 0 && pad_left == 0) {
-    linear(in, positions, cin, kernel, cout, nullptr, Epilogue::kBias, out);
+    linear_packed(in, positions, cin, packed_kernel, cout, nullptr, Epilogue::kBias, out);
     return;
   }
 #pragma omp parallel for schedule(static)
@@ -37,7 +52,8 @@ void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, 
       std::fill_n(dst + int64_t{hi} * cin, int64_t{kw - hi} * cin, 0.0f);
     }
   }
-  linear(columns, positions, static_cast<int>(k), kernel, cout, nullptr, Epilogue::kBias, out);
+  linear_packed(columns, positions, static_cast<int>(k), packed_kernel, cout, nullptr,
+                Epilogue::kBias, out);
 }
 
 }  // namespace musiq::cpu

@@ -25,6 +25,11 @@ void extract_patches(const float* image, int h, int w, int patch, int count_h, i
 void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
             int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
             float* columns, float* out);
+// conv2d() with the kernel, read as [kh*kw*cin, cout], packed once by pack_columns
+// (cpu/gemm.h), as the CPU model packs its stem's kernels when it loads.
+void conv2d_packed(const float* in, int n, int h, int w, int cin, const float* packed_kernel,
+                   int kh, int kw, int cout, int stride, int pad_top, int pad_left, int out_h,
+                   int out_w, float* columns, float* out);
 
 // In place: GroupNorm over (H*W, channels of a group) per image, then per-channel
 // scale/bias, then ReLU if `relu`. x [n, hw, c].

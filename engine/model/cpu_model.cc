@@ -44,7 +44,8 @@ struct CpuOps {
     return {};
   }
   void copy(float* dst, const float* src, int64_t count) { std::copy_n(src, count, dst); }
-  template <typename... A> void conv2d(A... a) { cpu::conv2d(a...); }
+  // forward.h's convolution kernels: packed by CpuModel's constructor.
+  template <typename... A> void conv2d(A... a) { cpu::conv2d_packed(a...); }
   template <typename... A> void group_norm(A... a) { cpu::group_norm(a...); }
   template <typename... A> void max_pool_3x3_s2(A... a) { cpu::max_pool_3x3_s2(a...); }
   template <typename... A> void add_relu(A... a) { cpu::add_relu(a...); }
@@ -65,8 +66,9 @@ struct CpuOps {
 
 CpuModel::CpuModel(ModelWeights weights)
     : w_(std::move(weights)), params_(w_.host()), threads_(cpu::max_threads()) {
-  // Each Dense kernel [k, n] repacked once for cpu::linear_packed: in place where the
-  // packed form is as large (n a multiple of 16), else (the head's few classes) beside.
+  // Each Dense kernel [k, n] and convolution kernel (HWIO read as [kh*kw*cin, cout])
+  // repacked once for cpu::linear_packed and conv2d_packed: in place where the packed form
+  // is as large (n a multiple of 16), else (the head's few classes) beside.
   auto pack = [this](int64_t offset, int k, int n) -> const float* {
     float* raw = w_.block.data() + offset;
     std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
@@ -81,6 +83,11 @@ CpuModel::CpuModel(ModelWeights weights)
   const ModelConfig& c = w_.config;
   const int h = c.hidden_size;
   const ModelParams<int64_t>& at = w_.offsets;
+  params_.conv_root = pack(at.conv_root, 7 * 7 * 3, kStemWidth);
+  params_.conv_proj = pack(at.conv_proj, kStemWidth, kStemOutWidth);
+  params_.conv1 = pack(at.conv1, kStemWidth, kStemWidth);
+  params_.conv2 = pack(at.conv2, 3 * 3 * kStemWidth, kStemWidth);
+  params_.conv3 = pack(at.conv3, kStemWidth, kStemOutWidth);
   params_.embedding_kernel = pack(at.embedding_kernel, kStemOutWidth * 8 * 8, h);
   for (size_t i = 0; i < params_.blocks.size(); ++i) {
     params_.blocks[i].qkv_kernel = pack(at.blocks[i].qkv_kernel, h, 3 * h);

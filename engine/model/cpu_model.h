@@ -22,7 +22,7 @@ class CpuModel {
   std::vector<float> score_batch(std::span<const Tokens* const> images);
 
  private:
-  ModelWeights w_;         // Dense kernels packed (cpu/gemm.h)
+  ModelWeights w_;         // Dense and convolution kernels packed (cpu/gemm.h)
   WeightPointers params_;  // into w_.block, or packed_beside_
   std::vector<std::vector<float>> packed_beside_;
   std::vector<float> workspace_;
