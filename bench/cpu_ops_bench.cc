@@ -14,6 +14,7 @@
 #include "base/resize_plan.h"
 #include "bench/op_rows.h"
 #include "bench/rate_counters.h"
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "weights/config.h"
 
@@ -21,6 +22,13 @@ namespace musiq::bench {
 namespace {
 
 using Op = std::function<void()>;
+
+// b [k, n] packed for linear_packed and conv2d_packed.
+std::vector<float> packed(const std::vector<float>& b, int k, int n) {
+  std::vector<float> out(static_cast<size_t>(cpu::packed_floats(k, n)));
+  cpu::pack_columns(b.data(), k, n, n, out.data());
+  return out;
+}
 
 // Registers a row. `setup` builds the inputs (untimed) and returns the op to time.
 void add_row(const std::string& name, double flops, double bytes, std::function<Op()> setup) {
@@ -82,14 +90,16 @@ struct MakeCpuOp {
   }
   Op operator()(const ConvCall& c) const {
     const int64_t columns = int64_t{c.n} * c.out_hw * c.out_hw * c.k * c.k * c.cin;
+    // The kernel packed once, as the CPU model packs it when it loads.
+    const int k = c.k * c.k * c.cin;
     return [=, in = random_floats(int64_t{c.n} * c.in_hw * c.in_hw * c.cin),
-            kernel = random_floats(int64_t{c.k} * c.k * c.cin * c.cout,
-                                   1.0f / std::sqrt(float(c.k * c.k * c.cin)), 7),
+            kernel = packed(random_floats(int64_t{k} * c.cout, 1.0f / std::sqrt(float(k)), 7),
+                            k, c.cout),
             cols = std::vector<float>(c.k == 1 ? 0 : columns),
             out = std::vector<float>(int64_t{c.n} * c.out_hw * c.out_hw * c.cout)]() mutable {
-      cpu::conv2d(in.data(), c.n, c.in_hw, c.in_hw, c.cin, kernel.data(), c.k, c.k, c.cout,
-                  c.stride, c.pad, c.pad, c.out_hw, c.out_hw, c.k == 1 ? nullptr : cols.data(),
-                  out.data());
+      cpu::conv2d_packed(in.data(), c.n, c.in_hw, c.in_hw, c.cin, kernel.data(), c.k, c.k,
+                         c.cout, c.stride, c.pad, c.pad, c.out_hw, c.out_hw,
+                         c.k == 1 ? nullptr : cols.data(), out.data());
     };
   }
   Op operator()(const GroupNormCall& c) const {
@@ -112,10 +122,13 @@ struct MakeCpuOp {
     };
   }
   Op operator()(const LinearCall& c) const {
+    // The weights packed once, as the CPU model packs them when it loads.
     return [=, a = random_floats(c.m * c.k),
-            b = random_floats(int64_t{c.k} * c.n, 1.0f / std::sqrt(float(c.k)), 7),
+            b = packed(random_floats(int64_t{c.k} * c.n, 1.0f / std::sqrt(float(c.k)), 7), c.k,
+                       c.n),
             bias = random_floats(c.n, 0.02f, 8), out = random_floats(c.m * c.n, 1.0f, 9)]() mutable {
-      cpu::linear(a.data(), c.m, c.k, b.data(), c.n, bias.data(), c.epilogue, out.data());
+      cpu::linear_packed(a.data(), c.m, c.k, b.data(), c.n, bias.data(), c.epilogue,
+                         out.data());
     };
   }
   Op operator()(const LayerNormCall& c) const {
