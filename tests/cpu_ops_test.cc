@@ -1,12 +1,13 @@
 // CPU op properties beyond tests/ops_test.cc's per-device check against the double-precision
 // formula: max-pool padding, attention against plain float32 and packed sequences, the
-// vector math, patch padding and byte normalisation.
+// GEMM's odd shapes, the vector math, patch padding and byte normalisation.
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <limits>
 #include <utility>
 
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/vector_math.h"
 #include "tests/test_util.h"
@@ -224,6 +225,54 @@ TEST(ExtractPatches, SamePaddingSplitsTheRemainder) {
           const float want = (y < 0 || y >= h || x < 0 || x >= w) ? 0.0f : image[(size_t(y) * w + x) * 3 + c];
           ASSERT_EQ(out[((size_t(p) * 32 + dy) * 32 + dx) * 3 + c], want) << p << " " << dy << " " << dx;
         }
+}
+
+// cpu/gemm.h beyond the model's shapes (tests/ops_test.cc): row counts that are not a
+// multiple of the 6-row tile, widths that end in a partial panel, sums longer than a
+// k-block, a start from `out` and the bias, GELU, and rows of `out` further apart than n.
+TEST(Gemm, OddShapesMatchDoublePrecision) {
+  struct Shape {
+    int64_t m;
+    int k, n;
+    bool bias, accumulate, gelu;
+    int64_t ldc;
+  };
+  for (const Shape& s : {Shape{1, 3, 1, false, false, false, 1},
+                         Shape{7, 37, 17, true, false, false, 17},
+                         Shape{13, 600, 33, true, true, false, 40},
+                         Shape{200, 1100, 50, true, false, true, 64},
+                         Shape{5, 1025, 16, false, true, false, 16}}) {
+    const auto a = random_floats(size_t(s.m) * s.k, 31, -1.0f, 1.0f);
+    const auto b = random_floats(size_t(s.k) * s.n, 32, -1.0f, 1.0f);
+    const auto bias = random_floats(size_t(s.n), 33, -1.0f, 1.0f);
+    auto out = random_floats(size_t(s.m) * s.ldc, 34, -1.0f, 1.0f);
+    std::vector<float> want = out;
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int j = 0; j < s.n; ++j) {
+        double acc = (s.accumulate ? out[i * s.ldc + j] : 0.0) + (s.bias ? bias[j] : 0.0);
+        for (int p = 0; p < s.k; ++p) acc += double(a[i * s.k + p]) * b[size_t(p) * s.n + j];
+        want[i * s.ldc + j] = static_cast<float>(s.gelu ? gelu_tanh(acc) : acc);
+      }
+    std::vector<float> packed(size_t(cpu::packed_floats(s.k, s.n)));
+    cpu::pack_columns(b.data(), s.k, s.n, s.n, packed.data());
+    cpu::gemm(a.data(), s.m, s.k, packed.data(), s.n, s.bias ? bias.data() : nullptr,
+              s.accumulate, s.gelu, out.data(), s.ldc);
+    // Columns past n in each row are not the product's: they must be left as they were.
+    EXPECT_TRUE(all_close(out, want, 2e-6f * std::sqrt(float(s.k)), 1e-5f))
+        << "m " << s.m << " k " << s.k << " n " << s.n;
+  }
+}
+
+TEST(Gemm, TransposedPackingIsPackingOfTheTranspose) {
+  const int k = 19, n = 21, ld = 23;  // bt [n, k] with rows ld apart
+  const auto bt = random_floats(size_t(n) * ld, 35, -1.0f, 1.0f);
+  std::vector<float> b(size_t(k) * n);
+  for (int i = 0; i < k; ++i)
+    for (int j = 0; j < n; ++j) b[size_t(i) * n + j] = bt[size_t(j) * ld + i];
+  std::vector<float> want(size_t(cpu::packed_floats(k, n))), got(want.size());
+  cpu::pack_columns(b.data(), k, n, n, want.data());
+  cpu::pack_transposed(bt.data(), k, n, ld, got.data());
+  EXPECT_TRUE(all_close(got, want, 0, 0));
 }
 
 TEST(NormalizeImage, MapsBytesToMinusOneToOne) {
