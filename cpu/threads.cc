@@ -1,6 +1,5 @@
 #include "cpu/threads.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -9,9 +8,7 @@ namespace musiq::cpu {
 
 void set_threads(int threads) {
   threads = std::clamp(threads, 1, max_threads());
-  if (threads == omp_get_max_threads() && threads == openblas_get_num_threads()) return;
-  openblas_set_num_threads(threads);  // sets OpenMP's count too
-  omp_set_num_threads(threads);
+  if (threads != omp_get_max_threads()) omp_set_num_threads(threads);
 }
 
 int max_threads() {

@@ -1,11 +1,9 @@
-// The number of threads the CPU ops use: their OpenMP loops and OpenBLAS alike.
+// The number of threads the CPU ops use (their OpenMP loops, the GEMM's included).
 #pragma once
 
 namespace musiq::cpu {
 
-// Threads the calling thread's CPU ops start from now on (at least 1). Both OpenMP and
-// OpenBLAS are told: OpenBLAS 0.3.21 stops following omp_set_num_threads once it has
-// seen one thread, so setting OpenMP alone would never come back up from 1.
+// Threads the calling thread's CPU ops start from now on, within [1, max_threads()].
 void set_threads(int threads);
 
 // The most threads the ops may use: OpenMP's count when the process started

@@ -17,7 +17,7 @@ DeviceChoice cpu_device(const std::string& fallback_reason, bool gpu_present) {
   cpu.kind = DeviceKind::kCpu;
   cpu.name = "cpu";
   // Fewer while other processes keep cores busy (engine/model/thread_budget.h).
-  cpu.description = "CPU (up to " + std::to_string(cpu::max_threads()) + " threads, OpenBLAS)";
+  cpu.description = "CPU (up to " + std::to_string(cpu::max_threads()) + " threads)";
   cpu.fallback_reason = fallback_reason;
   cpu.gpu_present = gpu_present;
   return cpu;

@@ -13,7 +13,7 @@ DeviceKind parse_device_kind(const std::string& name);  // auto|cpu|cuda, throws
 struct DeviceChoice {
   DeviceKind kind = DeviceKind::kCpu;  // never kAuto
   std::string name;                    // "cpu" or "cuda"
-  std::string description;             // e.g. "CPU (up to 2 threads, OpenBLAS)"
+  std::string description;             // e.g. "CPU (up to 2 threads)"
   std::string fallback_reason;         // why auto did not use the GPU, if it did not
   bool gpu_present = false;            // a usable GPU exists (whether or not it is used)
 };

@@ -1,8 +1,9 @@
 // How many threads the CPU forward pass uses, chosen again at each stage from what other
-// processes leave free. OpenMP loops and OpenBLAS split their work evenly between threads
-// and spin at their barriers: with another process busy on one of two cores, two threads
-// took 2.5-2.7 s on a 1024x768 photo against 1.6-1.9 s for one thread (issue 14). So
-// while other processes keep cores busy, the pass uses only the cores they leave.
+// processes leave free. A parallel loop ends when its slowest thread does, and threads
+// spin at its end: with another process busy on one of two cores, two threads took
+// 2.5-2.7 s on a 1024x768 photo against 1.6-1.9 s for one thread (issue 14, with
+// OpenBLAS). So while other processes keep cores busy, the pass uses only the cores they
+// leave.
 #pragma once
 #include <cstdint>
 #include <vector>
