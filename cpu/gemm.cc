@@ -6,6 +6,8 @@
 //      compiled for AVX2/AVX-512 by MUSIQ_VECTOR_CLONES), tiles of rows x panels taken
 //      dynamically by the threads; the bias (and residual) added as each tile is stored,
 //      its GELU applied while it is in cache.
+//  v3: the next panel prefetched into L2 during the first tile of each pass (see tile()):
+//      the model at 400x250 2% faster (20 interleaved runs).
 #include "cpu/gemm.h"
 
 #include <omp.h>
@@ -28,14 +30,20 @@ typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
 // start = (c if keep_c, else 0) + (bias16[0:16] if not null). The block's sum starts from
 // zero: a k of 16,384 is summed as 32 partial sums, not one running sum (which took errors
 // past the op test's bound).
+// With `next` (the panel the task reads after this one), each step also asks for the
+// same line of it into L2: the weights come from memory, and the first tile of a pass
+// would otherwise wait on them. Interleaved with the weights out of cache: the embedding
+// (25 MB, m = 64 and 44) 5-6% faster, the encoder's shapes within +-2%.
 template <int R>
 __attribute__((always_inline)) inline void tile(int kc, const float* a, int64_t lda,
                                                 const float* panel, float* c, int64_t ldc,
-                                                bool keep_c, const float* bias16) {
+                                                bool keep_c, const float* bias16,
+                                                const float* next = nullptr) {
   Vec8 acc[R][2];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Vec8{};
   for (int p = 0; p < kc; ++p) {
+    if (next) __builtin_prefetch(next + p * kPanelWidth, 0, 2);
     const Vec8 b0 = *reinterpret_cast<const Vec8*>(panel + p * kPanelWidth);
     const Vec8 b1 = *reinterpret_cast<const Vec8*>(panel + p * kPanelWidth + 8);
 #pragma GCC unroll 6
@@ -98,7 +106,17 @@ MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* 
       const bool first = k0 == 0;
       const PanelPass pass{kc, panel, k, ldc, width, !first || accumulate,
                            first && bias ? bias + j0 : nullptr};
+      // The panel after this one: the next of the group, else the group's first in the
+      // next k-block.
+      const bool last_panel = p + 1 == p1, last_block = k0 + kc >= k;
+      const float* next =
+          last_panel ? (last_block ? nullptr : packed + (int64_t{p0} * k + k0 + kc) * kPanelWidth)
+                     : panel + int64_t{k} * kPanelWidth;
       int64_t r = 0;
+      if (next && width == kPanelWidth && rows >= kTileRows) {
+        tile<kTileRows>(kc, a0, k, panel, c0, ldc, pass.keep_c, pass.bias16, next);
+        r = kTileRows;
+      }
       for (; r + kTileRows <= rows; r += kTileRows)
         edge_tile<kTileRows>(pass, a0 + r * k, c0 + r * ldc);
       switch (rows - r) {
