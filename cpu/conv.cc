@@ -1,6 +1,4 @@
 #include <algorithm>
-#include <cstddef>
-#include <vector>
 
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
@@ -11,13 +9,8 @@ namespace musiq::cpu {
 void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
             int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
             float* columns, float* out) {
-  // Kept across calls: after the largest kernel so far, packing allocates nothing.
-  thread_local std::vector<float> packed;
-  const int k = kh * kw * cin;
-  packed.resize(static_cast<std::size_t>(packed_floats(k, cout)));
-  pack_columns(kernel, k, cout, cout, packed.data());
-  conv2d_packed(in, n, h, w, cin, packed.data(), kh, kw, cout, stride, pad_top, pad_left, out_h,
-                out_w, columns, out);
+  conv2d_packed(in, n, h, w, cin, packed_for_call(kernel, kh * kw * cin, cout), kh, kw, cout,
+                stride, pad_top, pad_left, out_h, out_w, columns, out);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "cpu/vector_math.h"
 
@@ -138,6 +139,22 @@ MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* 
   }
 }
 
+// b [k, n] into panels of 16 columns: b[i, j] = src[i * ld + j], or src[j * ld + i] if
+// kTransposed.
+template <bool kTransposed>
+void pack_panels(const float* src, int k, int n, int64_t ld, float* packed) {
+  const int panels = (n + kPanelWidth - 1) / kPanelWidth;
+  for (int p = 0; p < panels; ++p) {
+    const int j0 = p * kPanelWidth, width = std::min(kPanelWidth, n - j0);
+    for (int i = 0; i < k; ++i) {
+      float* dst = packed + (int64_t{p} * k + i) * kPanelWidth;
+      // A fixed 16: untransposed, two vector moves rather than a memmove call.
+      for (int j = 0; j < kPanelWidth; ++j)
+        dst[j] = j >= width ? 0.0f : kTransposed ? src[(j0 + j) * ld + i] : src[i * ld + j0 + j];
+    }
+  }
+}
+
 }  // namespace
 
 int64_t packed_floats(int k, int n) {
@@ -145,28 +162,19 @@ int64_t packed_floats(int k, int n) {
 }
 
 void pack_columns(const float* b, int k, int n, int64_t ldb, float* packed) {
-  const int panels = (n + kPanelWidth - 1) / kPanelWidth;
-  for (int p = 0; p < panels; ++p) {
-    const int j0 = p * kPanelWidth, width = std::min(kPanelWidth, n - j0);
-    for (int i = 0; i < k; ++i) {
-      // Element by element: a fixed 16 compiles to two vector moves, not a memmove call.
-      float* dst = packed + (int64_t{p} * k + i) * kPanelWidth;
-      const float* src = b + i * ldb + j0;
-      for (int j = 0; j < kPanelWidth; ++j) dst[j] = j < width ? src[j] : 0.0f;
-    }
-  }
+  pack_panels<false>(b, k, n, ldb, packed);
 }
 
 void pack_transposed(const float* bt, int k, int n, int64_t ldbt, float* packed) {
-  const int panels = (n + kPanelWidth - 1) / kPanelWidth;
-  for (int p = 0; p < panels; ++p) {
-    const int j0 = p * kPanelWidth, width = std::min(kPanelWidth, n - j0);
-    float* dst = packed + int64_t{p} * k * kPanelWidth;
-    for (int i = 0; i < k; ++i) {
-      for (int j = 0; j < width; ++j) dst[i * kPanelWidth + j] = bt[(j0 + j) * ldbt + i];
-      for (int j = width; j < kPanelWidth; ++j) dst[i * kPanelWidth + j] = 0.0f;
-    }
-  }
+  pack_panels<true>(bt, k, n, ldbt, packed);
+}
+
+const float* packed_for_call(const float* b, int k, int n) {
+  // Kept across calls: after the largest matrix so far, packing allocates nothing.
+  thread_local std::vector<float> packed;
+  packed.resize(static_cast<size_t>(packed_floats(k, n)));
+  pack_columns(b, k, n, n, packed.data());
+  return packed.data();
 }
 
 void gemm(const float* a, int64_t m, int k, const float* packed, int n, const float* bias,

@@ -15,12 +15,15 @@ int64_t packed_floats(int k, int n);
 void pack_columns(const float* b, int k, int n, int64_t ldb, float* packed);
 // b = bt^T for bt [n, k] with rows ldbt apart (attention's keys: K^T).
 void pack_transposed(const float* bt, int k, int n, int64_t ldbt, float* packed);
+// b [k, n] (rows n apart) packed into this thread's buffer, which the thread's next call
+// reuses: for callers holding raw weights (tests, the GPU comparison); the model packs its
+// weights once at load.
+const float* packed_for_call(const float* b, int k, int n);
 
 // out[m, n] (rows ldc apart) = start + a[m, k] @ b, b packed as above, start =
 // (out if `accumulate`, else 0) + bias (if not null); then gelu_tanh if `gelu`. Threads
-// (OpenMP; one inside a
-// parallel region) take tiles of rows x panels dynamically. Each element is its start plus
-// float32 partial sums over k-blocks of at most 512, in k order.
+// (OpenMP; one inside a parallel region) take tiles of rows x panels dynamically. Each
+// element is its start plus float32 partial sums over k-blocks of at most 512, in k order.
 void gemm(const float* a, int64_t m, int k, const float* packed, int n, const float* bias,
           bool accumulate, bool gelu, float* out, int64_t ldc);
 

@@ -4,9 +4,6 @@
 //  v3: the bias written into `out` before the GEMM (beta = 1) instead of OpenBLAS zeroing
 //      it (beta = 0) and a bias pass after.
 //  v4: our own GEMM (cpu/gemm.cc), the GELU applied per output tile while in cache.
-#include <cstddef>
-#include <vector>
-
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 
@@ -14,11 +11,7 @@ namespace musiq::cpu {
 
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
             Epilogue epilogue, float* out) {
-  // Kept across calls: after the largest kernel so far, packing allocates nothing.
-  thread_local std::vector<float> packed;
-  packed.resize(static_cast<std::size_t>(packed_floats(k, n)));
-  pack_columns(b, k, n, n, packed.data());
-  linear_packed(a, m, k, packed.data(), n, bias, epilogue, out);
+  linear_packed(a, m, k, packed_for_call(b, k, n), n, bias, epilogue, out);
 }
 
 void linear_packed(const float* a, int64_t m, int k, const float* packed_b, int n,

@@ -1,6 +1,7 @@
 #include "engine/model/thread_budget.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -63,10 +64,19 @@ double others_busy_cores(const CpuTicks& before, const CpuTicks& after) {
 }
 
 ThreadBudget::ThreadBudget(int most)
-    : most_(std::max(1, most)), current_(most_), readable_(read_cpu_ticks(last_)) {}
+    : most_(std::max(1, most)),
+      current_(most_),
+      readable_(read_cpu_ticks(last_)),
+      window_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(double(kWindowTicksPerCpu) /
+                                        double(std::max(1L, sysconf(_SC_CLK_TCK)))))),
+      chosen_at_(std::chrono::steady_clock::now()) {}
 
 int ThreadBudget::next() {
   if (!readable_ || most_ == 1) return current_;
+  // Reading /proc takes ~40 us: skip it while the window cannot have passed.
+  const auto clock = std::chrono::steady_clock::now();
+  if (clock - chosen_at_ < window_) return current_;
   CpuTicks now;
   if (!read_cpu_ticks(now) || now.cpus != last_.cpus) {
     readable_ = read_cpu_ticks(last_);
@@ -75,6 +85,7 @@ int ThreadBudget::next() {
   if (now.total - last_.total < kWindowTicksPerCpu * now.cpus) return current_;
   current_ = threads_for_load(most_, now.cpus, others_busy_cores(last_, now));
   last_ = now;
+  chosen_at_ = clock;
   return current_;
 }
 

@@ -5,6 +5,7 @@
 // OpenBLAS). So while other processes keep cores busy, the pass uses only the cores they
 // leave.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -32,7 +33,7 @@ class ThreadBudget {
   explicit ThreadBudget(int most);
   // Threads for the next stage: re-chosen when at least kWindowTicksPerCpu have passed on
   // each CPU since the last choice (a shorter window is too coarse at 100 ticks a second),
-  // else the last choice.
+  // else the last choice. /proc is read only once that much time can have passed.
   int next();
 
   static constexpr int64_t kWindowTicksPerCpu = 10;
@@ -41,6 +42,8 @@ class ThreadBudget {
   int most_, current_;
   CpuTicks last_;   // before readable_, whose initialiser fills it
   bool readable_;
+  std::chrono::steady_clock::duration window_;  // kWindowTicksPerCpu ticks
+  std::chrono::steady_clock::time_point chosen_at_;
 };
 
 }  // namespace musiq
