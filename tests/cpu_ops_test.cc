@@ -46,8 +46,8 @@ struct AttentionCase {
 
 class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 
-// Lengths around the 256-row query block, the last block's single CLS query (q_rows 1)
-// and 962 rows (4 equal blocks of 241).
+// Lengths around the 256-row query block, the last block's single CLS query (q_rows 1),
+// 962 rows (4 equal blocks of 241) and 1100 keys (two key blocks: the online softmax).
 // Besides the bound, the flash-attention rule: the error against double precision is at
 // most twice that of a plain float32 implementation (std::exp, sequential sums).
 TEST_P(AttentionTest, MatchesFullSoftmax) {
@@ -104,7 +104,8 @@ TEST_P(AttentionTest, MatchesFullSoftmax) {
 INSTANTIATE_TEST_SUITE_P(Lengths, AttentionTest,
                          ::testing::Values(AttentionCase{1, 1}, AttentionCase{33, 33},
                                            AttentionCase{300, 300}, AttentionCase{513, 1},
-                                           AttentionCase{962, 962}, AttentionCase{700, 1}));
+                                           AttentionCase{962, 962}, AttentionCase{700, 1},
+                                           AttentionCase{1100, 1100}));
 
 // Packed sequences (cu_seqlens) attend only within themselves: every sequence's output is
 // bit for bit what it gets alone, for all queries and for the CLS query alone.
