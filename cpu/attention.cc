@@ -207,8 +207,10 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
              head_dim, nullptr, j0 > 0, false, o, hidden);
       }
       // Softmax normalisation applied to the output row instead of the len scores.
-      for (int64_t r = 0; r < rows; ++r)
-        for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= 1.0f / row_sums[r];
+      for (int64_t r = 0; r < rows; ++r) {
+        const float inv = 1.0f / row_sums[r];
+        for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= inv;
+      }
     }
   }
 }
