@@ -1,8 +1,9 @@
 #include "cpu/ops.h"
+#include "cpu/vector_math.h"  // MUSIQ_VECTOR_CLONES
 
 namespace musiq::cpu {
 
-void add_relu(float* x, const float* residual, int64_t count) {
+MUSIQ_VECTOR_CLONES void add_relu(float* x, const float* residual, int64_t count) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < count; ++i) {
     const float v = x[i] + residual[i];

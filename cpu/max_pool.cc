@@ -1,11 +1,12 @@
 #include <limits>
 
 #include "cpu/ops.h"
+#include "cpu/vector_math.h"  // MUSIQ_VECTOR_CLONES
 
 namespace musiq::cpu {
 
-void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int out_w,
-                     float* out) {
+MUSIQ_VECTOR_CLONES void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h,
+                                         int out_w, float* out) {
   // SAME: total padding (out-1)*2+3-in, the smaller half before. Padding never wins.
   const int pad_top = ((out_h - 1) * 2 + 3 - h) / 2;
   const int pad_left = ((out_w - 1) * 2 + 3 - w) / 2;
