@@ -68,9 +68,10 @@ void conv2d_packed(const float* in, int n, int h, int w, int cin, const float* p
     return;
   }
   const ConvInput input{in, h, w, cin, kh, kw, stride, pad_top, pad_left, out_h, out_w};
-  // About kBlockBytes of columns a block, whole register tiles of 6 rows.
+  // About kBlockBytes of columns a block, in whole register tiles.
   constexpr int64_t kBlockBytes = 128 * 1024;
-  const int64_t block = std::max<int64_t>(6, kBlockBytes / (k * int64_t{sizeof(float)}) / 6 * 6);
+  const int64_t block = std::max<int64_t>(
+      kTileRows, kBlockBytes / (k * int64_t{sizeof(float)}) / kTileRows * kTileRows);
   const int64_t blocks = (positions + block - 1) / block;
   // Inside a parallel region (a stem tile) the blocks run on this thread, and so does
   // each block's GEMM.

@@ -20,7 +20,6 @@
 namespace musiq::cpu {
 namespace {
 
-constexpr int kTileRows = 6;      // rows of a register tile: 12 accumulators + 2 of b
 constexpr int kBlockRows = 192;   // rows of a task: their k-block of `a` stays in L2
 constexpr int kMostBlockK = 512;  // longer sums run in equal k-blocks of at most this
 

@@ -6,8 +6,11 @@
 
 namespace musiq::cpu {
 
-// Columns per panel: two 8-float vectors (AVX2) across a register tile of 6 rows.
+// Columns per panel: two 8-float vectors (AVX2) across a register tile of kTileRows rows.
 constexpr int kPanelWidth = 16;
+// Rows of a register tile: 12 accumulators + 2 of b. Callers that cut `a` into blocks
+// keep them whole tiles.
+constexpr int kTileRows = 6;
 
 // Floats of b [k, n] once packed: ceil(n / 16) panels of [k][16], the last zero-padded.
 int64_t packed_floats(int k, int n);
