@@ -4,7 +4,7 @@
 //  - preprocessing (normalize, Gaussian resize, patch extraction) for the four photos of
 //    bench/photos.h;
 //  - the patch stem on 64 tokens at once, one row per layer (the CPU model now runs the
-//    stem in tiles of 2 tokens per thread within chunks of 256, the GPU in chunks of 512:
+//    stem in tiles of 4 tokens per thread within chunks of 256, the GPU in chunks of 512:
 //    these rows time each op at one fixed size, not the model's schedule);
 //  - the encoder at each photo's sequence length L (real tokens of every scale, padding
 //    dropped as the engine does, CLS included), plus L = 50, the 224 scale alone

@@ -14,9 +14,12 @@ namespace {
 // The device of engine/model/forward.h on the CPU: cpu/ops.h as it is.
 struct CpuOps {
   // Tokens through the stem at once, then through the embedding's GEMM (which reads its
-  // 25 MB of weights once per chunk); 32, 128 and 256 measured 2-10% slower (the chunk's
-  // stem output, 64 KB a token, then leaves the L3 cache).
-  static constexpr int64_t kStemChunk = 64;
+  // 25 MB of weights once per chunk). It was 64: at a41b6fe 32, 128 and 256 measured
+  // 2-10% slower, before the stem's convolutions ran im2col in L2-sized blocks (e9b4aab).
+  // 256 against 64 at 7474e9f (model pass, interleaved, 2026-12-02):
+  // 224x224 (242 tokens, one chunk instead of four) median 0.937 over 16 rounds,
+  // 1024x768 0.98 over 8, 2048x1536 1.00 over 4.
+  static constexpr int64_t kStemChunk = 256;
   static constexpr int64_t kStemTile = 4;  // 2 was no faster
 
   // Tiles of tokens go through the whole stem on one thread each, with that thread's own
