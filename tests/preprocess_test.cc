@@ -1,5 +1,8 @@
 // Token geometry for shapes the TensorFlow fixtures do not cover.
 #include "engine/preprocess/preprocess.h"
+
+#include <algorithm>
+
 #include "tests/test_util.h"
 
 namespace musiq {
@@ -40,6 +43,21 @@ TEST(Preprocess, TallNarrowPhoto728x2048) {
   EXPECT_EQ(t.scales[0].width, 80);
   EXPECT_EQ(t.scales[2].tokens, 23 * 64);
   for (int32_t s : t.spatial) ASSERT_LT(s, 100);
+}
+
+// A native scale with a token limit keeps its first patches in row-major order, and the
+// resized scales' patches are those of the unlimited config.
+TEST(Preprocess, NativeTokenLimitKeepsTheFirstPatches) {
+  const Image image = flat_image(200, 130);  // native 7x5 = 35 patches
+  ModelConfig limited;
+  limited.max_seq_len_from_original_res = 9;
+  const Tokens all = make_tokens(image, ModelConfig{});
+  const Tokens cut = make_tokens(image, limited);
+  ASSERT_EQ(all.scales[2].tokens, 35);
+  ASSERT_EQ(cut.scales[2].tokens, 9);
+  ASSERT_EQ(cut.count(), all.count() - 35 + 9);
+  ASSERT_EQ(cut.patches.size(), size_t(cut.count()) * cut.patch_values);
+  EXPECT_TRUE(std::equal(cut.patches.begin(), cut.patches.end(), all.patches.begin()));
 }
 
 TEST(Preprocess, ResizedShapeUsesFloat32Rounding) {

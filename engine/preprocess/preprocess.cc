@@ -88,7 +88,13 @@ Tokens make_tokens(const Image& image, const ModelConfig& config) {
   std::vector<float> normalized(size_t(h) * w * 3);
   cpu::normalize_image(image.rgb.data(), static_cast<int64_t>(normalized.size()),
                        normalized.data());
-  std::vector<float> tmp, resized, patches;
+  std::vector<float> tmp, resized, cut;
+  // tokens.patches is allocated once, at its final size, and a scale's patches are
+  // extracted in place unless the scale has more patches than its token limit.
+  int64_t token_count = 0;
+  for (const ScalePlan& scale : plan.scales) token_count += scale.geometry.tokens;
+  tokens.patches.resize(size_t(token_count * tokens.patch_values));
+  float* next = tokens.patches.data();
   for (const ScalePlan& scale : plan.scales) {
     const ScaleGeometry& g = scale.geometry;
     const float* pixels = normalized.data();
@@ -99,11 +105,12 @@ Tokens make_tokens(const Image& image, const ModelConfig& config) {
                            resized.data());
       pixels = resized.data();
     }
-    patches.resize(size_t(g.count_h) * g.count_w * tokens.patch_values);
+    const int64_t count = int64_t{g.count_h} * g.count_w, values = g.tokens * tokens.patch_values;
+    if (count > g.tokens) cut.resize(size_t(count * tokens.patch_values));
     cpu::extract_patches(pixels, g.height, g.width, config.patch_size, g.count_h, g.count_w,
-                         g.pad_top, g.pad_left, patches.data());
-    tokens.patches.insert(tokens.patches.end(), patches.begin(),
-                          patches.begin() + g.tokens * tokens.patch_values);
+                         g.pad_top, g.pad_left, count > g.tokens ? cut.data() : next);
+    if (count > g.tokens) std::copy_n(cut.data(), values, next);
+    next += values;
     tokens.scales.push_back(g);
   }
   tokens.spatial = std::move(plan.spatial);
