@@ -106,10 +106,11 @@ Tokens make_tokens(const Image& image, const ModelConfig& config) {
       pixels = resized.data();
     }
     const int64_t count = int64_t{g.count_h} * g.count_w, values = g.tokens * tokens.patch_values;
-    if (count > g.tokens) cut.resize(size_t(count * tokens.patch_values));
+    const bool cut_short = count > g.tokens;
+    if (cut_short) cut.resize(size_t(count * tokens.patch_values));
     cpu::extract_patches(pixels, g.height, g.width, config.patch_size, g.count_h, g.count_w,
-                         g.pad_top, g.pad_left, count > g.tokens ? cut.data() : next);
-    if (count > g.tokens) std::copy_n(cut.data(), values, next);
+                         g.pad_top, g.pad_left, cut_short ? cut.data() : next);
+    if (cut_short) std::copy_n(cut.data(), values, next);
     next += values;
     tokens.scales.push_back(g);
   }
