@@ -8,6 +8,10 @@
 //      its GELU applied while it is in cache.
 //  v3: the next panel prefetched into L2 during the first tile of each pass (see tile()):
 //      the model at 400x250 2% faster (20 interleaved runs).
+//  v4: the rows of `a` found through pointers, in runs, so that a convolution's windows
+//      are read in place from its padded input (ConvWindows) instead of an im2col matrix:
+//      the model at 224x224 0.962 of v3's time (median of 10 interleaved rounds), at
+//      1024x768 0.974 (6 rounds); the dense shapes level.
 #include "cpu/gemm.h"
 
 #include <omp.h>
@@ -26,32 +30,51 @@ constexpr int kMostBlockK = 512;  // longer sums run in equal k-blocks of at mos
 // 8 floats; alignment 4 so that loads and stores of rows at any offset are allowed.
 typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
 
-// c[r, 0:16] = start + sum over p < kc of a[r, p] * panel[p, 0:16], r < R, rows ldc apart;
-// start = (c if keep_c, else 0) + (bias16[0:16] if not null). The block's sum starts from
-// zero: a k of 16,384 is summed as 32 partial sums, not one running sum (which took errors
-// past the op test's bound).
+// Where a tile's R rows of `a` are: the k values of row r in runs of `run` floats, run j
+// at rows[r] + j * run_stride (a dense `a`: one run of all k).
+template <int R>
+struct TileRows {
+  const float* rows[R];
+  int run;
+  int64_t run_stride;
+};
+
+// c[r, 0:16] = start + sum over p < kc of a[r, k0 + p] * panel[p, 0:16], r < R, rows ldc
+// apart; start = (c if keep_c, else 0) + (bias16[0:16] if not null). The block's sum starts
+// from zero: a k of 16,384 is summed as 32 partial sums, not one running sum (which took
+// errors past the op test's bound). The sum runs in k order across the runs of `a`.
 // With `next` (the panel the task reads after this one), each step also asks for the
 // same line of it into L2: the weights come from memory, and the first tile of a pass
 // would otherwise wait on them. Interleaved with the weights out of cache: the embedding
 // (25 MB, m = 64 and 44) 5-6% faster, the encoder's shapes within +-2%.
 template <int R>
-__attribute__((always_inline)) inline void tile(int kc, const float* a, int64_t lda,
+__attribute__((always_inline)) inline void tile(int k0, int kc, const TileRows<R>& a,
                                                 const float* panel, float* c, int64_t ldc,
                                                 bool keep_c, const float* bias16,
                                                 const float* next = nullptr) {
   Vec8 acc[R][2];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Vec8{};
-  for (int p = 0; p < kc; ++p) {
-    if (next) __builtin_prefetch(next + p * kPanelWidth, 0, 2);
-    const Vec8 b0 = *reinterpret_cast<const Vec8*>(panel + p * kPanelWidth);
-    const Vec8 b1 = *reinterpret_cast<const Vec8*>(panel + p * kPanelWidth + 8);
+  // The block starts in run `run` at float `from` of it (a dense `a`: run 0, float k0).
+  int run = k0 / a.run, from = k0 - run * a.run;
+  for (int p = 0; p < kc; ++run, from = 0) {
+    const int len = std::min(a.run - from, kc - p);
+    const float* x[R];
 #pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      const float x = a[r * lda + p];
-      acc[r][0] += x * b0;
-      acc[r][1] += x * b1;
+    for (int r = 0; r < R; ++r) x[r] = a.rows[r] + run * a.run_stride + from;
+    const float* b = panel + int64_t{p} * kPanelWidth;
+    const float* next_b = next ? next + int64_t{p} * kPanelWidth : nullptr;
+    for (int i = 0; i < len; ++i) {
+      if (next_b) __builtin_prefetch(next_b + i * kPanelWidth, 0, 2);
+      const Vec8 b0 = *reinterpret_cast<const Vec8*>(b + i * kPanelWidth);
+      const Vec8 b1 = *reinterpret_cast<const Vec8*>(b + i * kPanelWidth + 8);
+#pragma GCC unroll 6
+      for (int r = 0; r < R; ++r) {
+        acc[r][0] += x[r][i] * b0;
+        acc[r][1] += x[r][i] * b1;
+      }
     }
+    p += len;
   }
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
@@ -66,33 +89,65 @@ __attribute__((always_inline)) inline void tile(int kc, const float* a, int64_t 
   }
 }
 
-// One panel's pass over a k-block, as every tile of it runs: see tile().
-struct PanelPass {
-  int kc;
-  const float* panel;
-  int64_t lda, ldc;
-  int width;   // columns of the panel in `out`: 16 but in the last panel
-  bool keep_c;
-  const float* bias16;
+// The rows of `a` as the GEMM reads them: dense, row i at a + i * lda in one run of k
+// floats, or a convolution's windows (ConvWindows).
+struct RowsOfA {
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const ConvWindows* windows = nullptr;
+
+  const float* row(int64_t i) const {
+    if (!windows) return a + i * lda;
+    const ConvWindows& w = *windows;
+    const int64_t img = i / (int64_t{w.out_h} * w.out_w);
+    const int64_t oy = i / w.out_w % w.out_h, ox = i % w.out_w;
+    return w.padded + ((img * w.hp + oy * w.stride) * w.wp + ox * w.stride) * w.cin;
+  }
+  int run(int k) const { return windows ? windows->kw * windows->cin : k; }
+  int64_t run_stride() const { return windows ? int64_t{windows->wp} * windows->cin : 0; }
 };
 
-// R rows of a panel pass; a panel narrower than 16 columns in `out` goes through a copy.
+// One panel's pass over a k-block, as every tile of it runs: see tile().
+struct PanelPass {
+  int k0, kc;
+  const float* const* rows;  // of `a`, as RowsOfA finds them
+  int run;
+  int64_t run_stride;
+  const float* panel;
+  int64_t ldc;
+  int width;  // columns of the panel in `out`: 16 but in the last panel
+  bool keep_c;
+  const float* bias16;
+
+  template <int R>
+  TileRows<R> tile_rows(int64_t r) const {
+    TileRows<R> t{{}, run, run_stride};
+    for (int i = 0; i < R; ++i) t.rows[i] = rows[r + i];
+    return t;
+  }
+};
+
+// R rows of a panel pass from row r; a panel narrower than 16 columns in `out` goes
+// through a copy.
 template <int R>
-__attribute__((always_inline)) inline void edge_tile(const PanelPass& p, const float* a,
-                                                     float* c) {
-  if (p.width == kPanelWidth)
-    return tile<R>(p.kc, a, p.lda, p.panel, c, p.ldc, p.keep_c, p.bias16);
+__attribute__((always_inline)) inline void edge_tile(const PanelPass& p, int64_t r, float* c) {
+  const TileRows<R> a = p.tile_rows<R>(r);
+  if (p.width == kPanelWidth) return tile<R>(p.k0, p.kc, a, p.panel, c, p.ldc, p.keep_c, p.bias16);
   float local[R * kPanelWidth] = {}, local_bias[kPanelWidth] = {};
-  for (int r = 0; r < R; ++r) std::copy_n(c + r * p.ldc, p.width, local + r * kPanelWidth);
+  for (int i = 0; i < R; ++i) std::copy_n(c + i * p.ldc, p.width, local + i * kPanelWidth);
   if (p.bias16) std::copy_n(p.bias16, p.width, local_bias);
-  tile<R>(p.kc, a, p.lda, p.panel, local, kPanelWidth, p.keep_c, p.bias16 ? local_bias : nullptr);
-  for (int r = 0; r < R; ++r) std::copy_n(local + r * kPanelWidth, p.width, c + r * p.ldc);
+  tile<R>(p.k0, p.kc, a, p.panel, local, kPanelWidth, p.keep_c, p.bias16 ? local_bias : nullptr);
+  for (int i = 0; i < R; ++i) std::copy_n(local + i * kPanelWidth, p.width, c + i * p.ldc);
 }
 
-// Rows [0, rows) x panels [p0, p1) of the output: every k-block, then GELU.
-MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* packed, int n,
-                              int p0, int p1, const float* bias, bool accumulate, bool gelu,
-                              float* out, int64_t ldc) {
+// Rows [r0, r0 + rows) x panels [p0, p1) of the output, rows <= kBlockRows: every k-block,
+// then GELU.
+MUSIQ_VECTOR_CLONES void task(const RowsOfA& a, int64_t r0, int64_t rows, int k,
+                              const float* packed, int n, int p0, int p1, const float* bias,
+                              bool accumulate, bool gelu, float* out, int64_t ldc) {
+  const float* row_ptrs[kBlockRows];
+  for (int64_t r = 0; r < rows; ++r) row_ptrs[r] = a.row(r0 + r);
+  out += r0 * ldc;
   const int k_blocks = (k + kMostBlockK - 1) / kMostBlockK;
   const int block_k = (k + k_blocks - 1) / k_blocks;
   for (int k0 = 0; k0 < k; k0 += block_k) {
@@ -100,11 +155,18 @@ MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* 
     for (int p = p0; p < p1; ++p) {
       const float* panel = packed + (int64_t{p} * k + k0) * kPanelWidth;
       const int j0 = p * kPanelWidth, width = std::min(kPanelWidth, n - j0);
-      const float* a0 = a + k0;
       float* c0 = out + j0;
       // The first k-block starts from the bias and/or what `out` holds; later ones add.
       const bool first = k0 == 0;
-      const PanelPass pass{kc, panel, k, ldc, width, !first || accumulate,
+      const PanelPass pass{k0,
+                           kc,
+                           row_ptrs,
+                           a.run(k),
+                           a.run_stride(),
+                           panel,
+                           ldc,
+                           width,
+                           !first || accumulate,
                            first && bias ? bias + j0 : nullptr};
       // The panel after this one: the next of the group, else the group's first in the
       // next k-block.
@@ -114,18 +176,29 @@ MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* 
                      : panel + int64_t{k} * kPanelWidth;
       int64_t r = 0;
       if (next && width == kPanelWidth && rows >= kTileRows) {
-        tile<kTileRows>(kc, a0, k, panel, c0, ldc, pass.keep_c, pass.bias16, next);
+        tile<kTileRows>(k0, kc, pass.tile_rows<kTileRows>(0), panel, c0, ldc, pass.keep_c,
+                        pass.bias16, next);
         r = kTileRows;
       }
-      for (; r + kTileRows <= rows; r += kTileRows)
-        edge_tile<kTileRows>(pass, a0 + r * k, c0 + r * ldc);
+      for (; r + kTileRows <= rows; r += kTileRows) edge_tile<kTileRows>(pass, r, c0 + r * ldc);
       switch (rows - r) {
-        case 5: edge_tile<5>(pass, a0 + r * k, c0 + r * ldc); break;
-        case 4: edge_tile<4>(pass, a0 + r * k, c0 + r * ldc); break;
-        case 3: edge_tile<3>(pass, a0 + r * k, c0 + r * ldc); break;
-        case 2: edge_tile<2>(pass, a0 + r * k, c0 + r * ldc); break;
-        case 1: edge_tile<1>(pass, a0 + r * k, c0 + r * ldc); break;
-        default: break;
+        case 5:
+          edge_tile<5>(pass, r, c0 + r * ldc);
+          break;
+        case 4:
+          edge_tile<4>(pass, r, c0 + r * ldc);
+          break;
+        case 3:
+          edge_tile<3>(pass, r, c0 + r * ldc);
+          break;
+        case 2:
+          edge_tile<2>(pass, r, c0 + r * ldc);
+          break;
+        case 1:
+          edge_tile<1>(pass, r, c0 + r * ldc);
+          break;
+        default:
+          break;
       }
     }
   }
@@ -135,6 +208,29 @@ MUSIQ_VECTOR_CLONES void task(const float* a, int64_t rows, int k, const float* 
     float* row = out + r * ldc;
 #pragma omp simd
     for (int j = j0; j < j1; ++j) row[j] = gelu_tanh(row[j]);
+  }
+}
+
+// out = start + a @ b over tasks of rows x panel groups: see gemm() in gemm.h.
+void gemm_rows(const RowsOfA& a, int64_t m, int k, const float* packed, int n, const float* bias,
+               bool accumulate, bool gelu, float* out, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  const int panels = (n + kPanelWidth - 1) / kPanelWidth;
+  const int64_t row_blocks = (m + kBlockRows - 1) / kBlockRows;
+  // Enough tasks that threads finish together (and one slowed by another process leaves
+  // its share to the others): cut the panels into groups while tasks are few.
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  int groups = 1;
+  while (row_blocks * groups < 8 * int64_t{threads} && groups < panels) ++groups;
+  const int per_group = (panels + groups - 1) / groups;
+  groups = (panels + per_group - 1) / per_group;
+  const int64_t tasks = row_blocks * groups;
+#pragma omp parallel for schedule(dynamic) if (tasks > 1 && threads > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t r0 = t / groups * kBlockRows;
+    const int p0 = static_cast<int>(t % groups) * per_group;
+    task(a, r0, std::min<int64_t>(kBlockRows, m - r0), k, packed, n, p0,
+         std::min(panels, p0 + per_group), bias, accumulate, gelu, out, ldc);
   }
 }
 
@@ -178,24 +274,12 @@ const float* packed_for_call(const float* b, int k, int n) {
 
 void gemm(const float* a, int64_t m, int k, const float* packed, int n, const float* bias,
           bool accumulate, bool gelu, float* out, int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
-  const int panels = (n + kPanelWidth - 1) / kPanelWidth;
-  const int64_t row_blocks = (m + kBlockRows - 1) / kBlockRows;
-  // Enough tasks that threads finish together (and one slowed by another process leaves
-  // its share to the others): cut the panels into groups while tasks are few.
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  int groups = 1;
-  while (row_blocks * groups < 8 * int64_t{threads} && groups < panels) ++groups;
-  const int per_group = (panels + groups - 1) / groups;
-  groups = (panels + per_group - 1) / per_group;
-  const int64_t tasks = row_blocks * groups;
-#pragma omp parallel for schedule(dynamic) if (tasks > 1 && threads > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t r0 = t / groups * kBlockRows;
-    const int p0 = static_cast<int>(t % groups) * per_group;
-    task(a + r0 * k, std::min<int64_t>(kBlockRows, m - r0), k, packed, n, p0,
-         std::min(panels, p0 + per_group), bias, accumulate, gelu, out + r0 * ldc, ldc);
-  }
+  gemm_rows(RowsOfA{a, k}, m, k, packed, n, bias, accumulate, gelu, out, ldc);
+}
+
+void gemm(const ConvWindows& windows, int64_t m, const float* packed, int n, float* out) {
+  gemm_rows(RowsOfA{nullptr, 0, &windows}, m, windows.kh * windows.kw * windows.cin, packed, n,
+            nullptr, false, false, out, n);
 }
 
 }  // namespace musiq::cpu

@@ -30,4 +30,16 @@ const float* packed_for_call(const float* b, int k, int n);
 void gemm(const float* a, int64_t m, int k, const float* packed, int n, const float* bias,
           bool accumulate, bool gelu, float* out, int64_t ldc);
 
+// An implicit im2col: `a` read in place from a convolution's input, zero-padded to
+// [images, hp, wp, cin] so that every window lies inside it. Row i of `a` is the window of
+// output position i (image, oy, ox), in (kh, kw, cin) order: kh runs of kw * cin floats,
+// each contiguous in the input.
+struct ConvWindows {
+  const float* padded;
+  int hp, wp, cin, kh, kw, stride, out_h, out_w;
+};
+// out[m, n] (rows n apart) = a @ b for `a` as `windows` finds it, k = kh * kw * cin, m =
+// images * out_h * out_w: the same sums in the same order as gemm() on the im2col matrix.
+void gemm(const ConvWindows& windows, int64_t m, const float* packed, int n, float* out);
+
 }  // namespace musiq::cpu

@@ -21,7 +21,9 @@ void extract_patches(const float* image, int h, int w, int patch, int count_h, i
                      int pad_top, int pad_left, float* out);
 
 // NHWC convolution, HWIO kernel, no bias, explicit top/left padding (bottom/right
-// implied by the output size). `columns` is scratch of n*out_h*out_w*kh*kw*cin floats.
+// implied by the output size), stride <= kernel. `columns` is scratch of
+// n*out_h*out_w*kh*kw*cin floats (as the GPU's im2col needs; the CPU holds the padded
+// input there, which is no larger).
 void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
             int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
             float* columns, float* out);

@@ -1,10 +1,12 @@
 // CPU op properties beyond tests/ops_test.cc's per-device check against the double-precision
 // formula: max-pool padding, attention against plain float32 and packed sequences, the
-// GEMM's odd shapes, the vector math, patch padding and byte normalisation.
+// GEMM's odd shapes, the convolution's windows read in place, the vector math, patch padding
+// and byte normalisation.
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <limits>
+#include <stdexcept>
 #include <utility>
 
 #include "cpu/gemm.h"
@@ -262,6 +264,61 @@ TEST(Gemm, OddShapesMatchDoublePrecision) {
     EXPECT_TRUE(all_close(out, want, 2e-6f * std::sqrt(float(s.k)), 1e-5f))
         << "m " << s.m << " k " << s.k << " n " << s.n;
   }
+}
+
+// cpu::conv2d reads each window in place from the padded input (ConvWindows): the same
+// sums in the same order as the GEMM on an explicit im2col matrix, so bit-identical to it,
+// for the stem's shapes, odd sizes, a stride of 2 with a 3x3 kernel, k-blocks that end
+// inside a kernel row (conv2: 576 = 2 x 288, rows of 192), and windows that stop short of
+// the input's last rows and columns.
+TEST(Conv2d, WindowsInPlaceMatchIm2colBitForBit) {
+  struct Shape {
+    int n, h, w, cin, k, cout, stride, pad, out_h, out_w;
+  };
+  for (const Shape& s :
+       {Shape{2, 32, 32, 3, 7, 64, 2, 2, 16, 16}, Shape{3, 8, 8, 64, 3, 64, 1, 1, 8, 8},
+        Shape{3, 9, 7, 5, 3, 6, 2, 1, 5, 4}, Shape{2, 10, 11, 2, 3, 17, 2, 0, 4, 4},
+        Shape{1, 5, 5, 1, 5, 3, 1, 2, 5, 5}}) {
+    const int64_t positions = int64_t{s.n} * s.out_h * s.out_w, k = int64_t{s.k} * s.k * s.cin;
+    const auto in = random_floats(size_t(s.n) * s.h * s.w * s.cin, 36, -1.0f, 1.0f);
+    const auto kernel = random_floats(size_t(k) * s.cout, 37, -1.0f, 1.0f);
+    std::vector<float> im2col(size_t(positions * k), 0.0f);
+    std::vector<double> direct(size_t(positions) * s.cout, 0.0);
+    for (int64_t p = 0; p < positions; ++p) {
+      const int64_t img = p / (s.out_h * s.out_w);
+      const int oy = int(p / s.out_w % s.out_h), ox = int(p % s.out_w);
+      for (int dy = 0; dy < s.k; ++dy)
+        for (int dx = 0; dx < s.k; ++dx)
+          for (int c = 0; c < s.cin; ++c) {
+            const int y = oy * s.stride - s.pad + dy, x = ox * s.stride - s.pad + dx;
+            if (y < 0 || y >= s.h || x < 0 || x >= s.w) continue;
+            const int64_t col = (dy * s.k + dx) * s.cin + c;
+            const float v = in[size_t(((img * s.h + y) * s.w + x) * s.cin + c)];
+            im2col[size_t(p * k + col)] = v;
+            for (int o = 0; o < s.cout; ++o)
+              direct[size_t(p * s.cout + o)] += double(v) * kernel[size_t(col * s.cout + o)];
+          }
+    }
+    std::vector<float> packed(size_t(cpu::packed_floats(int(k), s.cout)));
+    cpu::pack_columns(kernel.data(), int(k), s.cout, s.cout, packed.data());
+    std::vector<float> want(size_t(positions) * s.cout), got(want.size()),
+        columns(size_t(positions * k));
+    cpu::gemm(im2col.data(), positions, int(k), packed.data(), s.cout, nullptr, false, false,
+              want.data(), s.cout);
+    cpu::conv2d(in.data(), s.n, s.h, s.w, s.cin, kernel.data(), s.k, s.k, s.cout, s.stride, s.pad,
+                s.pad, s.out_h, s.out_w, columns.data(), got.data());
+    EXPECT_TRUE(all_close(got, want, 0, 0)) << "k " << s.k << " cin " << s.cin;
+    EXPECT_TRUE(all_close(got, std::vector<float>(direct.begin(), direct.end()),
+                          2e-6f * std::sqrt(float(k)), 1e-5f))
+        << "k " << s.k << " cin " << s.cin;
+  }
+}
+
+TEST(Conv2d, StrideLargerThanTheKernelIsRefused) {
+  std::vector<float> in(16, 1.0f), kernel(1, 1.0f), columns(4), out(4);
+  EXPECT_THROW(cpu::conv2d(in.data(), 1, 4, 4, 1, kernel.data(), 1, 1, 1, 2, 0, 0, 2, 2,
+                           columns.data(), out.data()),
+               std::invalid_argument);
 }
 
 TEST(Gemm, TransposedPackingIsPackingOfTheTranspose) {
