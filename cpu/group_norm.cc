@@ -6,6 +6,9 @@
 //      registers (still double), groups reduced after; then (x - mean) * mul + bias per
 //      element, mul = inv_std * scale (not x * mul + shift: that cancels when the
 //      variance is small).
+//  v3: the per-channel sums in blocks of 16 channels held in registers across the
+//      positions (they went through memory at every position). One thread, 4 interleaved
+//      rounds (2026-12-02): gn_root_relu 0.53-0.64 -> 0.42-0.51 ms, gn1/gn2 0.20 -> 0.12-0.16.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -16,18 +19,36 @@
 namespace musiq::cpu {
 namespace {
 
-// sum[ch] and sum_sq[ch] of x [hw, c] over its hw positions.
+// sum[ch] and sum_sq[ch] of x [hw, c] over its hw positions, in position order. In blocks
+// of 16 channels whose sums stay in registers; the channels past the last whole block,
+// as one more block of `tail` channels (sums in memory).
 MUSIQ_VECTOR_CLONES void channel_sums(const float* x, int hw, int c, double* sum,
                                       double* sum_sq) {
-  std::fill_n(sum, c, 0.0);
-  std::fill_n(sum_sq, c, 0.0);
-  for (int p = 0; p < hw; ++p) {
-    const float* row = x + int64_t{p} * c;
+  constexpr int kBlock = 16;
+  int c0 = 0;
+  for (; c0 + kBlock <= c; c0 += kBlock) {
+    double s[kBlock] = {}, s2[kBlock] = {};
+    for (int p = 0; p < hw; ++p) {
+      const float* row = x + int64_t{p} * c + c0;
 #pragma omp simd
-    for (int ch = 0; ch < c; ++ch) {
-      const double v = row[ch];
-      sum[ch] += v;
-      sum_sq[ch] += v * v;
+      for (int j = 0; j < kBlock; ++j) {
+        const double v = row[j];
+        s[j] += v;
+        s2[j] += v * v;
+      }
+    }
+    std::copy_n(s, kBlock, sum + c0);
+    std::copy_n(s2, kBlock, sum_sq + c0);
+  }
+  const int tail = c - c0;
+  std::fill_n(sum + c0, tail, 0.0);
+  std::fill_n(sum_sq + c0, tail, 0.0);
+  for (int p = 0; p < hw; ++p) {
+    const float* row = x + int64_t{p} * c + c0;
+    for (int j = 0; j < tail; ++j) {
+      const double v = row[j];
+      sum[c0 + j] += v;
+      sum_sq[c0 + j] += v * v;
     }
   }
 }
