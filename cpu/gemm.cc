@@ -182,23 +182,12 @@ MUSIQ_VECTOR_CLONES void task(const RowsOfA& a, int64_t r0, int64_t rows, int k,
       }
       for (; r + kTileRows <= rows; r += kTileRows) edge_tile<kTileRows>(pass, r, c0 + r * ldc);
       switch (rows - r) {
-        case 5:
-          edge_tile<5>(pass, r, c0 + r * ldc);
-          break;
-        case 4:
-          edge_tile<4>(pass, r, c0 + r * ldc);
-          break;
-        case 3:
-          edge_tile<3>(pass, r, c0 + r * ldc);
-          break;
-        case 2:
-          edge_tile<2>(pass, r, c0 + r * ldc);
-          break;
-        case 1:
-          edge_tile<1>(pass, r, c0 + r * ldc);
-          break;
-        default:
-          break;
+        case 5: edge_tile<5>(pass, r, c0 + r * ldc); break;
+        case 4: edge_tile<4>(pass, r, c0 + r * ldc); break;
+        case 3: edge_tile<3>(pass, r, c0 + r * ldc); break;
+        case 2: edge_tile<2>(pass, r, c0 + r * ldc); break;
+        case 1: edge_tile<1>(pass, r, c0 + r * ldc); break;
+        default: break;
       }
     }
   }
