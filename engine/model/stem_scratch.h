@@ -10,7 +10,8 @@ namespace musiq {
 
 inline constexpr int kStemPatch = 32, kStemRootOut = 16, kStemPoolOut = 8;
 
-// Per token: the larger im2col (conv_root: 16*16 positions x 7*7*3; conv2: 8*8 x 3*3*64),
+// Per token: the larger im2col (conv_root: 16*16 positions x 7*7*3; conv2: 8*8 x 3*3*64;
+// the GPU's convolutions write it, the CPU's hold only their padded input there),
 // conv_root's output, the pooled map and the unit's two inner maps, the projection, and
 // the unit's output (which the embedding reads, so it lives in the workspace).
 inline constexpr int64_t kStemColumnsPerToken =
