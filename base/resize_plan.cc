@@ -26,8 +26,7 @@ ResizePlan gaussian_resize_plan(int in_size, int out_size) {
   plan.out_size = out_size;
   const float scale = static_cast<float>(out_size) / static_cast<float>(in_size);
   const float inv_scale = static_cast<float>(1.0 / scale);
-  // Antialias off: the kernel is never widened, so at most 2*ceil(1.5)+1 taps.
-  plan.span = std::min(2 * static_cast<int>(std::ceil(kRadius)) + 1, in_size);
+  plan.span = std::min(kGaussianSpan, in_size);
   plan.starts.assign(out_size, 0);
   plan.weights.assign(size_t(out_size) * plan.span, 0.0f);
   std::vector<float> taps;

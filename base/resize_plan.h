@@ -7,10 +7,14 @@
 
 namespace musiq {
 
+// Taps per output pixel: 2 * ceil(1.5) + 1 for the Gaussian's radius of 1.5 (antialias
+// off, so the kernel is never widened), fewer only where the input has fewer pixels.
+inline constexpr int kGaussianSpan = 5;
+
 struct ResizePlan {
   int in_size = 0;
   int out_size = 0;
-  int span = 0;                 // taps per output pixel (<= 5)
+  int span = 0;                 // taps per output pixel: min(kGaussianSpan, in_size)
   std::vector<int32_t> starts;  // [out_size] first source pixel
   std::vector<float> weights;   // [out_size * span] zero past the real taps
 };

@@ -11,7 +11,8 @@
 //  v4: the rows of `a` found through pointers, in runs, so that a convolution's windows
 //      are read in place from its padded input (ConvWindows) instead of an im2col matrix:
 //      the model at 224x224 0.962 of v3's time (median of 10 interleaved rounds), at
-//      1024x768 0.974 (6 rounds); the dense shapes level.
+//      1024x768 0.974 (6 rounds); the dense rows (conv_proj, conv3, qkv, mlp1) within the
+//      noise of 3 interleaved rounds on one thread.
 #include "cpu/gemm.h"
 
 #include <omp.h>

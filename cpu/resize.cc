@@ -85,7 +85,7 @@ void columns_pass(const float* in, int rows, int in_w, int channels, const Resiz
   const int32_t* starts = cols.starts.data();
   const float* weights = cols.weights.data();
   const int span = cols.span, out_w = cols.out_size;
-  constexpr int kTaps = 5;
+  constexpr int kTaps = kGaussianSpan;
 #pragma omp parallel for schedule(static)
   for (int y = 0; y < rows; ++y) {
     const float* src_row = in + y * in_row;
@@ -97,8 +97,8 @@ void columns_pass(const float* in, int rows, int in_w, int channels, const Resiz
       const int taps = std::min(start + span, in_w) - start;
       const float* w = weights + int64_t{x} * span;
       const float* src = src_row + int64_t{start} * channels;
-      // All of the plan's 5 taps, their loads whole: unrolled, without a branch (which,
-      // in the loop, cost more than the arithmetic).
+      // All of the plan's taps, their loads whole: unrolled, without a branch (which, in
+      // the loop, cost more than the arithmetic).
       if (taps == kTaps && src + (kTaps - 1) * channels + 4 <= src_end) {
         store_up_to_4(sum_of_taps<kTaps>(w, src, channels), dst, dst_end);
         continue;
