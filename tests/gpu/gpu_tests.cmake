@@ -27,6 +27,9 @@ target_compile_definitions(musiq_gpu_tests PRIVATE
   MUSIQ_SOURCE_DIR="${CMAKE_SOURCE_DIR}" MUSIQ_PYTHON="${MUSIQ_PYTHON}"
   MUSIQ_TEST_TMP="${CMAKE_BINARY_DIR}/tests/gpu/tmp")
 target_link_libraries(musiq_gpu_tests PRIVATE musiq_engine musiq_kernels GTest::gtest_main)
+if(MUSIQ_CUDA_EMULATION)  # a few cases shrink where the emulator's cost is unreasonable
+  target_compile_definitions(musiq_gpu_tests PRIVATE MUSIQ_CUDA_EMULATION=1)
+endif()
 target_compile_options(musiq_gpu_tests PRIVATE ${MUSIQ_WARNINGS})
 # PRE_TEST: list the tests when ctest runs, not at build time (the build machine may have
 # no GPU and, cross-building, may not run the binary at all; listing needs no GPU anyway).
@@ -37,12 +40,31 @@ gtest_discover_tests(musiq_gpu_tests
   PROPERTIES LABELS gpu)
 
 # The probe on a GPU the build has no code for: kernels/gpu_probe.cu again, for sm_80 SASS
-# only (tests/gpu/gpu_probe_test.cc says why).
-add_executable(musiq_gpu_probe_test ${CMAKE_CURRENT_LIST_DIR}/gpu_probe_test.cc
-  ${CMAKE_SOURCE_DIR}/kernels/gpu_probe.cu)
-set_target_properties(musiq_gpu_probe_test PROPERTIES CUDA_ARCHITECTURES 80-real)
+# only (tests/gpu/gpu_probe_test.cc says why). The emulator has code for every build, so
+# there the test skips.
+if(MUSIQ_CUDA_EMULATION)
+  musiq_emulated_cuda_sources(musiq_probe_sources ${CMAKE_SOURCE_DIR}/kernels/gpu_probe.cu)
+  add_executable(musiq_gpu_probe_test ${CMAKE_CURRENT_LIST_DIR}/gpu_probe_test.cc
+    ${musiq_probe_sources})
+  target_compile_definitions(musiq_gpu_probe_test PRIVATE MUSIQ_CUDA_EMULATION=1)
+  target_link_libraries(musiq_gpu_probe_test PRIVATE musiq_cuda_emulator GTest::gtest_main)
+else()
+  add_executable(musiq_gpu_probe_test ${CMAKE_CURRENT_LIST_DIR}/gpu_probe_test.cc
+    ${CMAKE_SOURCE_DIR}/kernels/gpu_probe.cu)
+  set_target_properties(musiq_gpu_probe_test PROPERTIES CUDA_ARCHITECTURES 80-real)
+  target_link_libraries(musiq_gpu_probe_test PRIVATE CUDA::cudart GTest::gtest_main)
+endif()
 target_compile_definitions(musiq_gpu_probe_test PRIVATE MUSIQ_CUDA_ARCHITECTURES="80-real")
 target_include_directories(musiq_gpu_probe_test PRIVATE ${CMAKE_SOURCE_DIR})
-target_link_libraries(musiq_gpu_probe_test PRIVATE CUDA::cudart GTest::gtest_main)
 gtest_discover_tests(musiq_gpu_probe_test DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS gpu)
+
+# The emulator's own rules (tests/cuda_emulator/emulator_test.cu), in emulated builds.
+if(MUSIQ_CUDA_EMULATION)
+  musiq_emulated_cuda_sources(musiq_emulator_test_sources
+    ${CMAKE_SOURCE_DIR}/tests/cuda_emulator/emulator_test.cu)
+  add_executable(musiq_cuda_emulator_test ${musiq_emulator_test_sources})
+  target_link_libraries(musiq_cuda_emulator_test PRIVATE musiq_cuda_emulator GTest::gtest_main)
+  gtest_discover_tests(musiq_cuda_emulator_test DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
+    PROPERTIES LABELS gpu)
+endif()

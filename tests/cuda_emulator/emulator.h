@@ -1,0 +1,82 @@
+// The emulated device's state: its memory, its streams and events, and the per-kernel
+// attributes, behind one lock that every runtime and cuBLAS call takes.
+//
+// Work queued on a stream runs only at a synchronisation point (a stream, event or device
+// synchronisation, a synchronous copy, cudaFree), never in the background: code that
+// forgets a synchronisation reads stale (NaN-poisoned) data every time, not sometimes.
+// Ordering follows CUDA's stream rules: FIFO within a stream; the legacy default stream
+// waits for all earlier work of the blocking streams and they wait for its earlier work;
+// streams made with cudaStreamNonBlocking are ordered with nothing but their own work and
+// the events they wait for.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/cuda_emulator/device_memory.h"
+
+namespace cuda_emulator {
+
+struct Operation {
+  std::function<void()> run;
+  CUstream_st* stream = nullptr;
+  std::vector<std::shared_ptr<Operation>> after;  // other streams' work to finish first
+  bool done = false;
+};
+
+}  // namespace cuda_emulator
+
+struct CUstream_st {
+  bool blocking = true;  // ordered with the legacy default stream
+  std::deque<std::shared_ptr<cuda_emulator::Operation>> queue;
+};
+
+struct CUevent_st {
+  std::shared_ptr<cuda_emulator::Operation> marker;  // null until recorded
+  std::shared_ptr<double> time_ms;                   // set when the marker runs
+};
+
+namespace cuda_emulator {
+
+class Emulator {
+ public:
+  static Emulator& get();
+
+  // Every public call holds this for its whole duration (work runs under it too).
+  std::recursive_mutex mutex;
+  DeviceMemory memory;
+  std::map<const void*, int> max_dynamic_shared;  // cudaFuncAttributeMaxDynamicSharedMemorySize
+
+  // The stream behind a handle (0, cudaStreamLegacy and cudaStreamPerThread name the
+  // legacy default stream); nullptr if the handle is not a live stream.
+  CUstream_st* stream(cudaStream_t handle);
+  CUstream_st* create_stream(bool blocking);
+  bool destroy_stream(CUstream_st* stream);  // runs its queued work first
+
+  std::shared_ptr<Operation> enqueue(CUstream_st* stream, std::function<void()> run);
+  void complete(const std::shared_ptr<Operation>& op);  // with everything it depends on
+  void synchronize(CUstream_st* stream);
+  void synchronize_device();
+
+ private:
+  CUstream_st legacy_;
+  std::set<CUstream_st*> streams_;
+};
+
+// The calling host thread's last error, as cudaGetLastError returns and clears it.
+void set_last_error(cudaError_t error);
+cudaError_t take_last_error();
+cudaError_t peek_last_error();
+
+// The rule that `p` (`bytes` long) names device memory, for copies and memsets: a report
+// through violation() naming `call` when it does not.
+bool check_device_range(const char* call, const void* p, size_t bytes);
+
+}  // namespace cuda_emulator

@@ -1,0 +1,349 @@
+// The emulator's own rules, each shown to hold and, where the rule is a check, to fire:
+// barriers and warp collectives in every thread order, the broken rules a strict run
+// aborts on (death tests, each in a fresh process), launch errors as a GPU returns them,
+// the stream ordering and copy semantics that make a missing synchronisation visible, and
+// cuBLAS's checks. Built only with -DMUSIQ_CUDA_EMULATION=ON.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+// Device memory for a test; leaks on a failed assertion, which ends the process anyway.
+template <class T>
+T* device_array(size_t n) {
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess);
+  return static_cast<T*>(p);
+}
+
+template <class T>
+std::vector<T> download(const T* p, size_t n) {
+  std::vector<T> host(n);
+  EXPECT_EQ(cudaMemcpy(host.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+  return host;
+}
+
+// Runs `body` in a child process with the emulator's thread order set (settings are read
+// once per process) and exits 0 when it returns true.
+#define EXPECT_TRUE_IN_ORDER(order, body)             \
+  EXPECT_EXIT(                                         \
+      {                                                \
+        setenv("MUSIQ_CUDA_EMULATOR_ORDER", order, 1); \
+        std::exit((body) ? 0 : 1);                     \
+      },                                               \
+      ::testing::ExitedWithCode(0), "")
+
+__global__ void block_sum_kernel(const int* in, int* out) {
+  extern __shared__ int partial[];
+  const int t = threadIdx.x;
+  partial[t] = in[blockIdx.x * blockDim.x + t];
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (t < stride) partial[t] += partial[t + stride];
+    __syncthreads();
+  }
+  if (t == 0) out[blockIdx.x] = partial[0];
+}
+
+bool block_sums_are_right() {
+  const int blocks = 37, threads = 256;
+  std::vector<int> in(blocks * threads);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<int>(i % 1000) - 300;
+  int* d_in = device_array<int>(in.size());
+  int* d_out = device_array<int>(blocks);
+  cudaMemcpy(d_in, in.data(), in.size() * sizeof(int), cudaMemcpyHostToDevice);
+  block_sum_kernel<<<blocks, threads, threads * sizeof(int)>>>(d_in, d_out);
+  const std::vector<int> out = download(d_out, blocks);
+  for (int b = 0; b < blocks; ++b) {
+    int expected = 0;
+    for (int t = 0; t < threads; ++t) expected += in[b * threads + t];
+    if (out[b] != expected) return false;
+  }
+  return true;
+}
+
+TEST(CudaEmulator, BarrierReductionInEveryOrder) {
+  EXPECT_TRUE_IN_ORDER("forward", block_sums_are_right());
+  EXPECT_TRUE_IN_ORDER("reverse", block_sums_are_right());
+  EXPECT_TRUE_IN_ORDER("random:7", block_sums_are_right());
+}
+
+// Each thread reads its right neighbour's value without a barrier in between.
+__global__ void neighbour_without_barrier_kernel(int* out) {
+  __shared__ int value[64];
+  value[threadIdx.x] = static_cast<int>(threadIdx.x);
+  out[threadIdx.x] = value[(threadIdx.x + 1) % 64];
+}
+
+bool neighbours_read_right() {
+  int* d_out = device_array<int>(64);
+  neighbour_without_barrier_kernel<<<1, 64>>>(d_out);
+  const std::vector<int> out = download(d_out, 64);
+  for (int t = 0; t < 64; ++t)
+    if (out[t] != (t + 1) % 64) return false;
+  return true;
+}
+
+// In forward order a thread runs to its end before its neighbour starts: the missing
+// barrier shows as poisoned reads every time, never as a lucky pass.
+TEST(CudaEmulator, MissingBarrierReadsPoisonInForwardOrder) {
+  EXPECT_EXIT(
+      {
+        setenv("MUSIQ_CUDA_EMULATOR_ORDER", "forward", 1);
+        std::exit(neighbours_read_right() ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(1), "");
+}
+
+__global__ void warp_ops_kernel(const int* in, int* out) {
+  const int lane = threadIdx.x % 32;
+  int v = in[threadIdx.x];
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
+  out[threadIdx.x * 6 + 0] = v;                                                  // warp sum
+  out[threadIdx.x * 6 + 1] = __shfl_sync(0xFFFFFFFFu, in[threadIdx.x], 5);        // lane 5
+  out[threadIdx.x * 6 + 2] = __shfl_up_sync(0xFFFFFFFFu, in[threadIdx.x], 3);     // lane - 3
+  out[threadIdx.x * 6 + 3] = __shfl_down_sync(0xFFFFFFFFu, in[threadIdx.x], 2, 8);
+  out[threadIdx.x * 6 + 4] = static_cast<int>(__ballot_sync(0xFFFFFFFFu, in[threadIdx.x] > 0));
+  // Two halves of the warp, each with its own mask.
+  const unsigned half = lane < 16 ? 0x0000FFFFu : 0xFFFF0000u;
+  out[threadIdx.x * 6 + 5] = __shfl_xor_sync(half, in[threadIdx.x], 1);
+}
+
+bool warp_ops_are_right() {
+  const int n = 64;
+  std::vector<int> in(n);
+  for (int i = 0; i < n; ++i) in[i] = (i * 7) % 11 - 5;
+  int* d_in = device_array<int>(n);
+  int* d_out = device_array<int>(n * 6);
+  cudaMemcpy(d_in, in.data(), n * sizeof(int), cudaMemcpyHostToDevice);
+  warp_ops_kernel<<<1, n>>>(d_in, d_out);
+  const std::vector<int> out = download(d_out, n * 6);
+  for (int t = 0; t < n; ++t) {
+    const int w = t / 32 * 32, lane = t % 32;
+    int sum = 0;
+    unsigned ballot = 0;
+    for (int l = 0; l < 32; ++l) {
+      sum += in[w + l];
+      if (in[w + l] > 0) ballot |= 1u << l;
+    }
+    const int up = lane >= 3 ? in[t - 3] : in[t];
+    const int down = lane % 8 + 2 < 8 ? in[t + 2] : in[t];
+    const int* o = &out[t * 6];
+    if (o[0] != sum || o[1] != in[w + 5] || o[2] != up || o[3] != down ||
+        static_cast<unsigned>(o[4]) != ballot || o[5] != in[w + (lane ^ 1)])
+      return false;
+  }
+  return true;
+}
+
+TEST(CudaEmulator, WarpCollectivesInEveryOrder) {
+  EXPECT_TRUE_IN_ORDER("forward", warp_ops_are_right());
+  EXPECT_TRUE_IN_ORDER("reverse", warp_ops_are_right());
+  EXPECT_TRUE_IN_ORDER("random:3", warp_ops_are_right());
+}
+
+__global__ void early_exit_kernel(int* out) {
+  if (threadIdx.x == 3) return;
+  __syncthreads();
+  out[threadIdx.x] = 1;
+}
+
+__global__ void exited_lane_kernel(int* out) {
+  if (threadIdx.x == 31) return;
+  out[threadIdx.x] = __shfl_xor_sync(0xFFFFFFFFu, static_cast<int>(threadIdx.x), 1);
+}
+
+__global__ void disagreeing_masks_kernel(int* out) {
+  const unsigned mask = threadIdx.x < 16 ? 0xFFFFFFFFu : 0xFFFF0000u;
+  out[threadIdx.x] = __shfl_xor_sync(mask, static_cast<int>(threadIdx.x), 1);
+}
+
+__global__ void deadlock_kernel(int* out) {
+  if (threadIdx.x == 0) out[0] = __shfl_sync(0x3u, 1, 1);
+  else __syncthreads();
+}
+
+__global__ void past_shared_kernel(int* out) {
+  extern __shared__ int shared[];
+  shared[threadIdx.x + 1] = 1;  // one element too far for the last thread
+  out[threadIdx.x] = 0;
+}
+
+__global__ void store_kernel(int* out) { out[threadIdx.x] = 1; }
+
+TEST(CudaEmulatorDeathTest, BrokenRulesAbortWithAReport) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        early_exit_kernel<<<1, 32>>>(device_array<int>(32));
+        cudaDeviceSynchronize();
+      },
+      "exited while [0-9]+ other threads wait at __syncthreads|reached __syncthreads after");
+  EXPECT_DEATH(
+      {
+        exited_lane_kernel<<<1, 32>>>(device_array<int>(32));
+        cudaDeviceSynchronize();
+      },
+      "exited lanes 0x80000000|exited while lanes");
+  EXPECT_DEATH(
+      {
+        disagreeing_masks_kernel<<<1, 32>>>(device_array<int>(32));
+        cudaDeviceSynchronize();
+      },
+      "the lanes disagree");
+  EXPECT_DEATH(
+      {
+        deadlock_kernel<<<1, 32>>>(device_array<int>(32));
+        cudaDeviceSynchronize();
+      },
+      "deadlock in block \\(0, 0, 0\\).*__shfl\\*_sync mask 0x3.*__syncthreads");
+  EXPECT_DEATH(
+      {
+        past_shared_kernel<<<1, 32, 32 * sizeof(int)>>>(device_array<int>(32));
+        cudaDeviceSynchronize();
+      },
+      "wrote past the end of its 128 bytes of dynamic shared memory|"
+      "AddressSanitizer");
+  EXPECT_DEATH(
+      {
+        std::vector<int> host(32);
+        store_kernel<<<1, 32>>>(host.data());
+      },
+      "neither device nor pinned host memory");
+  EXPECT_DEATH(
+      {
+        std::vector<int> host(33);
+        cudaMemcpy(device_array<int>(32), host.data(), 33 * sizeof(int), cudaMemcpyHostToDevice);
+      },
+      "cudaMemcpy: 132 bytes at 0x[0-9a-f]+ runs 4 bytes past the end of its 128-byte");
+}
+
+__global__ void big_shared_kernel(int* out) {
+  extern __shared__ int shared[];
+  shared[threadIdx.x] = 2;
+  out[threadIdx.x] = shared[threadIdx.x];
+}
+
+TEST(CudaEmulator, LaunchErrorsAsAGpuReturnsThem) {
+  int* out = device_array<int>(1024);
+  const size_t big = 64 * 1024;
+  big_shared_kernel<<<1, 32, big>>>(out);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);  // past 48 KB without the attribute
+  ASSERT_EQ(cudaFuncSetAttribute(big_shared_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(big)),
+            cudaSuccess);
+  big_shared_kernel<<<1, 32, big>>>(out);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  EXPECT_EQ(download(out, 32), std::vector<int>(32, 2));
+  store_kernel<<<1, 1025>>>(out);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  store_kernel<<<dim3(1, 65536), 1>>>(out);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // read and cleared
+}
+
+TEST(CudaEmulator, NewDeviceMemoryIsNaN) {
+  float* p = device_array<float>(100);
+  for (float v : download(p, 100)) EXPECT_TRUE(std::isnan(v));
+}
+
+__global__ void fill_kernel(float* out, float value, int n) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = value;
+}
+
+// Work on a non-blocking stream is ordered with nothing on the legacy stream: a cudaMemcpy
+// that forgets the stream's synchronisation reads what was there before, every time.
+TEST(CudaEmulator, StreamOrderingMakesAMissingSyncVisible) {
+  const int n = 1000;
+  float* p = device_array<float>(n);
+  cudaStream_t non_blocking, blocking;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&non_blocking, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreate(&blocking), cudaSuccess);
+
+  fill_kernel<<<1, 128, 0, non_blocking>>>(p, 1.0f, n);
+  EXPECT_TRUE(std::isnan(download(p, n)[0]));  // not ordered with the legacy stream
+  ASSERT_EQ(cudaStreamSynchronize(non_blocking), cudaSuccess);
+  EXPECT_EQ(download(p, n)[n - 1], 1.0f);
+
+  fill_kernel<<<1, 128, 0, blocking>>>(p, 2.0f, n);
+  EXPECT_EQ(download(p, n)[0], 2.0f);  // the legacy stream waits for blocking streams
+
+  // An event orders two non-blocking streams.
+  cudaStream_t other;
+  cudaEvent_t filled;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaEventCreate(&filled), cudaSuccess);
+  fill_kernel<<<1, 128, 0, non_blocking>>>(p, 3.0f, n);
+  ASSERT_EQ(cudaEventRecord(filled, non_blocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamWaitEvent(other, filled, 0), cudaSuccess);
+  std::vector<float> host(n, 0.0f);
+  ASSERT_EQ(cudaMemcpyAsync(host.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost, other),
+            cudaSuccess);  // to pageable memory: returns once done
+  EXPECT_EQ(host[0], 3.0f);
+
+  // To pinned memory an async copy is only queued.
+  float* pinned = nullptr;
+  ASSERT_EQ(cudaHostAlloc(reinterpret_cast<void**>(&pinned), n * sizeof(float), 0), cudaSuccess);
+  pinned[0] = -1.0f;
+  ASSERT_EQ(cudaMemcpyAsync(pinned, p, n * sizeof(float), cudaMemcpyDeviceToHost, other),
+            cudaSuccess);
+  EXPECT_EQ(pinned[0], -1.0f);
+  ASSERT_EQ(cudaStreamSynchronize(other), cudaSuccess);
+  EXPECT_EQ(pinned[0], 3.0f);
+  cudaFreeHost(pinned);
+  cudaEventDestroy(filled);
+  cudaStreamDestroy(other);
+  cudaStreamDestroy(blocking);
+  cudaStreamDestroy(non_blocking);
+  cudaFree(p);
+}
+
+TEST(CudaEmulator, CublasSgemmChecksAndComputes) {
+  const int m = 3, n = 4, k = 5;
+  std::vector<float> a(m * k), b(k * n);
+  for (int i = 0; i < m * k; ++i) a[i] = 1.0f + 1e-3f * float(i) + 3e-4f;  // below TF32's step
+  for (int i = 0; i < k * n; ++i) b[i] = 0.5f - 0.125f * float(i % 7);
+  float* d_a = device_array<float>(a.size());
+  float* d_b = device_array<float>(b.size());
+  float* d_c = device_array<float>(m * n);
+  cudaMemcpy(d_a, a.data(), a.size() * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(d_b, b.data(), b.size() * sizeof(float), cudaMemcpyHostToDevice);
+  cublasHandle_t blas;
+  ASSERT_EQ(cublasCreate(&blas), CUBLAS_STATUS_SUCCESS);
+  const float one = 1.0f, zero = 0.0f;
+  // Column-major C[m, n] = A[m, k] B[k, n].
+  EXPECT_EQ(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, d_a, m - 1, d_b, k, &zero,
+                        d_c, m),
+            CUBLAS_STATUS_INVALID_VALUE);  // lda < m
+  ASSERT_EQ(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, d_a, m, d_b, k, &zero, d_c,
+                        m),
+            CUBLAS_STATUS_SUCCESS);
+  const std::vector<float> c = download(d_c, m * n);
+  ASSERT_EQ(cublasSetMathMode(blas, CUBLAS_TF32_TENSOR_OP_MATH), CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, d_a, m, d_b, k, &zero, d_c,
+                        m),
+            CUBLAS_STATUS_SUCCESS);
+  const std::vector<float> c_tf32 = download(d_c, m * n);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double exact = 0, tf32 = 0;
+      for (int p = 0; p < k; ++p) {
+        exact += double(a[p * m + i]) * b[j * k + p];
+        // TF32 keeps 10 mantissa bits: a[] rounds to 1 + multiples of 2^-10.
+        tf32 += std::nearbyint(double(a[p * m + i]) * 1024.0) / 1024.0 * b[j * k + p];
+      }
+      EXPECT_NEAR(c[j * m + i], exact, 1e-5 * std::fabs(exact) + 1e-6);
+      EXPECT_NEAR(c_tf32[j * m + i], tf32, 1e-5 * std::fabs(tf32) + 1e-6);
+      EXPECT_NE(c[j * m + i], c_tf32[j * m + i]);
+    }
+  cublasDestroy(blas);
+}
+
+}  // namespace
