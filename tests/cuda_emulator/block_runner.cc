@@ -33,7 +33,9 @@ constexpr unsigned char kCanary = 0xC5;
 constexpr int kWarp = 32;
 
 std::string dims(const uint3& v) {
-  return "(" + std::to_string(v.x) + ", " + std::to_string(v.y) + ", " + std::to_string(v.z) + ")";
+  std::ostringstream s;
+  s << '(' << v.x << ", " << v.y << ", " << v.z << ')';
+  return s.str();
 }
 
 std::string hex(uint32_t mask) {
@@ -117,7 +119,7 @@ void BlockRunner::prepare(const KernelGrid& grid, uint64_t block_linear) {
 
   const int n = static_cast<int>(b.x * b.y * b.z);
   while (static_cast<int>(stacks_.size()) < n)
-    stacks_.push_back(std::make_unique<FiberStack>(kStackBytes));
+    stacks_.push_back(std::make_unique<FiberStack>(kStackBytes, static_cast<int>(stacks_.size())));
   threads_.assign(n, ThreadState{});
   warps_.assign((n + kWarp - 1) / kWarp, WarpState{});
   for (int i = 0; i < n; ++i) {
@@ -229,13 +231,15 @@ uint64_t BlockRunner::collective(ThreadState& t, Collective kind, uint32_t mask,
   WarpState& warp = warps_[t.linear / kWarp];
   const int lane = t.linear % kWarp;
   const uint32_t bit = 1u << lane;
-  const std::string call = std::string(collective_name(kind)) + " with mask " + hex(mask);
-  if (!(mask & bit)) violation(who(t) + " calls " + call + ", which does not name its own lane");
+  // Built only for a report: this is the emulator's hottest path.
+  const auto call = [&] { return std::string(collective_name(kind)) + " with mask " + hex(mask); };
+  if (!(mask & bit)) violation(who(t) + " calls " + call() + ", which does not name its own lane");
   if (mask & ~warp.present)
-    violation(who(t) + " calls " + call + ", which names lanes " + hex(mask & ~warp.present) +
+    violation(who(t) + " calls " + call() + ", which names lanes " + hex(mask & ~warp.present) +
               " that its block does not have");
   if (mask & warp.exited)
-    violation(who(t) + " calls " + call + ", which names exited lanes " + hex(mask & warp.exited));
+    violation(who(t) + " calls " + call() + ", which names exited lanes " +
+              hex(mask & warp.exited));
 
   PendingCollective* group = nullptr;
   for (PendingCollective& c : warp.pending) {
@@ -244,7 +248,7 @@ uint64_t BlockRunner::collective(ThreadState& t, Collective kind, uint32_t mask,
       break;
     }
     if ((c.mask & bit) && c.mask != mask)
-      violation(who(t) + " calls " + call + " while lanes " + hex(c.arrived) + " wait in " +
+      violation(who(t) + " calls " + call() + " while lanes " + hex(c.arrived) + " wait in " +
                 collective_name(c.kind) + " with mask " + hex(c.mask) + ": the lanes disagree");
   }
   if (!group) {
@@ -253,7 +257,7 @@ uint64_t BlockRunner::collective(ThreadState& t, Collective kind, uint32_t mask,
     group->kind = kind;
     group->mask = mask;
   } else if (group->kind != kind) {
-    violation(who(t) + " calls " + call + " while the other lanes of the mask wait in " +
+    violation(who(t) + " calls " + call() + " while the other lanes of the mask wait in " +
               collective_name(group->kind));
   }
   group->arrived |= bit;
@@ -280,7 +284,7 @@ uint64_t BlockRunner::collective(ThreadState& t, Collective kind, uint32_t mask,
         const int from = group->source[l];
         if (!(group->arrived >> from & 1u)) {
           violation(who(threads_[base + l]) + " reads lane " + std::to_string(from) + " in " +
-                    call + ", which does not take part");
+                    call() + ", which does not take part");
           result = group->value[l];
         } else {
           result = group->value[from];

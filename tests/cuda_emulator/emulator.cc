@@ -51,7 +51,7 @@ std::shared_ptr<Operation> Emulator::enqueue(CUstream_st* s, std::function<void(
   return op;
 }
 
-void Emulator::complete(const std::shared_ptr<Operation>& op) {
+void Emulator::complete(std::shared_ptr<Operation> op) {
   if (!op || op->done) return;
   CUstream_st* s = op->stream;
   // Dependencies always point at earlier work, so this recursion ends, and nothing it runs

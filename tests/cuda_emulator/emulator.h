@@ -61,7 +61,7 @@ class Emulator {
   bool destroy_stream(CUstream_st* stream);  // runs its queued work first
 
   std::shared_ptr<Operation> enqueue(CUstream_st* stream, std::function<void()> run);
-  void complete(const std::shared_ptr<Operation>& op);  // with everything it depends on
+  void complete(std::shared_ptr<Operation> op);  // with everything it depends on (a copy: it pops queues)
   void synchronize(CUstream_st* stream);
   void synchronize_device();
 

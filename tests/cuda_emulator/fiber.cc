@@ -78,8 +78,9 @@ namespace {
 
 }  // namespace
 
-FiberStack::FiberStack(size_t bytes) {
+FiberStack::FiberStack(size_t bytes, int color) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  color_bytes_ = size_t(color % 64) * 64;
   guard_ = page;
   bytes_ = (bytes + page - 1) / page * page;
   void* p = mmap(nullptr, guard_ + bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -97,7 +98,7 @@ void Fiber::start(const FiberStack& stack, Entry entry, void* arg) {
   // Frame read by the first switch into this fiber, from the lowest address: the control
   // words, r15, r14, r13 (entry), r12 (arg), rbx, rbp, and the return address (trampoline).
   // After that return the stack pointer is 16-byte aligned, as a call expects.
-  auto top = reinterpret_cast<uintptr_t>(stack.bottom() + stack.size()) & ~uintptr_t{15};
+  auto top = reinterpret_cast<uintptr_t>(stack.top()) & ~uintptr_t{15};
   auto* frame = reinterpret_cast<uint64_t*>(top - 16 - 8 * 8);
   uint32_t mxcsr = 0;
   uint16_t fpu_cw = 0;

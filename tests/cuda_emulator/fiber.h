@@ -9,18 +9,21 @@
 namespace cuda_emulator {
 
 // A stack with a guard page below it (an overflow faults instead of corrupting a neighbour).
+// Stacks of the same size start `color` cache lines below their top, so that the first
+// frames of a block's many fibers do not all fall into the same cache sets.
 class FiberStack {
  public:
-  explicit FiberStack(size_t bytes);
+  FiberStack(size_t bytes, int color);
   FiberStack(const FiberStack&) = delete;
   FiberStack& operator=(const FiberStack&) = delete;
   ~FiberStack();
   char* bottom() const { return base_ + guard_; }
   size_t size() const { return bytes_; }
+  char* top() const { return base_ + guard_ + bytes_ - color_bytes_; }
 
  private:
   char* base_ = nullptr;
-  size_t guard_ = 0, bytes_ = 0;
+  size_t guard_ = 0, bytes_ = 0, color_bytes_ = 0;
 };
 
 // One execution context: either a fiber made by start() or the OS thread's own (the
