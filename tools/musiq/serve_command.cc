@@ -119,6 +119,7 @@ class ScoringService {
           return scorer_->score_batch(images);
         },
         batching, [this](size_t images, int64_t rows) { metrics_.pass(images, rows); });
+    loaded_ = true;
     State loading = State::kLoading;  // a stop asked for while loading stays asked for
     state_.compare_exchange_strong(loading, State::kReady);
   }
@@ -146,7 +147,7 @@ class ScoringService {
     });
     server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
       json models = json::array();
-      if (state_ == State::kReady)
+      if (loaded_)
         models.push_back({{"name", label_},
                           {"variant", scorer_->model().variant},
                           {"device", scorer_->device().name},
@@ -163,9 +164,7 @@ class ScoringService {
       metrics_.request("/health", res.status, 0);
     });
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics_.exposition(batcher_ && state_ != State::kLoading
-                                              ? batcher_->queued()
-                                              : 0),
+      res.set_content(metrics_.exposition(loaded_ ? batcher_->queued() : 0),
                       "text/plain; version=0.0.4");
       metrics_.request("/metrics", res.status, 0);
     });
@@ -351,6 +350,7 @@ class ScoringService {
   std::unique_ptr<Batcher> batcher_;
   ServeMetrics metrics_;
   std::atomic<State> state_{State::kLoading};
+  std::atomic<bool> loaded_{false};  // scorer_ and batcher_ are set (until finish())
 };
 
 sigset_t stop_signal_set() {
