@@ -181,6 +181,14 @@ class ServeTest(unittest.TestCase):
         form = subprocess.run(["curl", "-sS", "-F", "image=@" + IMAGES[3], url],
                               capture_output=True, text=True, timeout=60)
         self.check_record(json.loads(form.stdout)["results"][0], os.path.basename(IMAGES[3]))
+        # Over a megabyte curl asks "Expect: 100-continue": refused before the body is sent.
+        big = os.path.join(self.tmp, "big.jpg")
+        with open(big, "wb") as f:
+            f.write(read(IMAGES[0]) + b"\0" * 3000000)
+        over = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                               "Content-Type: image/jpeg", "--data-binary", "@" + big, url],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(over.stdout, "413", over.stderr)
 
     def test_bad_image_is_422_with_one_line(self):
         status, _, out = self.server.score(BROKEN)
