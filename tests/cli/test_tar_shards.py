@@ -140,6 +140,23 @@ class TarShards(unittest.TestCase):
         with open(out, newline="") as f:
             self.assertEqual(len(list(csv.DictReader(f))), 2)
 
+    def test_csv_written_before_member_columns_still_resumes(self):
+        old = os.path.join(self.tmp, "old.csv")
+        photo = os.path.join(DATA, "chelsea_200x133_q90.jpg")
+        with open(old, "w") as f:
+            f.write("path,model,score,device,width,height,tokens,ms,error,note\n"
+                    f"{photo},random,50,cpu,200,133,167,1.0,,\n")
+        other = os.path.join(DATA, "camera_gray_459x371_q90.jpg")
+        r = self.score("--format", "csv", "-o", old, "--resume", photo, other)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(old, newline="") as f:
+            rows = list(csv.reader(f))
+        self.assertEqual([len(row) for row in rows], [10, 10, 10])
+        self.assertEqual(rows[2][0], other)
+        r = self.score("--format", "csv", "-o", old, "--resume", self.shard1)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot add tar members to this CSV file", r.stderr)
+
     def test_shards_divide_whole_tars_and_files_from_lists_them(self):
         listing = os.path.join(self.tmp, "shards.txt")
         with open(listing, "w") as f:
