@@ -111,6 +111,16 @@ TEST(Batcher, StoppingRunsWhatIsQueuedAtOnce) {
   EXPECT_TRUE(result.get().ok());
 }
 
+TEST(Batcher, AfterStopWaitingQueuedRequestsRunAtOnce) {
+  const PreparedImagePtr im = image(50, 50);
+  FakeModel model;
+  Batcher batcher(model.score(), options(milliseconds(60000), 1 << 20, 32), [](size_t, int64_t) {});
+  auto result = batcher.submit(*im);
+  EXPECT_EQ(result.wait_for(milliseconds(300)), std::future_status::timeout);  // waits for company
+  batcher.stop_waiting();
+  EXPECT_EQ(result.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+}
+
 TEST(Batcher, AFailedPassIsEachRequestsError) {
   const PreparedImagePtr a = image(50, 50), b = image(60, 40);
   FakeModel model;

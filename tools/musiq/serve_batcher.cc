@@ -36,6 +36,14 @@ size_t Batcher::queued() const {
   return queue_.size();
 }
 
+void Batcher::stop_waiting() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    no_wait_ = true;
+  }
+  changed_.notify_all();
+}
+
 std::vector<Batcher::Request> Batcher::next_pass() {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -43,7 +51,8 @@ std::vector<Batcher::Request> Batcher::next_pass() {
   const auto deadline = queue_.empty() ? std::chrono::steady_clock::now()
                                        : queue_.front().arrived + options_.max_wait;
   changed_.wait_until(lock, deadline, [this] {
-    return stopping_ || queued_rows_ >= options_.max_rows || queue_.size() >= options_.max_images;
+    return stopping_ || no_wait_ || queued_rows_ >= options_.max_rows ||
+           queue_.size() >= options_.max_images;
   });
   std::vector<Request> pass;
   int64_t rows = 0;

@@ -37,6 +37,9 @@ class Batcher {
   // alive until then.
   std::future<BatchItem> submit(const PreparedImage& image);
   size_t queued() const;
+  // From now on a pass starts as soon as the model is free, without waiting for company
+  // (the server is stopping: what is queued is all there will be).
+  void stop_waiting();
 
  private:
   struct Request {
@@ -55,7 +58,7 @@ class Batcher {
   std::condition_variable changed_;
   std::deque<Request> queue_;
   int64_t queued_rows_ = 0;
-  bool stopping_ = false;
+  bool stopping_ = false, no_wait_ = false;
   std::thread worker_;
 };
 

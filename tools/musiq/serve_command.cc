@@ -123,7 +123,10 @@ class ScoringService {
     State loading = State::kLoading;  // a stop asked for while loading stays asked for
     state_.compare_exchange_strong(loading, State::kReady);
   }
-  void stopping() { state_ = State::kStopping; }
+  void stopping() {
+    state_ = State::kStopping;
+    if (loaded_) batcher_->stop_waiting();
+  }
   // Scores what is queued; call after the connections are closed.
   void finish() { batcher_.reset(); }
   const Scorer& scorer() const { return *scorer_; }
