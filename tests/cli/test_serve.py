@@ -262,6 +262,12 @@ class ServeTest(unittest.TestCase):
             with socket.create_connection((HOST, self.server.port), timeout=10) as s:
                 s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                           b"Content-Length: 100000\r\n\r\n" + read(IMAGES[0])[:1000])
+        # Gone while its image waits for the model: the answer has nowhere to go.
+        body = read(IMAGES[1])
+        for _ in range(3):
+            with socket.create_connection((HOST, self.server.port), timeout=10) as s:
+                s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
         self.assert_still_serving()
 
     def test_too_many_connections_is_503_with_retry_after(self):
