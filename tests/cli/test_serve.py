@@ -349,6 +349,13 @@ class ServeTest(unittest.TestCase):
         server.stop()
         self.assertIn("musiq: stopped\n", server.stderr)
 
+    def test_weights_that_cannot_load_end_the_server(self):
+        r = subprocess.run([MUSIQ, "serve", "--weights", os.path.join(self.tmp, "missing.h5"),
+                            "--host", HOST, "--port", "0"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("missing.h5: ", r.stderr.splitlines()[-1])
+
     def test_bounded_load(self):
         """16 clients, 5 requests each, within a fixed time."""
         deadline = time.monotonic() + 300

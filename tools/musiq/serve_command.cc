@@ -52,7 +52,17 @@ int run_serve(ServeOptions o) {
   if (o.api_key.empty() && o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
     std::cerr << "musiq: note: " << o.host
               << " may be reachable from other machines, and no --api-key is set" << std::endl;
-  std::thread listener([&] { server.listen_after_bind(); });
+  std::atomic<bool> listener_done{false};
+  std::thread listener([&] {
+    server.listen_after_bind();
+    listener_done = true;
+  });
+  // stop() acts only on a running server: wait for the listener to start (or to have ended).
+  auto stop_server = [&] {
+    while (!server.is_running() && !listener_done)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    server.stop();
+  };
 
   std::atomic<bool> ending{false}, signalled{false};
   std::thread watcher([&] {
@@ -63,10 +73,7 @@ int run_serve(ServeOptions o) {
       std::cerr << "musiq: stopping: no new connections; finishing the requests in flight"
                 << std::endl;
       service.stopping();
-      // stop() acts only on a running server: wait (briefly) for the listener to start.
-      for (int i = 0; i < 1000 && !server.is_running(); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      server.stop();
+      stop_server();
       return;
     }
   });
@@ -78,7 +85,7 @@ int run_serve(ServeOptions o) {
   try {
     service.load();
   } catch (...) {
-    server.stop();
+    stop_server();
     listener.join();
     end_watcher();
     throw;
