@@ -108,6 +108,9 @@ void check_token_budget(int width, int height, const ModelConfig& config, int64_
 // image without pixels.
 PreparedImagePtr prepare_image(Image image, const ModelConfig& config,
                                DeviceKind device = DeviceKind::kCpu);
+// The rows (tokens + CLS) the image takes in a packed forward pass: what it costs a batch
+// (ScorerParams::batch_rows).
+int64_t prepared_rows(const PreparedImage& image);
 
 class Scorer {
  public:

@@ -28,6 +28,7 @@ double ms_since(Clock::time_point start) {
 
 struct PreparedImage {
   int width = 0, height = 0;
+  int64_t rows = 0;  // tokens + CLS
   // Tokens for a CPU scorer; the decoded pixels for a GPU scorer, which preprocesses them.
   std::variant<Tokens, Image> input;
   double decode_ms = 0, preprocess_ms = 0;
@@ -91,6 +92,7 @@ PreparedImagePtr prepare_image(Image image, const ModelConfig& config, DeviceKin
   prepared->width = image.width;
   prepared->height = image.height;
   prepared->warning = std::move(image.warning);
+  prepared->rows = plan_tokens(image.height, image.width, config).count() + 1;
   if (device == DeviceKind::kCuda) {
     prepared->input = std::move(image);
   } else {
@@ -100,6 +102,8 @@ PreparedImagePtr prepare_image(Image image, const ModelConfig& config, DeviceKin
   }
   return prepared;
 }
+
+int64_t prepared_rows(const PreparedImage& image) { return image.rows; }
 
 struct Scorer::Impl {
   ModelInfo info;

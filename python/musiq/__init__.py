@@ -4,18 +4,21 @@
     scorer = musiq.Scorer("koniq")            # weights as the CLI finds them
     scorer.score("photo.jpg")                 # -> float
     scorer.score_many(paths)                  # batches, decode threads, GIL released
+    for key, result in scorer.score_tar("shard-000000.tar"):  # WebDataset shards
+        print(key, result.score)
 
 Images are decoded as the CLI decodes them (JPEG exactly as TensorFlow does), so a file
 scores the same here, through `bytes`, and with `musiq score`. Failures raise
 `musiq.Error` with the CLI's one-line message. See also `musiq.create_metric` (pyiqa's
-interface) and `musiq.ray` (Ray Data).
+interface), `musiq.ray` (Ray Data) and `musiq.serve` (the HTTP service, `musiq serve`).
 """
 from __future__ import annotations
 
 import math
 import os
+import tarfile
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -79,6 +82,21 @@ def _normalise(item: Image):
         return path, path
     raise TypeError("an image is a path (str or os.PathLike), bytes (an encoded file) or a "
                     f"uint8 numpy array, not {type(item).__name__}")
+
+
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tga", ".gif", ".ppm",
+                     ".pgm", ".pnm", ".psd")
+
+
+def _is_image_name(name: str) -> bool:
+    """An image by its extension, as `musiq score` takes files from directories and tars."""
+    return os.path.splitext(name)[1].lower() in _IMAGE_EXTENSIONS
+
+
+def _webdataset_key(name: str) -> str:
+    """The member's name up to the first dot of its file name ("a/0001.jpg" -> "a/0001")."""
+    head, _, base = name.rpartition("/")
+    return (head + "/" if head else "") + base.split(".", 1)[0]
 
 
 class Scorer:
@@ -191,6 +209,41 @@ class Scorer:
                                            self._threads if threads is None else int(threads))
         return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms, o.error)
                 for o in outcomes]
+
+    def score_tar(self, path: Union[str, "os.PathLike[str]"], *, batch: int = 8,
+                  threads: Optional[int] = None) -> Iterator[Tuple[str, Result]]:
+        """(key, Result) for each image member of a WebDataset tar shard, in shard order.
+
+        The shard is read as a stream (nothing is extracted); members are images by their
+        extension, as for `musiq score shard.tar`, and each scores exactly as the same file
+        extracted. `key` is WebDataset's: the member's name up to the first dot of its file
+        name ("00001234.jpg" -> "00001234"). A member that fails has its error in its
+        Result; a shard that cannot be read raises `Error` once the members before the
+        damage are yielded. Images are scored `batch` at a time.
+        """
+        shard = os.fsdecode(os.fspath(path))
+        pending: List[Tuple[str, bytes]] = []
+
+        def flush():
+            results = self.score_many_results([data for _, data in pending],
+                                              names=[f"{shard}/{name}" for name, _ in pending],
+                                              threads=threads)
+            out = [(_webdataset_key(name), r) for (name, _), r in zip(pending, results)]
+            pending.clear()
+            return out
+
+        try:
+            with tarfile.open(shard, "r|*") as tar:
+                for member in tar:
+                    if not member.isfile() or not _is_image_name(member.name):
+                        continue
+                    pending.append((member.name, tar.extractfile(member).read()))
+                    if len(pending) >= batch:
+                        yield from flush()
+        except (OSError, tarfile.TarError, EOFError) as e:
+            yield from flush()
+            raise Error(f"{shard}: unreadable tar: {e}") from None
+        yield from flush()
 
     def __repr__(self) -> str:
         return f"musiq.Scorer(model={self.model!r}, device={self.device!r})"

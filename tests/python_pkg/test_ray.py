@@ -48,3 +48,26 @@ def test_pandas_batches(model, collection, cli):
     for path, score, error in zip(out["path"], out["score"], out["error"]):
         assert error == cli[path].get("error", "")
         assert (score == cli[path]["score"]) if not error else math.isnan(score)
+
+
+def test_read_webdataset_feeds_the_members_bytes(local_ray, model, tmp_path):
+    """The README's recipe: read_webdataset(decoder=None) into MusiqScorer(bytes_column="jpg")
+    scores each member exactly as the CLI scores the same file."""
+    import tarfile
+    from conftest import PHOTOS, cli_records
+    jpegs = [p for p in PHOTOS if p.endswith(".jpg")]
+    shard = tmp_path / "shard-000000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for i, path in enumerate(jpegs):
+            tar.add(path, arcname=f"{i:08d}.jpg")
+    expected = cli_records(model, jpegs)
+    ds = ray.data.read_webdataset(str(shard), decoder=None)
+    ds = ds.map_batches(musiq.ray.MusiqScorer,
+                        fn_constructor_kwargs={"weights": model, "device": "cpu",
+                                               "bytes_column": "jpg", "path_column": "__key__"},
+                        concurrency=1, batch_size=4)
+    rows = {row["__key__"]: row for row in ds.select_columns(["__key__", "score", "error"]).take_all()}
+    assert sorted(rows) == [f"{i:08d}" for i in range(len(jpegs))]
+    for i, path in enumerate(jpegs):
+        row = rows[f"{i:08d}"]
+        assert (row["score"], row["error"]) == (expected[path]["score"], ""), path

@@ -1,7 +1,9 @@
 """musiq.Scorer against the CLI, on the same files: the same float32 scores, the same
 messages."""
+import json
 import os
 import pathlib
+import subprocess
 import threading
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from PIL import Image
 
 import musiq
-from conftest import PHOTOS
+from conftest import MUSIQ_BIN, PHOTOS, cli_records
 
 
 def test_files_score_exactly_as_the_cli(scorer, collection, cli):
@@ -153,3 +155,45 @@ def test_token_budget_refuses_costly_images_of_every_kind(model):
     with pytest.raises(musiq.Error, match="too costly"):
         small_budget.score(PHOTOS[0])
     assert np.isfinite(small_budget.score(pixels[:64, :64]))
+
+
+def test_score_tar_equals_the_cli_on_the_same_shard(scorer, model, collection, tmp_path):
+    """Members score as the extracted files, bit for bit, and as `musiq score shard.tar`."""
+    import tarfile
+    shard = tmp_path / "shard-000000.tar"
+    names = sorted(p.name for p in collection.iterdir())
+    with tarfile.open(shard, "w") as tar:
+        for i, name in enumerate(names):
+            tar.add(collection / name, arcname=f"{i:08d}.{name.split('.', 1)[1]}")
+        tar.add(collection / names[0], arcname="00000099.json")  # not an image: skipped
+    results = list(scorer.score_tar(shard))
+    assert [key for key, _ in results] == [f"{i:08d}" for i in range(len(names))]
+    files = cli_records(model, [collection / n for n in names])
+    r = subprocess.run([MUSIQ_BIN, "score", "--weights", model, "--device", "cpu", "-q", str(shard)],
+                       capture_output=True, text=True, timeout=900)
+    members = {rec["key"]: rec for rec in map(json.loads, r.stdout.splitlines())}
+    for (key, result), name in zip(results, names):
+        on_disk = files[str(collection / name)]
+        if "error" in on_disk:
+            assert result.error and np.isnan(result.score), name
+            assert "error" in members[key]
+            continue
+        assert (result.score, result.width, result.height, result.tokens) == (
+            on_disk["score"], on_disk["width"], on_disk["height"], on_disk["tokens"]), name
+        assert result.score == members[key]["score"], name
+
+
+def test_score_tar_raises_after_the_readable_members_of_a_truncated_shard(scorer, tmp_path):
+    import tarfile
+    shard = tmp_path / "cut.tar"
+    with tarfile.open(shard, "w") as tar:
+        tar.add(PHOTOS[2], arcname="a.jpg")
+        tar.add(PHOTOS[3], arcname="b.jpg")
+    data = shard.read_bytes()
+    cut = tmp_path / "cut-short.tar"
+    cut.write_bytes(data[: 512 + os.path.getsize(PHOTOS[2]) + 2048])
+    seen = []
+    with pytest.raises(musiq.Error, match="cut-short.tar: unreadable tar"):
+        for key, result in scorer.score_tar(cut, batch=1):
+            seen.append((key, result.ok))
+    assert seen == [("a", True)]

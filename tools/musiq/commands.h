@@ -7,7 +7,8 @@
 namespace musiq::cli {
 
 // Exit codes: 0 all good, 1 some images failed, 2 usage, set-up or output error;
-// 128 + the signal number when stopped by SIGINT or SIGTERM (musiq score).
+// 128 + the signal number when stopped by SIGINT or SIGTERM (musiq score; musiq serve
+// finishes its requests and exits 0).
 inline constexpr int kExitImagesFailed = 1;
 inline constexpr int kExitUsage = 2;
 
@@ -17,5 +18,6 @@ Command add_score_command(CLI::App& app);
 Command add_preprocess_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 Command add_info_command(CLI::App& app);
+Command add_serve_command(CLI::App& app);
 
 }  // namespace musiq::cli

@@ -14,21 +14,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool has_image_extension(const fs::path& p) {
-  static const std::set<std::string> kExtensions = {".jpg", ".jpeg", ".jpe", ".jfif", ".png",
-                                                    ".bmp", ".tga", ".gif", ".ppm", ".pgm",
-                                                    ".pnm", ".psd"};
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return kExtensions.count(ext) > 0;
-}
-
 void add_directory(const fs::path& dir, bool recursive, InputList& out) {
   std::error_code ec;
   auto visit = [&](const fs::directory_entry& entry) {
     if (!entry.is_regular_file(ec)) return;
-    if (has_image_extension(entry.path())) {
+    if (has_image_extension(entry.path().string())) {
       out.images.push_back(entry.path().string());
     } else {
       ++out.skipped_non_images;
@@ -63,6 +53,16 @@ void add_path(const std::string& given, bool recursive, InputList& out) {
 }
 
 }  // namespace
+
+bool has_image_extension(const std::string& name) {
+  static const std::set<std::string> kExtensions = {".jpg", ".jpeg", ".jpe", ".jfif", ".png",
+                                                    ".bmp", ".tga", ".gif", ".ppm", ".pgm",
+                                                    ".pnm", ".psd"};
+  std::string ext = fs::path(name).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return kExtensions.count(ext) > 0;
+}
 
 std::string path_identity(const std::string& path) {
   std::error_code ec;

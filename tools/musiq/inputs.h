@@ -27,6 +27,10 @@ struct InputList {
 // files with an image extension are taken.
 InputList collect_inputs(const InputSpec& spec);
 
+// Whether a file name has one of the image extensions taken from directories (.jpg, .png,
+// ...; any case).
+bool has_image_extension(const std::string& name);
+
 // What identifies a file when a run is resumed: the absolute path with symbolic links
 // and "." / ".." resolved as far as the file system allows.
 std::string path_identity(const std::string& path);

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::map<CLI::App*, musiq::cli::Command> commands;
   for (auto add : {musiq::cli::add_score_command, musiq::cli::add_preprocess_command,
-                   musiq::cli::add_bench_command, musiq::cli::add_info_command}) {
+                   musiq::cli::add_bench_command, musiq::cli::add_info_command,
+                   musiq::cli::add_serve_command}) {
     const size_t before = app.get_subcommands({}).size();
     musiq::cli::Command run = add(app);
     commands[app.get_subcommands({}).at(before)] = run;

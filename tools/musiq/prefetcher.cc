@@ -4,12 +4,9 @@
 
 namespace musiq::cli {
 
-Prefetcher::Prefetcher(std::vector<std::string> paths, ModelConfig config, DecodeOptions decode,
-                       DeviceKind device, int threads, size_t lookahead)
-    : paths_(std::move(paths)),
-      config_(std::move(config)),
-      decode_(decode),
-      device_(device),
+Prefetcher::Prefetcher(std::vector<std::string> names, Load load, int threads, size_t lookahead)
+    : names_(std::move(names)),
+      load_(std::move(load)),
       lookahead_(std::max<size_t>(lookahead, 1)) {
   for (int t = 0; t < std::max(threads, 1); ++t) workers_.emplace_back([this] { work(); });
 }
@@ -29,20 +26,20 @@ void Prefetcher::work() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       room_.wait(lock, [this] {
-        return stopping_ || next_ >= paths_.size() || next_ < consumed_ + lookahead_;
+        return stopping_ || next_ >= names_.size() || next_ < consumed_ + lookahead_;
       });
-      if (stopping_ || next_ >= paths_.size()) return;
+      if (stopping_ || next_ >= names_.size()) return;
       index = next_++;
     }
     Item item;
     try {
-      item.image = prepare_image_file(paths_[index], config_, decode_, device_);
+      item.image = load_(index);
     } catch (const Error& e) {
       item.error = e.what();
     } catch (const std::bad_alloc&) {
-      item.error = paths_[index] + ": out of memory while decoding";
+      item.error = names_[index] + ": out of memory while decoding";
     } catch (const std::exception& e) {  // whatever it is, only this image fails
-      item.error = paths_[index] + ": " + e.what();
+      item.error = names_[index] + ": " + e.what();
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -2,6 +2,7 @@
 // consumer, and hands them out in input order: the model never waits on JPEG decoding.
 #pragma once
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -19,10 +20,12 @@ class Prefetcher {
     std::string error;
   };
 
-  // `device`: where the images will be scored (prepare_image_file: tokens for the CPU,
-  // decoded pixels for the GPU).
-  Prefetcher(std::vector<std::string> paths, ModelConfig config, DecodeOptions decode,
-             DeviceKind device, int threads, size_t lookahead);
+  // Prepares image `index` (prepare_image_file or prepare_encoded_image); throws on failure.
+  // Called on the workers, for each index once, in increasing order of the start.
+  using Load = std::function<PreparedImagePtr(size_t index)>;
+
+  // `names`: what messages call each image.
+  Prefetcher(std::vector<std::string> names, Load load, int threads, size_t lookahead);
   ~Prefetcher();  // stops the workers
 
   Item take(size_t index);  // blocks until image `index` is ready; call in order
@@ -30,10 +33,8 @@ class Prefetcher {
  private:
   void work();
 
-  const std::vector<std::string> paths_;
-  const ModelConfig config_;
-  const DecodeOptions decode_;
-  const DeviceKind device_;
+  const std::vector<std::string> names_;
+  const Load load_;
   const size_t lookahead_;
   std::mutex mutex_;
   std::condition_variable ready_, room_;

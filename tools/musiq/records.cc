@@ -18,7 +18,7 @@
 #include <sstream>
 #include <vector>
 
-#include "tools/musiq/inputs.h"
+#include "tools/musiq/input_items.h"
 #include "tools/musiq/json_text.h"
 
 namespace musiq::cli {
@@ -26,8 +26,14 @@ namespace {
 
 constexpr const char* kRandomNote =
     "random demo weights (musiq-make-test-model): this score is not meaningful";
-constexpr const char* kCsvHeader = "path,model,score,device,width,height,tokens,ms,error,note\n";
-constexpr size_t kCsvFields = 10;
+constexpr const char* kCsvHeader =
+    "path,model,score,device,width,height,tokens,ms,error,note,key,member\n";
+constexpr size_t kCsvFields = 12;
+// Files written before tar shards were read: resumed in their own layout, without the
+// key and member columns.
+constexpr const char* kCsvHeaderWithoutMembers =
+    "path,model,score,device,width,height,tokens,ms,error,note\n";
+constexpr size_t kCsvFieldsWithoutMembers = 10;
 
 std::string system_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -36,6 +42,10 @@ std::string system_error(const std::string& what) { return what + ": " + std::st
 std::string to_json(const Record& r) {
   std::vector<std::pair<std::string, std::string>> members = {
       {"path", json_string(r.path)}, {"model", json_string(r.model)}};
+  if (!r.member.empty()) {
+    members.push_back({"key", json_string(webdataset_key(r.member))});
+    members.push_back({"member", json_string(r.member)});
+  }
   if (!r.error.empty()) {
     members.push_back({"error", json_string(r.error)});
   } else {
@@ -68,7 +78,8 @@ std::string csv_note(const Record& r) {
   return note;
 }
 
-std::string to_csv(const Record& r) {
+// `with_members`: the key and member columns (all but files resumed from before them).
+std::string to_csv(const Record& r, bool with_members = true) {
   std::ostringstream s;
   s << csv_field(r.path) << ',' << csv_field(r.model) << ',';
   if (r.error.empty()) {
@@ -78,6 +89,9 @@ std::string to_csv(const Record& r) {
   } else {
     s << ",,,,,," << csv_field(r.error) << ',';
   }
+  if (with_members)
+    s << ',' << csv_field(r.member.empty() ? "" : webdataset_key(r.member)) << ','
+      << csv_field(r.member);
   s << '\n';
   return s.str();
 }
@@ -89,6 +103,7 @@ std::string to_table_row(const Record& r) {
       << std::setw(8) << r.model << std::right << std::setw(11)
       << (std::to_string(r.width) + "x" + std::to_string(r.height)) << std::setw(7) << r.tokens
       << std::setprecision(0) << std::setw(8) << r.ms << "  " << r.path
+      << (r.member.empty() ? "" : "/" + r.member)
       << (r.random_weights ? "  (random weights: not meaningful)" : "")
       << (r.warning.empty() ? "" : "  (decoder warning: " + r.warning + ")");
   } else {
@@ -228,7 +243,10 @@ class AppendingFileSink : public RecordSink {
     if (format_ == Format::kCsv && !has_header_) out_.write(kCsvHeader);
   }
   void write(const Record& r) override {
-    out_.write(format_ == Format::kCsv ? to_csv(r) : to_json(r) + "\n");
+    if (format_ == Format::kCsv && !has_member_columns_ && !r.member.empty())
+      throw Error(path_ + ": cannot add tar members to this CSV file: it has no key and member "
+                  "columns (write them to a new file)");
+    out_.write(format_ == Format::kCsv ? to_csv(r, has_member_columns_) : to_json(r) + "\n");
   }
 
  private:
@@ -261,15 +279,21 @@ class AppendingFileSink : public RecordSink {
     size_t complete = 0;
     if (format_ == Format::kCsv) {
       const auto records = parse_csv(content, complete);
-      if (content.compare(0, std::strlen(kCsvHeader), kCsvHeader) != 0)
+      if (content.compare(0, std::strlen(kCsvHeaderWithoutMembers), kCsvHeaderWithoutMembers) ==
+          0) {
+        has_member_columns_ = false;
+      } else if (content.compare(0, std::strlen(kCsvHeader), kCsvHeader) != 0) {
         throw Error(not_ours + "its first line is not our header)");
+      }
       has_header_ = true;
+      const size_t fields = has_member_columns_ ? kCsvFields : kCsvFieldsWithoutMembers;
       for (size_t i = 1; i < records.size(); ++i) {
-        if (records[i].size() != kCsvFields)
+        if (records[i].size() != fields)
           throw Error(not_ours + "record " + std::to_string(i + 1) + " has " +
                       std::to_string(records[i].size()) + " fields, not " +
-                      std::to_string(kCsvFields) + ")");
-        done_.insert({path_identity(records[i][0]), records[i][1]});
+                      std::to_string(fields) + ")");
+        const std::string member = has_member_columns_ ? records[i][kCsvFields - 1] : "";
+        done_.insert({item_identity(records[i][0], member), records[i][1]});
       }
     } else {
       complete = content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1;
@@ -280,7 +304,8 @@ class AppendingFileSink : public RecordSink {
         const auto members = parse_flat_json_object(line);
         if (!members || !members->count("path") || !members->count("model"))
           throw Error(not_ours + "line " + std::to_string(number) + " is not a record)");
-        done_.insert({path_identity(members->at("path")), members->at("model")});
+        const std::string member = members->count("member") ? members->at("member") : "";
+        done_.insert({item_identity(members->at("path"), member), members->at("model")});
       }
     }
     if (complete < content.size()) {
@@ -294,6 +319,7 @@ class AppendingFileSink : public RecordSink {
   std::string path_;
   OutputFd out_;
   bool has_header_ = false;
+  bool has_member_columns_ = true;
 };
 
 // json / table: written to a temporary file, renamed into place by finish().

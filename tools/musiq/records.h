@@ -15,6 +15,8 @@ namespace musiq::cli {
 
 struct Record {
   std::string path, model;
+  std::string member;   // the image's member name when `path` is a tar shard, else ""
+
   std::string error;    // non-empty: the image failed
   std::string warning;  // the decoder's warning about a scored image, if any
   float score = 0;
@@ -38,7 +40,7 @@ class RecordSink {
                                           bool overwrite);
   virtual ~RecordSink() = default;
 
-  // (path_identity(path), model) pairs already in the file being resumed.
+  // (item_identity(path, member), model) pairs already in the file being resumed.
   const std::set<std::pair<std::string, std::string>>& done() const { return done_; }
   virtual void write(const Record& record) = 0;
   // Completes the output (closing bracket, flush, close, rename into place). Only the

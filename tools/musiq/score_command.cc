@@ -8,12 +8,14 @@
 
 #include "engine/musiq.h"
 #include "tools/musiq/commands.h"
+#include "tools/musiq/input_items.h"
 #include "tools/musiq/inputs.h"
 #include "tools/musiq/model_runner.h"
 #include "tools/musiq/prefetcher.h"
 #include "tools/musiq/progress.h"
 #include "tools/musiq/records.h"
 #include "tools/musiq/stop_signals.h"
+#include "tools/musiq/tar_reader.h"
 
 namespace musiq::cli {
 namespace {
@@ -106,24 +108,29 @@ int run_score(ScoreOptions o) {
     throw Error("no images given (paths, directories, or --files-from FILE)");
   const InputList inputs = collect_inputs(o.inputs);
   std::vector<ModelRunner> models = open_models(o);
+  int64_t skipped_members = 0;
+  const std::vector<InputItem> all_items = expand_tar_shards(inputs.images, skipped_members);
   if (inputs.skipped_non_images && !o.quiet)
     std::cerr << "musiq: skipped " << inputs.skipped_non_images
               << " files without an image extension\n";
+  if (skipped_members && !o.quiet)
+    std::cerr << "musiq: skipped " << skipped_members
+              << " tar members without an image extension\n";
   const std::unique_ptr<RecordSink> sink = RecordSink::open(format, o.output, o.resume, o.overwrite);
 
   // Images with at least one model still to run (all of them unless resuming).
-  auto done_already = [&](const std::string& path, const std::string& model) {
-    return sink->done().count({path_identity(path), model}) > 0;
+  auto done_already = [&](const InputItem& item, const std::string& model) {
+    return sink->done().count({item_identity(item.path, item.member), model}) > 0;
   };
-  std::vector<std::string> todo;
-  for (const std::string& path : inputs.images)
+  std::vector<InputItem> todo;
+  for (const InputItem& item : all_items)
     for (const ModelRunner& m : models)
-      if (!done_already(path, m.label())) {
-        todo.push_back(path);
+      if (!done_already(item, m.label())) {
+        todo.push_back(item);
         break;
       }
-  if (inputs.images.size() != todo.size() && !o.quiet)
-    std::cerr << "musiq: resuming: " << inputs.images.size() - todo.size()
+  if (all_items.size() != todo.size() && !o.quiet)
+    std::cerr << "musiq: resuming: " << all_items.size() - todo.size()
               << " images already in " << o.output << "\n";
 
   std::mutex output;  // the sink, between this thread and a stop signal
@@ -141,8 +148,24 @@ int run_score(ScoreOptions o) {
   const DeviceKind device = models.front().backend().device().kind;
   const size_t batch = size_t(o.batch > 0 ? o.batch : default_batch_images(device));
   Progress progress(static_cast<int64_t>(todo.size()), !o.quiet);
-  Prefetcher prefetcher(todo, models.front().backend().model().config, decode_options(o), device,
-                        o.threads, std::max(2 * static_cast<size_t>(std::max(o.threads, 1)), batch));
+  std::vector<std::string> names;
+  std::vector<size_t> tar_turn(todo.size());  // the order tar members are read in
+  for (size_t i = 0, turns = 0; i < todo.size(); ++i) {
+    names.push_back(todo[i].name());
+    if (todo[i].in_tar()) tar_turn[i] = turns++;
+  }
+  TarMemberReader tar_reader;
+  const ModelConfig& config = models.front().backend().model().config;
+  const DecodeOptions decode = decode_options(o);
+  auto load = [&](size_t i) -> PreparedImagePtr {
+    const InputItem& item = todo[i];
+    if (!item.error.empty()) throw Error(item.error);
+    if (!item.in_tar()) return prepare_image_file(item.path, config, decode, device);
+    return prepare_encoded_image(tar_reader.read(tar_turn[i], item), item.name(), config, decode,
+                                 device);
+  };
+  Prefetcher prefetcher(names, load, o.threads,
+                        std::max(2 * static_cast<size_t>(std::max(o.threads, 1)), batch));
   for (size_t first = 0; first < todo.size() && !signals.stop_requested(); first += batch) {
     // Up to `batch` images in input order; those that failed to decode are records too.
     std::vector<Prefetcher::Item> items;
@@ -156,18 +179,21 @@ int run_score(ScoreOptions o) {
       std::vector<size_t> item_of;
       for (size_t j = 0; j < items.size(); ++j)
         if (items[j].image && !done_already(todo[first + j], model.label())) {
-          paths.push_back(todo[first + j]);
+          paths.push_back(todo[first + j].name());
           ready.push_back(items[j].image.get());
           item_of.push_back(j);
         }
       std::vector<Record> records = model.score(paths, ready);
       for (size_t k = 0; k < records.size(); ++k) {
         Record& r = records[k];
+        r.path = todo[first + item_of[k]].path;  // a member's record names its shard apart
+        r.member = todo[first + item_of[k]].member;
         if (o.strict && !r.warning.empty()) {
           Record refused;
           refused.path = r.path;
+          refused.member = r.member;
           refused.model = r.model;
-          refused.error = r.path + ": decoder warning: " + r.warning + " (refused by --strict)";
+          refused.error = paths[k] + ": decoder warning: " + r.warning + " (refused by --strict)";
           r = refused;
         }
         if (errors[item_of[k]].empty()) errors[item_of[k]] = r.error;
@@ -181,7 +207,8 @@ int run_score(ScoreOptions o) {
           continue;
         }
         Record r;
-        r.path = todo[first + j];
+        r.path = todo[first + j].path;
+        r.member = todo[first + j].member;
         r.model = model.label();
         r.error = items[j].error;
         sink->write(r);
@@ -223,9 +250,10 @@ std::string positive_count(const std::string& text) {
 Command add_score_command(CLI::App& app) {
   auto o = std::make_shared<ScoreOptions>();
   CLI::App* cmd = app.add_subcommand("score", "Score images, directories or file lists");
-  cmd->add_option("paths", o->inputs.paths, "Image files and directories");
+  cmd->add_option("paths", o->inputs.paths,
+                  "Image files, directories and WebDataset tar shards (*.tar)");
   cmd->add_flag("-r,--recursive", o->inputs.recursive, "Descend into subdirectories");
-  cmd->add_option("--files-from", o->inputs.files_from, "File with one path per line ('-': stdin)");
+  cmd->add_option("--files-from", o->inputs.files_from, "File with one path (image, directory or tar shard) per line ('-': stdin)");
   CLI::Option* model = cmd->add_option("--model", o->models,
                   "Official model(s), comma-separated: spaq, koniq, paq2piq, ava")
       ->capture_default_str();
