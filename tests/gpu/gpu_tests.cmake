@@ -44,9 +44,9 @@ gtest_discover_tests(musiq_gpu_tests
   TEST_FILTER "${MUSIQ_GPU_SERIAL_TESTS}"
   PROPERTIES LABELS gpu RUN_SERIAL TRUE)
 # That registration, checked without a GPU: each case once, all labelled gpu, the serial
-# ones (and only they) RUN_SERIAL.
-add_test(NAME gpu.serial_registration
-  COMMAND ${MUSIQ_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/serial_registration_test.py
+# ones (and only they) RUN_SERIAL; ops_test.cc's CUDA rows labelled gpu too.
+add_test(NAME gpu.registration
+  COMMAND ${MUSIQ_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/gpu_registration_test.py
     ${CMAKE_BINARY_DIR} $<TARGET_FILE:musiq_gpu_tests> "${MUSIQ_GPU_SERIAL_TESTS}")
 
 # The probe on a GPU the build has no code for: kernels/gpu_probe.cu again, for sm_80 SASS

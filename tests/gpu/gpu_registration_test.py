@@ -1,8 +1,9 @@
-"""How ctest registers musiq_gpu_tests (no GPU needed): every gtest case exactly once, all
-labelled gpu, and the cases that measure device memory with cudaMemGetInfo (the whole
-device, every process) marked RUN_SERIAL, so that ctest -j cannot move their measure.
+"""How ctest registers the GPU tests (no GPU needed): every case of musiq_gpu_tests exactly
+once, all labelled gpu, and the cases that measure device memory with cudaMemGetInfo (the
+whole device, every process) marked RUN_SERIAL, so that ctest -j cannot move their
+measure; and every other test named .../cuda_* (ops_test.cc's CUDA rows) labelled gpu.
 
-  serial_registration_test.py BUILD_DIR GPU_TEST_EXE SERIAL_FILTER
+  gpu_registration_test.py BUILD_DIR GPU_TEST_EXE SERIAL_FILTER
 """
 import json
 import subprocess
@@ -33,8 +34,12 @@ def main():
     show = subprocess.run(["ctest", "--test-dir", build_dir, "--show-only=json-v1"],
                           check=True, capture_output=True, text=True).stdout
     registered = {}  # gtest case -> list of its ctest properties
+    cuda_rows = {}  # other tests named .../cuda_* -> their labels
     for test in json.loads(show)["tests"]:
         command = test.get("command") or []
+        if "/cuda_" in test["name"] and command and command[0] != exe:
+            cuda_rows[test["name"]] = next(
+                (p["value"] for p in test.get("properties", []) if p["name"] == "LABELS"), [])
         if not command or command[0] != exe:
             continue
         case = next(a.split("=", 1)[1] for a in command if a.startswith("--gtest_filter="))
@@ -58,11 +63,17 @@ def main():
             errors.append(f"{case}: RUN_SERIAL is {props.get('RUN_SERIAL', False)}")
     for case in set(registered) - set(cases):
         errors.append(f"{case}: registered but not in the executable")
+    if not cuda_rows:
+        errors.append("no test named .../cuda_* besides musiq_gpu_tests' (ops_test.cc's rows)")
+    for name, labels in sorted(cuda_rows.items()):
+        if "gpu" not in labels:
+            errors.append(f"{name}: no label gpu")
     for e in errors[:20]:
         print("FAIL:", e)
     if errors:
         return 1
-    print(f"{len(cases)} cases registered once, labelled gpu; RUN_SERIAL: {sorted(serial)}")
+    print(f"{len(cases)} cases registered once, labelled gpu; RUN_SERIAL: {sorted(serial)}; "
+          f"{len(cuda_rows)} other CUDA rows labelled gpu")
     return 0
 
 
