@@ -1,7 +1,7 @@
 # MUSIQ_PYTHON: the one Python interpreter that runs every Python tool of the tests and the
 # benchmarks (test drivers, the NumPy reference, tools/musiq-make-test-model, the exporter).
 # They need numpy, h5py and Pillow. Default: Debian's /usr/bin/python3, whose packages
-# ./setup.sh installs; elsewhere (a venv, the lent GPU machine's PyTorch interpreter) pass
+# ./setup.sh installs; elsewhere (a venv, a GPU machine's PyTorch interpreter) pass
 # -DMUSIQ_PYTHON=/path/to/python at configure time. Tools are always started as
 # `MUSIQ_PYTHON TOOL` (from Python: sys.executable), never through their #! line, which
 # names Debian's interpreter (.ci/hidden-dist-packages checks this).

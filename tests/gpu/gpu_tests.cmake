@@ -35,9 +35,22 @@ target_compile_options(musiq_gpu_tests PRIVATE ${MUSIQ_WARNINGS})
 # no GPU and, cross-building, may not run the binary at all; listing needs no GPU anyway).
 # NO_PRETTY_VALUES: the cases are named by their name generators (e.g. .../rows961_dim384),
 # not by gtest's byte dump of the parameter struct. Label "gpu": ctest -L gpu runs only these.
+# The tests that read cudaMemGetInfo (which counts every process on the device) run alone
+# (RUN_SERIAL), so that ctest -j cannot move their measure; every other case runs in parallel.
+set(MUSIQ_GPU_SERIAL_TESTS "LinearGpuWorkspace.*:*GpuLarge.*")
 gtest_discover_tests(musiq_gpu_tests
   DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 NO_PRETTY_VALUES
+  TEST_FILTER "-${MUSIQ_GPU_SERIAL_TESTS}"
   PROPERTIES LABELS gpu)
+gtest_discover_tests(musiq_gpu_tests
+  DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 NO_PRETTY_VALUES
+  TEST_FILTER "${MUSIQ_GPU_SERIAL_TESTS}"
+  PROPERTIES LABELS gpu RUN_SERIAL TRUE)
+# That registration, checked without a GPU: each case once, all labelled gpu, the serial
+# ones (and only they) RUN_SERIAL; ops_test.cc's CUDA rows labelled gpu too.
+add_test(NAME gpu.registration
+  COMMAND ${MUSIQ_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/gpu_registration_test.py
+    ${CMAKE_BINARY_DIR} $<TARGET_FILE:musiq_gpu_tests> "${MUSIQ_GPU_SERIAL_TESTS}")
 
 # The probe on a GPU the build has no code for: kernels/gpu_probe.cu again, for sm_80 SASS
 # only (tests/gpu/gpu_probe_test.cc says why). The emulator has code for every build, so

@@ -136,7 +136,8 @@ INSTANTIATE_TEST_SUITE_P(
 // cuBLAS would allocate its default pool on the handle's first GEMM: 32 MiB on Hopper, so
 // the bound of 8 MiB (cudaMemGetInfo counts in 2 MiB pages) tells the two apart there. A
 // first handle runs the same GEMMs beforehand, so that loading their kernels (lazy module
-// loading allocates too) happens outside the measurement.
+// loading allocates too) happens outside the measurement. cudaMemGetInfo counts every
+// process on the device: ctest runs this suite alone (RUN_SERIAL, gpu_tests.cmake).
 TEST(LinearGpuWorkspace, NoAllocationAfterSetBlasWorkspace) {
   MUSIQ_SKIP_WITHOUT_GPU();
   // The model's GEMMs at 961 tokens, the stem's embedding on 64 tokens and the head.
