@@ -128,6 +128,9 @@ class SeedCommands(unittest.TestCase):
             f.write(b"P6\n512 512\n255\n" + resized.tobytes())
         self.assertEqual(self.record("score", ppm)["score"], rec["score"])
         self.assertNotEqual(self.record("score", "sample.jpg")["score"], rec["score"])
+        # Paths may follow the option's two numbers.
+        after = self.record("score", "--target-size", "512", "512", "sample.jpg")
+        self.assertEqual(dict(after, ms=0), dict(rec, ms=0))
 
     def test_target_size_in_csv_and_refused_when_empty(self):
         out = self.musiq("score", "--image", "sample.jpg", "--target-size", "300", "200",

@@ -15,6 +15,7 @@ CLI::Option* add_target_size_option(CLI::App& command, TargetSize& target) {
           "with antialiasing; MUSIQ is made for native resolution: see the README)")
       ->type_name("W H")
       ->expected(2)
+      ->allow_extra_args(false)  // the paths may follow: `--target-size 512 512 photo.jpg`
       ->check(CLI::Range(1, 65535));
 }
 
