@@ -1,7 +1,7 @@
 # The library form of musiq (included from the root CMakeLists.txt):
 # - musiq_api: what the C API and the Python module share (api/shared_scorer.h);
 # - libmusiq.so (target musiq_shared): the C API, include/musiq/musiq.h, exporting only
-#   musiq_* (api/libmusiq.map), with SONAME libmusiq.so.0;
+#   musiq_* (api/libmusiq.map), with SONAME libmusiq.so.1 (MUSIQ_ABI_VERSION in the header);
 # - `cmake --install` rules: header, library, the CMake package (find_package(musiq) ->
 #   musiq::musiq) and musiq.pc for pkg-config.
 include(GNUInstallDirs)
@@ -20,7 +20,7 @@ target_compile_options(musiq_shared PRIVATE ${MUSIQ_WARNINGS})
 target_link_options(musiq_shared PRIVATE
   "LINKER:--version-script=${CMAKE_CURRENT_LIST_DIR}/libmusiq.map" "LINKER:--no-undefined")
 set_target_properties(musiq_shared PROPERTIES OUTPUT_NAME musiq EXPORT_NAME musiq
-  VERSION ${PROJECT_VERSION} SOVERSION 0
+  VERSION ${PROJECT_VERSION} SOVERSION 1
   LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/libmusiq.map)
 if(MUSIQ_CUDA)
   # The installed library finds the CUDA runtime and cuBLAS where it was built against them.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -41,8 +41,10 @@ class Result:
     """One image's outcome in `Scorer.score_many_results`.
 
     `score` is NaN and `error` the one-line message when the image failed; otherwise
-    `error` is "". `tokens` is the sequence length the model ran on (CLS included) and
-    `ms` the time for decode, preprocessing and model.
+    `error` is "". `width` and `height` are the image as decoded, `scored_width` and
+    `scored_height` the size the model scored it at (the Scorer's `target_size`, else the
+    same). `tokens` is the sequence length the model ran on (CLS included) and `ms` the
+    time for decode, preprocessing and model.
     """
 
     score: float
@@ -51,6 +53,8 @@ class Result:
     tokens: int
     ms: float
     error: str
+    scored_width: int = 0
+    scored_height: int = 0
 
     @property
     def ok(self) -> bool:
@@ -97,6 +101,10 @@ class Scorer:
         max_tokens: refuse images whose model input would be longer (the cost budget: time
             and memory grow with tokens, attention with their square; the CLI's
             --max-tokens).
+        target_size: (width, height): resize every image to it before scoring, as the
+            CLI's --target-size (TensorFlow's bilinear resize with antialiasing, rounded to
+            8 bits). MUSIQ is made to score native resolution: see the README. None: each
+            image at its own size.
 
     Raises:
         Error: weights missing or invalid, device unusable (the CLI's message).
@@ -107,12 +115,20 @@ class Scorer:
 
     def __init__(self, model: Optional[str] = None, weights: Optional[Union[str, "os.PathLike[str]"]] = None,
                  device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_tokens: int = DEFAULT_MAX_TOKENS):
+                 max_tokens: int = DEFAULT_MAX_TOKENS, target_size: Optional[Tuple[int, int]] = None):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+        if target_size is None:
+            target_width, target_height = 0, 0
+        else:
+            sides = tuple(target_size)
+            if len(sides) != 2 or not all(isinstance(s, int) and s >= 1 for s in sides):
+                raise ValueError(f"target_size must be (width, height), both whole numbers >= 1, "
+                                 f"not {target_size!r}")
+            target_width, target_height = sides
         weights_path = "" if weights is None else os.fsdecode(os.fspath(weights))
         self._native = _native.Scorer(model or "", weights_path, device, int(threads), int(max_pixels),
-                                      int(max_tokens))
+                                      int(max_tokens), target_width, target_height)
         self._threads = int(threads)
 
     @property
@@ -129,6 +145,11 @@ class Scorer:
     def device_note(self) -> str:
         """Why device "auto" runs on the CPU although a GPU is present, else ""."""
         return self._native.device_note
+
+    @property
+    def gpu_available(self) -> bool:
+        """Whether a usable GPU was found, whichever device scores."""
+        return self._native.gpu_available
 
     @property
     def weights_path(self) -> str:
@@ -189,7 +210,8 @@ class Scorer:
                 raise ValueError(f"{len(names)} names for {len(items)} images")
         outcomes = self._native.score_many(items, names if names is not None else default_names,
                                            self._threads if threads is None else int(threads))
-        return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms, o.error)
+        return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms, o.error,
+                       o.scored_width, o.scored_height)
                 for o in outcomes]
 
     def __repr__(self) -> str:

@@ -1,7 +1,9 @@
 """musiq.Scorer against the CLI, on the same files: the same float32 scores, the same
 messages."""
+import json
 import os
 import pathlib
+import subprocess
 import threading
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from PIL import Image
 
 import musiq
-from conftest import PHOTOS
+from conftest import MUSIQ_BIN, PHOTOS
 
 
 def test_files_score_exactly_as_the_cli(scorer, collection, cli):
@@ -153,3 +155,24 @@ def test_token_budget_refuses_costly_images_of_every_kind(model):
     with pytest.raises(musiq.Error, match="too costly"):
         small_budget.score(PHOTOS[0])
     assert np.isfinite(small_budget.score(pixels[:64, :64]))
+
+
+def test_target_size_scores_as_the_cli(model):
+    cli = subprocess.run([MUSIQ_BIN, "score", "--weights", model, "--device", "cpu", "-q",
+                          "--target-size", "96", "80", PHOTOS[0]],
+                         capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0, cli.stderr
+    want = json.loads(cli.stdout)
+    resized = musiq.Scorer(weights=model, device="cpu", target_size=(96, 80))
+    [r] = resized.score_many_results([PHOTOS[0]])
+    assert np.float32(r.score) == np.float32(want["score"])
+    assert (r.width, r.height, r.scored_width, r.scored_height) == (
+        want["width"], want["height"], 96, 80)
+    # Pixels in memory are resized the same way.
+    assert resized.score(np.asarray(Image.open(PHOTOS[0]).convert("RGB"))) == r.score
+    with pytest.raises(ValueError, match="target_size"):
+        musiq.Scorer(weights=model, device="cpu", target_size=(96, 0))
+
+
+def test_gpu_available_is_a_bool(scorer):
+    assert isinstance(scorer.gpu_available, bool)
