@@ -115,7 +115,8 @@ class Scorer:
 
     def __init__(self, model: Optional[str] = None, weights: Optional[Union[str, "os.PathLike[str]"]] = None,
                  device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_tokens: int = DEFAULT_MAX_TOKENS, target_size: Optional[Tuple[int, int]] = None):
+                 max_tokens: int = DEFAULT_MAX_TOKENS,
+                 target_size: Optional[Tuple[int, int]] = None):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         if target_size is None:
@@ -210,8 +211,8 @@ class Scorer:
                 raise ValueError(f"{len(names)} names for {len(items)} images")
         outcomes = self._native.score_many(items, names if names is not None else default_names,
                                            self._threads if threads is None else int(threads))
-        return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms, o.error,
-                       o.scored_width, o.scored_height)
+        return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms,
+                       o.error, o.scored_width, o.scored_height)
                 for o in outcomes]
 
     def __repr__(self) -> str:

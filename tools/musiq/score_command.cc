@@ -109,7 +109,8 @@ std::string interruption_note(const ScoreOptions& o, Format format, int64_t done
 // --benchmark: the images named, timed by `musiq bench`'s measurement.
 int run_benchmark(const ScoreOptions& o, const InputList& inputs) {
   if (!o.output.empty() || o.resume || o.overwrite)
-    throw Error("--benchmark prints one JSON object on stdout: drop --output, --resume, --overwrite");
+    throw Error(
+        "--benchmark prints one JSON object on stdout: drop --output, --resume, --overwrite");
   BenchOptions bench;
   bench.images = inputs.images;
   const std::vector<std::string> models = split_models(o.models);
