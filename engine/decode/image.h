@@ -36,9 +36,10 @@ struct DecodeOptions {
   // Called with the size the header declares, before any pixel is decoded; throws
   // musiq::Error to refuse the image. prepare_image_file sets it for max_tokens.
   std::function<void(int width, int height)> check_size;
-  // When set, the decoded image is resized to this size before it is scored
-  // (engine/preprocess/target_size.h), and max_tokens applies to that size; max_pixels
-  // still bounds the decoded image.
+  // When set, prepare_image_file and prepare_encoded_image (engine/musiq.h) resize the
+  // decoded image to this size before it is scored (engine/preprocess/target_size.h), and
+  // max_tokens applies to that size; max_pixels still bounds the decoded image. The
+  // decoders themselves ignore it.
   TargetSize target;
 };
 

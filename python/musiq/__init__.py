@@ -13,6 +13,7 @@ interface) and `musiq.ray` (Ray Data).
 from __future__ import annotations
 
 import math
+import operator
 import os
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
@@ -119,14 +120,15 @@ class Scorer:
                  target_size: Optional[Tuple[int, int]] = None):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
-        if target_size is None:
-            target_width, target_height = 0, 0
-        else:
-            sides = tuple(target_size)
-            if len(sides) != 2 or not all(isinstance(s, int) and s >= 1 for s in sides):
+        target_width, target_height = 0, 0
+        if target_size is not None:
+            try:
+                target_width, target_height = (operator.index(s) for s in target_size)
+            except (TypeError, ValueError):
+                target_width = 0
+            if target_width < 1 or target_height < 1:
                 raise ValueError(f"target_size must be (width, height), both whole numbers >= 1, "
                                  f"not {target_size!r}")
-            target_width, target_height = sides
         weights_path = "" if weights is None else os.fsdecode(os.fspath(weights))
         self._native = _native.Scorer(model or "", weights_path, device, int(threads), int(max_pixels),
                                       int(max_tokens), target_width, target_height)
