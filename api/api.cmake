@@ -11,6 +11,14 @@ add_library(musiq_api STATIC ${CMAKE_CURRENT_LIST_DIR}/shared_scorer.cc)
 target_link_libraries(musiq_api PUBLIC musiq_engine)
 target_compile_options(musiq_api PRIVATE ${MUSIQ_WARNINGS})
 
+# The SONAME's number is the header's MUSIQ_ABI_VERSION, so that the two cannot drift.
+file(STRINGS ${CMAKE_SOURCE_DIR}/include/musiq/musiq.h MUSIQ_ABI_LINE
+  REGEX "^#define MUSIQ_ABI_VERSION [0-9]+$")
+string(REGEX REPLACE "^#define MUSIQ_ABI_VERSION " "" MUSIQ_ABI_VERSION "${MUSIQ_ABI_LINE}")
+if(NOT MUSIQ_ABI_VERSION MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "include/musiq/musiq.h: no '#define MUSIQ_ABI_VERSION N' line")
+endif()
+
 add_library(musiq_shared SHARED ${CMAKE_CURRENT_LIST_DIR}/c_api.cc)
 target_include_directories(musiq_shared PUBLIC
   $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
@@ -20,7 +28,7 @@ target_compile_options(musiq_shared PRIVATE ${MUSIQ_WARNINGS})
 target_link_options(musiq_shared PRIVATE
   "LINKER:--version-script=${CMAKE_CURRENT_LIST_DIR}/libmusiq.map" "LINKER:--no-undefined")
 set_target_properties(musiq_shared PROPERTIES OUTPUT_NAME musiq EXPORT_NAME musiq
-  VERSION ${PROJECT_VERSION} SOVERSION 1
+  VERSION ${PROJECT_VERSION} SOVERSION ${MUSIQ_ABI_VERSION}
   LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/libmusiq.map)
 if(MUSIQ_CUDA)
   # The installed library finds the CUDA runtime and cuBLAS where it was built against them.

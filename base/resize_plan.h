@@ -14,7 +14,7 @@ inline constexpr int kGaussianSpan = 5;
 struct ResizePlan {
   int in_size = 0;
   int out_size = 0;
-  int span = 0;                 // taps per output pixel: min(kGaussianSpan, in_size)
+  int span = 0;                 // taps per output pixel, at most in_size (Gaussian: kGaussianSpan)
   std::vector<int32_t> starts;  // [out_size] first source pixel
   std::vector<float> weights;   // [out_size * span] zero past the real taps
 };

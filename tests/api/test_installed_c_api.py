@@ -8,6 +8,7 @@ Run by ctest with MUSIQ_BIN (the CLI) and MUSIQ_BUILD_DIR (the build to install)
 """
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -93,6 +94,12 @@ class InstalledCApi(unittest.TestCase):
         run("cmake", "--build", build)
         self.check_program(os.path.join(build, "musiq_c_check"))
         run(os.path.join(build, "header_as_cpp"))
+
+    def test_soname_is_the_headers_abi_version(self):
+        with open(os.path.join(self.prefix, "include", "musiq", "musiq.h")) as f:
+            [abi] = re.findall(r"^#define MUSIQ_ABI_VERSION (\d+)$", f.read(), re.M)
+        dynamic = run("readelf", "-d", os.path.join(self.prefix, "lib", "libmusiq.so")).stdout
+        self.assertIn(f"Library soname: [libmusiq.so.{abi}]", dynamic)
 
     def test_pkg_config(self):
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(self.prefix, "lib", "pkgconfig"))
