@@ -1,7 +1,7 @@
 # The library form of musiq (included from the root CMakeLists.txt):
 # - musiq_api: what the C API and the Python module share (api/shared_scorer.h);
 # - libmusiq.so (target musiq_shared): the C API, include/musiq/musiq.h, exporting only
-#   musiq_* (api/libmusiq.map), with SONAME libmusiq.so.0;
+#   musiq_* (api/libmusiq.map), with SONAME libmusiq.so.1 (MUSIQ_ABI_VERSION in the header);
 # - `cmake --install` rules: header, library, the CMake package (find_package(musiq) ->
 #   musiq::musiq) and musiq.pc for pkg-config.
 include(GNUInstallDirs)
@@ -10,6 +10,14 @@ include(CMakePackageConfigHelpers)
 add_library(musiq_api STATIC ${CMAKE_CURRENT_LIST_DIR}/shared_scorer.cc)
 target_link_libraries(musiq_api PUBLIC musiq_engine)
 target_compile_options(musiq_api PRIVATE ${MUSIQ_WARNINGS})
+
+# The SONAME's number is the header's MUSIQ_ABI_VERSION, so that the two cannot drift.
+file(STRINGS ${CMAKE_SOURCE_DIR}/include/musiq/musiq.h MUSIQ_ABI_LINE
+  REGEX "^#define MUSIQ_ABI_VERSION [0-9]+$")
+string(REGEX REPLACE "^#define MUSIQ_ABI_VERSION " "" MUSIQ_ABI_VERSION "${MUSIQ_ABI_LINE}")
+if(NOT MUSIQ_ABI_VERSION MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "include/musiq/musiq.h: no '#define MUSIQ_ABI_VERSION N' line")
+endif()
 
 add_library(musiq_shared SHARED ${CMAKE_CURRENT_LIST_DIR}/c_api.cc)
 target_include_directories(musiq_shared PUBLIC
@@ -20,7 +28,7 @@ target_compile_options(musiq_shared PRIVATE ${MUSIQ_WARNINGS})
 target_link_options(musiq_shared PRIVATE
   "LINKER:--version-script=${CMAKE_CURRENT_LIST_DIR}/libmusiq.map" "LINKER:--no-undefined")
 set_target_properties(musiq_shared PROPERTIES OUTPUT_NAME musiq EXPORT_NAME musiq
-  VERSION ${PROJECT_VERSION} SOVERSION 0
+  VERSION ${PROJECT_VERSION} SOVERSION ${MUSIQ_ABI_VERSION}
   LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/libmusiq.map)
 if(MUSIQ_CUDA)
   # The installed library finds the CUDA runtime and cuBLAS where it was built against them.

@@ -64,8 +64,15 @@ int guarded(int error_code, Call&& call) noexcept {
 void fill_result(const Outcome& o, const std::string* error, musiq_result* result) {
   const musiq::ScoreResult& s = o.result;
   const float score = o.failure == Failure::kNone ? s.score : std::nanf("");
-  *result = musiq_result{score, s.width, s.height, s.tokens, s.total_ms(),
-                         status_of(o.failure), error ? error->c_str() : nullptr};
+  *result = musiq_result{score,
+                         s.width,
+                         s.height,
+                         s.tokens,
+                         s.total_ms(),
+                         status_of(o.failure),
+                         error ? error->c_str() : nullptr,
+                         s.scored_width,
+                         s.scored_height};
 }
 
 int score_one(musiq_scorer* scorer, const Input& input, musiq_result* result) {
@@ -117,7 +124,7 @@ const char* musiq_version(void) { return MUSIQ_VERSION; }
 
 musiq_params musiq_default_params(void) {
   const musiq::DecodeOptions decode;
-  return musiq_params{"koniq", nullptr, "auto", 2, decode.max_pixels, decode.max_tokens};
+  return musiq_params{"koniq", nullptr, "auto", 2, decode.max_pixels, decode.max_tokens, 0, 0};
 }
 
 int musiq_open(const musiq_params* params, musiq_scorer** out) {
@@ -134,6 +141,12 @@ int musiq_open(const musiq_params* params, musiq_scorer** out) {
     options.threads = params->threads > 0 ? params->threads : 2;
     options.max_pixels = params->max_pixels;
     options.max_tokens = params->max_tokens;
+    options.target = {params->target_width, params->target_height};
+    const bool no_target = params->target_width == 0 && params->target_height == 0;
+    if (!no_target && (params->target_width < 1 || params->target_height < 1))
+      return fail(MUSIQ_ERROR_ARGUMENT, "target size " + std::to_string(params->target_width) +
+                                            "x" + std::to_string(params->target_height) +
+                                            ": both sides at least 1, or both 0 for none");
     auto handle = std::make_unique<musiq_scorer>();
     handle->scorer = musiq::api::SharedScorer::open(options);
     const musiq::Scorer& engine = handle->scorer->engine();
@@ -151,7 +164,8 @@ int musiq_get_info(const musiq_scorer* s, musiq_info* info) {
   if (!s || !info) return fail(MUSIQ_ERROR_ARGUMENT, "null scorer or info");
   *info = musiq_info{s->model.c_str(),  s->variant.c_str(),     s->weights_path.c_str(),
                      s->device.c_str(), s->device_note.c_str(),
-                     s->scorer->engine().model().random_weights ? 1 : 0};
+                     s->scorer->engine().model().random_weights ? 1 : 0,
+                     s->scorer->gpu_available() ? 1 : 0};
   return MUSIQ_OK;
 }
 

@@ -69,6 +69,7 @@ std::unique_ptr<SharedScorer> SharedScorer::open(const OpenOptions& options) {
   params.device = parse_device_kind(options.device);
   params.decode.max_pixels = options.max_pixels;
   params.decode.max_tokens = options.max_tokens;
+  params.decode.target = options.target;
   std::unique_ptr<Scorer> scorer = Scorer::open(params);
   // As the CLI labels its records: the model's name, or the file's variant for --weights.
   std::string label = options.weights.empty() ? model : scorer->model().variant;
@@ -78,7 +79,10 @@ std::unique_ptr<SharedScorer> SharedScorer::open(const OpenOptions& options) {
 
 SharedScorer::SharedScorer(std::unique_ptr<Scorer> scorer, std::string label,
                            OpenOptions options)
-    : scorer_(std::move(scorer)), label_(std::move(label)), options_(std::move(options)) {}
+    : scorer_(std::move(scorer)),
+      label_(std::move(label)),
+      options_(std::move(options)),
+      gpu_available_(musiq::gpu_available(scorer_->device())) {}
 
 std::string SharedScorer::device_note() const {
   const DeviceChoice& device = scorer_->device();
@@ -91,6 +95,7 @@ PreparedImagePtr SharedScorer::prepare(const Input& input) const {
   DecodeOptions decode;
   decode.max_pixels = options_.max_pixels;
   decode.max_tokens = options_.max_tokens;
+  decode.target = options_.target;
   switch (input.kind) {
     case Input::Kind::kFile:
       return prepare_image_file(input.name, config, decode, device);
@@ -100,8 +105,10 @@ PreparedImagePtr SharedScorer::prepare(const Input& input) const {
           config, decode, device);
     case Input::Kind::kPixels: {
       Image image = image_from_pixels(input.pixels, input.name, options_.max_pixels);
-      check_token_budget(image.width, image.height, config, options_.max_tokens, input.name);
-      return prepare_image(std::move(image), config, device);
+      const TargetSize& t = options_.target;
+      check_token_budget(t.set() ? t.width : image.width, t.set() ? t.height : image.height,
+                         config, options_.max_tokens, input.name);
+      return prepare_image(std::move(image), config, device, t);
     }
   }
   throw Error(input.name + ": unknown input kind");

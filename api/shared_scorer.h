@@ -48,6 +48,7 @@ struct OpenOptions {
   int threads = 2;  // workers that decode and preprocess ahead of the model in batches
   int64_t max_pixels = DecodeOptions{}.max_pixels;
   int64_t max_tokens = DecodeOptions{}.max_tokens;  // the cost budget (the CLI's --max-tokens)
+  TargetSize target;  // every image resized to it before scoring (the CLI's --target-size)
 };
 
 class SharedScorer {
@@ -67,6 +68,8 @@ class SharedScorer {
   // Why device "auto" runs on the CPU although a GPU is present (the CLI's stderr note),
   // else "".
   std::string device_note() const;
+  // Whether a usable GPU was found, whichever device scores.
+  bool gpu_available() const { return gpu_available_; }
 
  private:
   using Indexed = std::pair<size_t, PreparedImagePtr>;
@@ -80,6 +83,7 @@ class SharedScorer {
   std::unique_ptr<Scorer> scorer_;
   std::string label_;
   OpenOptions options_;
+  bool gpu_available_ = false;
   std::mutex model_mutex_;
 };
 

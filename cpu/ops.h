@@ -11,7 +11,8 @@ namespace musiq::cpu {
 // pixel / 255 * 2 - 1, computed as the official normalize_value_range does.
 void normalize_image(const uint8_t* rgb, int64_t count, float* out);
 
-// Separable resize: rows (height) first into `tmp` [out_h, in_w, c], then columns; c <= 4.
+// Separable resize by the plans given (the model's Gaussian ones, or the triangle ones of a
+// target size): rows (height) first into `tmp` [out_h, in_w, c], then columns; c <= 4.
 void gaussian_resize(const float* in, int in_h, int in_w, int channels,
                      const ResizePlan& rows, const ResizePlan& cols, float* tmp, float* out);
 

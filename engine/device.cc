@@ -23,6 +23,10 @@ DeviceChoice cpu_device(const std::string& fallback_reason, bool gpu_present) {
   return cpu;
 }
 
+bool gpu_available(const DeviceChoice& chosen) {
+  return chosen.gpu_present || probe_gpu().usable;
+}
+
 DeviceChoice select_device(DeviceKind requested) {
   if (requested == DeviceKind::kCpu) return cpu_device("", false);
   const GpuProbe gpu = probe_gpu();

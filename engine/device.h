@@ -23,6 +23,10 @@ struct DeviceChoice {
 // against the CPU (engine/model/gpu_self_check.h) and falls back to the CPU if it fails.
 DeviceChoice select_device(DeviceKind requested);
 
+// Whether a usable GPU was found, whichever device `chosen` is (for the CPU asked for by
+// name, the GPU is probed now).
+bool gpu_available(const DeviceChoice& chosen);
+
 // The CPU as a device choice; `fallback_reason` says why auto did not use the GPU.
 DeviceChoice cpu_device(const std::string& fallback_reason, bool gpu_present);
 

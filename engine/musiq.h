@@ -36,13 +36,15 @@ constexpr int default_batch_images(DeviceKind device) {
 struct ScorerParams {
   std::string weights_path;
   DeviceKind device = DeviceKind::kAuto;
-  DecodeOptions decode;
+  DecodeOptions decode;  // with a target size, score_file resizes every image to it
   int64_t batch_rows = kDefaultBatchRows;  // see kDefaultBatchRows
 };
 
 struct ScoreResult {
   float score = 0.0f;
-  int width = 0, height = 0;
+  int width = 0, height = 0;  // the image as decoded
+  // The size the model scored it at: width x height, or DecodeOptions::target.
+  int scored_width = 0, scored_height = 0;
   int64_t tokens = 0;  // sequence length the model ran on, CLS included
   // Preprocessing on the GPU counts in preprocess_ms; upload_ms is the host-to-device copy
   // (0 on the CPU). GPU stage times come from CUDA events; model_ms is the rest of the call.
@@ -90,6 +92,7 @@ using PreparedImagePtr = std::unique_ptr<PreparedImage, PreparedImageDeleter>;
 // kept, to be preprocessed on the device. Either scorer accepts either; this only decides
 // where the work happens. Refuses (before decoding) an image whose header declares more
 // than decode.max_pixels pixels or a model input longer than decode.max_tokens tokens.
+// With decode.target set, the decoded image is resized to it first (on the CPU).
 // Throws musiq::Error naming the file.
 PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& config,
                                     const DecodeOptions& decode,
@@ -104,10 +107,11 @@ PreparedImagePtr prepare_encoded_image(const std::vector<uint8_t>& bytes, const 
 // square). prepare_image_file and prepare_encoded_image check it from the header.
 void check_token_budget(int width, int height, const ModelConfig& config, int64_t max_tokens,
                         const std::string& name);
-// An image decoded by the caller (e.g. pixels from memory). Throws musiq::Error for an
-// image without pixels.
+// An image decoded by the caller (e.g. pixels from memory), resized to `target` when it is
+// set (engine/preprocess/target_size.h). Throws musiq::Error for an image without pixels
+// or a target size with a side under 1.
 PreparedImagePtr prepare_image(Image image, const ModelConfig& config,
-                               DeviceKind device = DeviceKind::kCpu);
+                               DeviceKind device = DeviceKind::kCpu, TargetSize target = {});
 // The rows (tokens + CLS) the image takes in a packed forward pass: what it costs a batch
 // (ScorerParams::batch_rows).
 int64_t prepared_rows(const PreparedImage& image);

@@ -13,6 +13,7 @@
 #include "engine/musiq.h"
 #include "engine/model/packed_batch.h"
 #include "engine/preprocess/preprocess.h"
+#include "engine/preprocess/target_size.h"
 #include "weights/weights.h"
 
 namespace musiq {
@@ -27,7 +28,8 @@ double ms_since(Clock::time_point start) {
 }  // namespace
 
 struct PreparedImage {
-  int width = 0, height = 0;
+  int width = 0, height = 0;                // as decoded
+  int scored_width = 0, scored_height = 0;  // as the model takes it
   int64_t rows = 0;  // tokens + CLS
   // Tokens for a CPU scorer; the decoded pixels for a GPU scorer, which preprocesses them.
   std::variant<Tokens, Image> input;
@@ -48,22 +50,26 @@ void check_token_budget(int width, int height, const ModelConfig& config, int64_
 
 namespace {
 
-// `decode` plus the token budget, checked from the header before the pixels are decoded.
+// `decode` plus the token budget (of the target size, when one is set), checked from the
+// header before the pixels are decoded.
 DecodeOptions with_token_budget(const DecodeOptions& decode, const ModelConfig& config,
                                 const std::string& name) {
+  check_target_size(decode.target);
   DecodeOptions checked = decode;
   checked.check_size = [decode, config, name](int width, int height) {
     if (decode.check_size) decode.check_size(width, height);
-    check_token_budget(width, height, config, decode.max_tokens, name);
+    const TargetSize& t = decode.target;
+    check_token_budget(t.set() ? t.width : width, t.set() ? t.height : height, config,
+                       decode.max_tokens, name);
   };
   return checked;
 }
 
 // The decoded image prepared, its decode time counted from `start`.
 PreparedImagePtr prepare_decoded(Clock::time_point start, Image image, const ModelConfig& config,
-                                 DeviceKind device) {
+                                 const DecodeOptions& decode, DeviceKind device) {
   const double decode_ms = ms_since(start);
-  PreparedImagePtr prepared = prepare_image(std::move(image), config, device);
+  PreparedImagePtr prepared = prepare_image(std::move(image), config, device, decode.target);
   prepared->decode_ms = decode_ms;
   return prepared;
 }
@@ -74,7 +80,7 @@ PreparedImagePtr prepare_image_file(const std::string& path, const ModelConfig& 
                                     const DecodeOptions& decode, DeviceKind device) {
   const auto start = Clock::now();
   return prepare_decoded(start, load_image_file(path, with_token_budget(decode, config, path)),
-                         config, device);
+                         config, decode, device);
 }
 
 PreparedImagePtr prepare_encoded_image(const std::vector<uint8_t>& bytes, const std::string& name,
@@ -83,23 +89,28 @@ PreparedImagePtr prepare_encoded_image(const std::vector<uint8_t>& bytes, const 
   const auto start = Clock::now();
   // What load_image_file does with a file's bytes: the same pixels, the same budget.
   return prepare_decoded(start, decode_image(bytes, name, with_token_budget(decode, config, name)),
-                         config, device);
+                         config, decode, device);
 }
 
-PreparedImagePtr prepare_image(Image image, const ModelConfig& config, DeviceKind device) {
+PreparedImagePtr prepare_image(Image image, const ModelConfig& config, DeviceKind device,
+                               TargetSize target) {
   check_image(image);
+  check_target_size(target);
   PreparedImagePtr prepared(new PreparedImage);
   prepared->width = image.width;
   prepared->height = image.height;
+  const auto start = Clock::now();
+  if (target.set()) image = resize_to_target(image, target);
+  prepared->scored_width = image.width;
+  prepared->scored_height = image.height;
   prepared->warning = std::move(image.warning);
   prepared->rows = plan_tokens(image.height, image.width, config).count() + 1;
   if (device == DeviceKind::kCuda) {
     prepared->input = std::move(image);
   } else {
-    const auto tokens_start = Clock::now();
     prepared->input = make_tokens(image, config);
-    prepared->preprocess_ms = ms_since(tokens_start);
   }
+  prepared->preprocess_ms = ms_since(start);
   return prepared;
 }
 
@@ -185,6 +196,7 @@ Scorer::~Scorer() = default;
 
 std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
   if (params.batch_rows <= 0) throw Error("batch_rows must be positive");
+  check_target_size(params.decode.target);
   auto impl = std::make_unique<Impl>();
   impl->device = select_device(params.device);
   impl->decode = params.decode;
@@ -218,8 +230,8 @@ ScoreResult Scorer::score_file(const std::string& path) {
 
 ScoreResult Scorer::score_image(const Image& image) {
   ScoreResult result;
-  result.width = image.width;
-  result.height = image.height;
+  result.width = result.scored_width = image.width;
+  result.height = result.scored_height = image.height;
   result.warning = image.warning;
   std::deque<Tokens> made;
   const Impl::Input input = impl_->input_for(image, made, result);
@@ -247,6 +259,8 @@ std::vector<BatchItem> Scorer::score_batch(std::span<const PreparedImage* const>
     ScoreResult& r = items[i].result;
     r.width = p.width;
     r.height = p.height;
+    r.scored_width = p.scored_width;
+    r.scored_height = p.scored_height;
     r.decode_ms = p.decode_ms;
     r.preprocess_ms = p.preprocess_ms;
     r.warning = p.warning;

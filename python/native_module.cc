@@ -71,14 +71,18 @@ NB_MODULE(_native, m) {
       .def_prop_ro("height", [](const Outcome& o) { return o.result.height; })
       .def_prop_ro("tokens", [](const Outcome& o) { return o.result.tokens; })
       .def_prop_ro("ms", [](const Outcome& o) { return o.result.total_ms(); })
+      .def_prop_ro("scored_width", [](const Outcome& o) { return o.result.scored_width; })
+      .def_prop_ro("scored_height", [](const Outcome& o) { return o.result.scored_height; })
       .def_ro("error", &Outcome::error);
 
   nb::class_<Handle>(m, "Scorer")
       .def("__init__",
            [](Handle* self, const std::string& model, const std::string& weights,
-              const std::string& device, int threads, int64_t max_pixels, int64_t max_tokens) {
-             const musiq::api::OpenOptions options{model,   weights,    device,
-                                                   threads, max_pixels, max_tokens};
+              const std::string& device, int threads, int64_t max_pixels, int64_t max_tokens,
+              int target_width, int target_height) {
+             const musiq::api::OpenOptions options{model,      weights,    device,
+                                                   threads,    max_pixels, max_tokens,
+                                                   {target_width, target_height}};
              std::unique_ptr<SharedScorer> opened;
              {
                const nb::gil_scoped_release unlocked;  // loading takes a while
@@ -87,7 +91,8 @@ NB_MODULE(_native, m) {
              new (self) Handle{std::move(opened)};
            },
            nb::arg("model"), nb::arg("weights"), nb::arg("device"), nb::arg("threads"),
-           nb::arg("max_pixels"), nb::arg("max_tokens"))
+           nb::arg("max_pixels"), nb::arg("max_tokens"), nb::arg("target_width"),
+           nb::arg("target_height"))
       .def("score_many", &score_items, nb::arg("items"), nb::arg("names"), nb::arg("threads"))
       .def_prop_ro("model", [](const Handle& h) { return h.scorer->model_label(); })
       .def_prop_ro("variant", [](const Handle& h) { return h.scorer->engine().model().variant; })
@@ -96,5 +101,6 @@ NB_MODULE(_native, m) {
       .def_prop_ro("random_weights",
                    [](const Handle& h) { return h.scorer->engine().model().random_weights; })
       .def_prop_ro("device", [](const Handle& h) { return h.scorer->engine().device().name; })
-      .def_prop_ro("device_note", [](const Handle& h) { return h.scorer->device_note(); });
+      .def_prop_ro("device_note", [](const Handle& h) { return h.scorer->device_note(); })
+      .def_prop_ro("gpu_available", [](const Handle& h) { return h.scorer->gpu_available(); });
 }

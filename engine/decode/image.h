@@ -18,6 +18,13 @@ struct Image {
   std::string warning;
 };
 
+// The size every image is resized to before scoring (`--target-size W H`); 0 x 0: none,
+// each image is scored at its own size.
+struct TargetSize {
+  int width = 0, height = 0;
+  bool set() const { return width != 0 || height != 0; }
+};
+
 struct DecodeOptions {
   // Refuse images with more pixels than this, checked from the header before decoding.
   int64_t max_pixels = int64_t{128} * 1024 * 1024;
@@ -29,6 +36,11 @@ struct DecodeOptions {
   // Called with the size the header declares, before any pixel is decoded; throws
   // musiq::Error to refuse the image. prepare_image_file sets it for max_tokens.
   std::function<void(int width, int height)> check_size;
+  // When set, prepare_image_file and prepare_encoded_image (engine/musiq.h) resize the
+  // decoded image to this size before it is scored (engine/preprocess/target_size.h), and
+  // max_tokens applies to that size; max_pixels still bounds the decoded image. The
+  // decoders themselves ignore it.
+  TargetSize target;
 };
 
 // The checks of `options` on the size a header declares (max_pixels, check_size);

@@ -39,7 +39,7 @@
 extern "C" {
 #endif
 
-#define MUSIQ_ABI_VERSION 0
+#define MUSIQ_ABI_VERSION 1
 
 /* Return codes. */
 enum {
@@ -70,6 +70,12 @@ typedef struct musiq_params {
   /* Refuse images whose model input would be longer than this many tokens (the cost
    * budget, as the CLI's --max-tokens; default 50,000: a 50 MP photo still scores). */
   int64_t max_tokens;
+  /* Both >= 1: every image is resized to target_width x target_height before scoring, as
+   * the CLI's --target-size (TensorFlow's bilinear resize with antialiasing, rounded to
+   * 8 bits; MUSIQ is made for native resolution: see the README). Both 0: each image is
+   * scored at its own size (the default). Anything else fails musiq_open. */
+  int target_width;
+  int target_height;
 } musiq_params;
 
 typedef struct musiq_result {
@@ -82,6 +88,8 @@ typedef struct musiq_result {
   int status;     /* MUSIQ_OK, or why this image failed */
   /* NULL, or this image's one-line message; valid until this thread's next musiq call. */
   const char* error;
+  int scored_width; /* the size the model scored: width x height, or the target size */
+  int scored_height;
 } musiq_result;
 
 /* One image of a batch. */
@@ -102,12 +110,14 @@ typedef struct musiq_info {
   const char* device;       /* "cpu" or "cuda" */
   const char* device_note;  /* why "auto" did not use a GPU that is present, else "" */
   int random_weights;       /* 1: random test weights; scores are not meaningful */
+  int gpu_available;        /* 1: a usable GPU was found (whichever device scores) */
 } musiq_info;
 
 /* "0.1.0" */
 MUSIQ_API const char* musiq_version(void);
 
-/* Defaults: model "koniq", device "auto", 2 threads, 134,217,728 pixels at most. */
+/* Defaults: model "koniq", device "auto", 2 threads, 134,217,728 pixels at most, no target
+ * size. */
 MUSIQ_API musiq_params musiq_default_params(void);
 
 /* Loads the weights and picks the device. On failure *scorer is NULL. */

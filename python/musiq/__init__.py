@@ -15,6 +15,7 @@ interface), `musiq.ray` (Ray Data) and `musiq.serve` (the HTTP service, `musiq s
 from __future__ import annotations
 
 import math
+import operator
 import os
 import tarfile
 from dataclasses import dataclass
@@ -44,8 +45,10 @@ class Result:
     """One image's outcome in `Scorer.score_many_results`.
 
     `score` is NaN and `error` the one-line message when the image failed; otherwise
-    `error` is "". `tokens` is the sequence length the model ran on (CLS included) and
-    `ms` the time for decode, preprocessing and model.
+    `error` is "". `width` and `height` are the image as decoded, `scored_width` and
+    `scored_height` the size the model scored it at (the Scorer's `target_size`, else the
+    same). `tokens` is the sequence length the model ran on (CLS included) and `ms` the
+    time for decode, preprocessing and model.
     """
 
     score: float
@@ -54,6 +57,8 @@ class Result:
     tokens: int
     ms: float
     error: str
+    scored_width: int = 0
+    scored_height: int = 0
 
     @property
     def ok(self) -> bool:
@@ -115,6 +120,10 @@ class Scorer:
         max_tokens: refuse images whose model input would be longer (the cost budget: time
             and memory grow with tokens, attention with their square; the CLI's
             --max-tokens).
+        target_size: (width, height): resize every image to it before scoring, as the
+            CLI's --target-size (TensorFlow's bilinear resize with antialiasing, rounded to
+            8 bits). MUSIQ is made to score native resolution: see the README. None: each
+            image at its own size.
 
     Raises:
         Error: weights missing or invalid, device unusable (the CLI's message).
@@ -125,12 +134,22 @@ class Scorer:
 
     def __init__(self, model: Optional[str] = None, weights: Optional[Union[str, "os.PathLike[str]"]] = None,
                  device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_tokens: int = DEFAULT_MAX_TOKENS):
+                 max_tokens: int = DEFAULT_MAX_TOKENS,
+                 target_size: Optional[Tuple[int, int]] = None):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+        target_width, target_height = 0, 0
+        if target_size is not None:
+            try:
+                target_width, target_height = (operator.index(s) for s in target_size)
+            except (TypeError, ValueError):
+                target_width = 0
+            if target_width < 1 or target_height < 1:
+                raise ValueError(f"target_size must be (width, height), both whole numbers >= 1, "
+                                 f"not {target_size!r}")
         weights_path = "" if weights is None else os.fsdecode(os.fspath(weights))
         self._native = _native.Scorer(model or "", weights_path, device, int(threads), int(max_pixels),
-                                      int(max_tokens))
+                                      int(max_tokens), target_width, target_height)
         self._threads = int(threads)
 
     @property
@@ -147,6 +166,11 @@ class Scorer:
     def device_note(self) -> str:
         """Why device "auto" runs on the CPU although a GPU is present, else ""."""
         return self._native.device_note
+
+    @property
+    def gpu_available(self) -> bool:
+        """Whether a usable GPU was found, whichever device scores."""
+        return self._native.gpu_available
 
     @property
     def weights_path(self) -> str:
@@ -207,7 +231,8 @@ class Scorer:
                 raise ValueError(f"{len(names)} names for {len(items)} images")
         outcomes = self._native.score_many(items, names if names is not None else default_names,
                                            self._threads if threads is None else int(threads))
-        return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms, o.error)
+        return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms,
+                       o.error, o.scored_width, o.scored_height)
                 for o in outcomes]
 
     def score_tar(self, path: Union[str, "os.PathLike[str]"], *, batch: int = 8,

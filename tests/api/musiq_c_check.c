@@ -66,6 +66,29 @@ static void check_pixel_layouts(musiq_scorer* scorer) {
         "a short row stride refused with a message");
 }
 
+/* A target size (the CLI's --target-size 64 48): prints the score for the test to compare
+ * with the CLI's, and checks the sizes the result reports. */
+static void score_at_target_size(const char* weights, const char* path) {
+  musiq_params params = musiq_default_params();
+  params.weights = weights;
+  params.device = "cpu";
+  params.target_width = 64;
+  params.target_height = 48;
+  musiq_scorer* scorer = NULL;
+  musiq_result r;
+  check(musiq_open(&params, &scorer) == MUSIQ_OK, "open with a target size");
+  if (!scorer) return;
+  if (musiq_score_file(scorer, path, &r) == MUSIQ_OK) {
+    printf("{\"target_size_of\": \"%s\", \"score\": %.9g, \"scored_width\": %d, "
+           "\"scored_height\": %d, \"width\": %d, \"height\": %d}\n",
+           path, r.score, r.scored_width, r.scored_height, r.width, r.height);
+    check(r.scored_width == 64 && r.scored_height == 48, "scored at the target size");
+  } else {
+    check(0, "score a file at a target size");
+  }
+  musiq_close(scorer);
+}
+
 static void check_bad_arguments(const char* weights) {
   musiq_params params = musiq_default_params();
   static int not_a_scorer;
@@ -80,6 +103,12 @@ static void check_bad_arguments(const char* weights) {
   check(musiq_open(&params, &scorer) == MUSIQ_ERROR_OPEN &&
             strstr(musiq_error_message(), "/nonexistent/weights.h5") != NULL,
         "missing weights name the file");
+  params.weights = weights;
+  params.target_width = 64;
+  params.target_height = 0;
+  check(musiq_open(&params, &scorer) == MUSIQ_ERROR_ARGUMENT && scorer == NULL &&
+            strstr(musiq_error_message(), "target size 64x0") != NULL,
+        "a target size with a side of 0 is refused");
   check(musiq_open(NULL, &scorer) == MUSIQ_ERROR_ARGUMENT, "null params");
   check(musiq_score_file(NULL, "x.jpg", NULL) == MUSIQ_ERROR_ARGUMENT, "null scorer");
   musiq_close(NULL);
@@ -101,8 +130,8 @@ int main(int argc, char** argv) {
   }
   musiq_info info;
   check(musiq_get_info(scorer, &info) == MUSIQ_OK && strcmp(info.device, "cpu") == 0 &&
-            info.random_weights == 1,
-        "info: cpu, random weights");
+            info.random_weights == 1 && (info.gpu_available == 0 || info.gpu_available == 1),
+        "info: cpu, random weights, gpu_available 0 or 1");
 
   const int n = argc - 2;
   musiq_image* batch = calloc((size_t)n, sizeof *batch);
@@ -116,6 +145,8 @@ int main(int argc, char** argv) {
     single_status[i] = musiq_score_file(scorer, path, &r);
     single[i] = r.score;
     if (single_status[i] == MUSIQ_OK) {
+      check(r.scored_width == r.width && r.scored_height == r.height,
+            "without a target size, scored at the decoded size");
       printf("{\"path\": \"%s\", \"score\": %.9g, \"width\": %d, \"height\": %d, "
              "\"tokens\": %lld}\n",
              path, r.score, r.width, r.height, (long long)r.tokens);
@@ -149,6 +180,7 @@ int main(int argc, char** argv) {
   }
   check_pixel_layouts(scorer);
   musiq_close(scorer);
+  score_at_target_size(argv[1], argv[2]);
   check_bad_arguments(argv[1]);
   free(batch);
   free(batch_results);

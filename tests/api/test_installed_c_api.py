@@ -8,6 +8,7 @@ Run by ctest with MUSIQ_BIN (the CLI) and MUSIQ_BUILD_DIR (the build to install)
 """
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -54,6 +55,11 @@ class InstalledCApi(unittest.TestCase):
                               *cls.inputs], capture_output=True, text=True, timeout=600)
         assert cli.returncode == 1, cli.stderr  # some images failed
         cls.cli = {r["path"]: r for r in map(json.loads, cli.stdout.splitlines())}
+        cli = subprocess.run([MUSIQ, "score", "--weights", cls.model, "--device", "cpu", "-q",
+                              "--target-size", "64", "48", IMAGES[0]],
+                             capture_output=True, text=True, timeout=600)
+        assert cli.returncode == 0, cli.stderr
+        cls.cli_target = json.loads(cli.stdout)
 
     @classmethod
     def tearDownClass(cls):
@@ -65,7 +71,12 @@ class InstalledCApi(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         lines = [json.loads(line) for line in r.stdout.splitlines()]
         self.assertEqual(lines[0], {"version": "0.1.0"})
-        records = {x["path"]: x for x in lines[1:]}
+        records = {x["path"]: x for x in lines[1:] if "path" in x}
+        [target] = [x for x in lines[1:] if "target_size_of" in x]
+        self.assertEqual(target["target_size_of"], IMAGES[0])
+        self.assertEqual(float32(target["score"]), float32(self.cli_target["score"]))
+        for key in ("scored_width", "scored_height", "width", "height"):
+            self.assertEqual(target[key], self.cli_target[key], key)
         self.assertEqual(sorted(records), sorted(self.inputs))
         for path, cli in self.cli.items():
             mine = records[path]
@@ -83,6 +94,12 @@ class InstalledCApi(unittest.TestCase):
         run("cmake", "--build", build)
         self.check_program(os.path.join(build, "musiq_c_check"))
         run(os.path.join(build, "header_as_cpp"))
+
+    def test_soname_is_the_headers_abi_version(self):
+        with open(os.path.join(self.prefix, "include", "musiq", "musiq.h")) as f:
+            [abi] = re.findall(r"^#define MUSIQ_ABI_VERSION (\d+)$", f.read(), re.M)
+        dynamic = run("readelf", "-d", os.path.join(self.prefix, "lib", "libmusiq.so")).stdout
+        self.assertIn(f"Library soname: [libmusiq.so.{abi}]", dynamic)
 
     def test_pkg_config(self):
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(self.prefix, "lib", "pkgconfig"))

@@ -197,3 +197,24 @@ def test_score_tar_raises_after_the_readable_members_of_a_truncated_shard(scorer
         for key, result in scorer.score_tar(cut, batch=1):
             seen.append((key, result.ok))
     assert seen == [("a", True)]
+
+
+def test_target_size_scores_as_the_cli(model):
+    cli = subprocess.run([MUSIQ_BIN, "score", "--weights", model, "--device", "cpu", "-q",
+                          "--target-size", "96", "80", PHOTOS[0]],
+                         capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0, cli.stderr
+    want = json.loads(cli.stdout)
+    resized = musiq.Scorer(weights=model, device="cpu", target_size=(96, 80))
+    [r] = resized.score_many_results([PHOTOS[0]])
+    assert np.float32(r.score) == np.float32(want["score"])
+    assert (r.width, r.height, r.scored_width, r.scored_height) == (
+        want["width"], want["height"], 96, 80)
+    # Pixels in memory are resized the same way.
+    assert resized.score(np.asarray(Image.open(PHOTOS[0]).convert("RGB"))) == r.score
+    with pytest.raises(ValueError, match="target_size"):
+        musiq.Scorer(weights=model, device="cpu", target_size=(96, 0))
+
+
+def test_gpu_available_is_a_bool(scorer):
+    assert isinstance(scorer.gpu_available, bool)

@@ -3,8 +3,10 @@
 // them in one packed forward pass (Scorer::score_batch; split only past its row budget);
 // --warmup steps are run first and not recorded. Reported: the latency of a
 // step (mean, std, min, p50, p90, p99 in ms), throughput in images/s, and per image the
-// decode, preprocess, upload (GPU only) and model times apart. Without IMAGE it times samples/rocket.jpg of
-// the source tree; without weights it makes a full-size random model in the cache
+// decode, preprocess, upload (GPU only) and model times apart; and, under the names
+// the run_musiq_gpu.py tool printed, average_time_ms and std_time_ms (the step latency's
+// mean and std), runs, device and gpu_available. Without IMAGE it times samples/rocket.jpg
+// of the source tree; without weights it makes a full-size random model in the cache
 // (timing does not depend on weight values).
 #include <algorithm>
 #include <chrono>
@@ -15,7 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/musiq.h"
+#include "tools/musiq/bench.h"
 #include "tools/musiq/commands.h"
+#include "tools/musiq/target_size_option.h"
 
 #ifndef MUSIQ_SOURCE_DIR
 #error "MUSIQ_SOURCE_DIR must name the source tree (CMakeLists.txt defines it)"
@@ -26,16 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-struct BenchOptions {
-  std::vector<std::string> images;
-  std::string model = "koniq";
-  std::string weights;
-  std::string device = "auto";
-  int runs = 20;
-  int warmup = 2;
-  int batch = 1;
-};
 
 constexpr const char* kRandomWeights = "random (timing does not depend on weight values)";
 constexpr const char* kBatching =
@@ -97,6 +91,8 @@ std::string bench_weights(const BenchOptions& o, bool& random) {
   return path;
 }
 
+}  // namespace
+
 int run_bench(const BenchOptions& o) {
   std::vector<std::string> images = o.images;
   if (images.empty()) {
@@ -109,6 +105,7 @@ int run_bench(const BenchOptions& o) {
   ScorerParams params;
   params.weights_path = bench_weights(o, random);
   params.device = parse_device_kind(o.device);
+  params.decode.target = o.target;
   const std::unique_ptr<Scorer> scorer = Scorer::open(params);
   const DeviceChoice& device = scorer->device();
   if (!device.fallback_reason.empty() && o.device == "auto")
@@ -154,8 +151,10 @@ int run_bench(const BenchOptions& o) {
                           {"tokens", first[i].tokens}});
   const ModelInfo& model = scorer->model();
   random = random || model.random_weights;
-  const Json out = {
+  const Json latency = summarize(step_ms);
+  Json out = {
       {"device", device.name},
+      {"gpu_available", gpu_available(device)},
       {"device_description", device.description},
       {"model", model.variant},
       {"weights", random ? std::string(kRandomWeights) : model.weights_path},
@@ -166,7 +165,9 @@ int run_bench(const BenchOptions& o) {
       {"batch", o.batch},
       {"batching", kBatching},
       {"batch_rows", params.batch_rows},
-      {"latency_ms", summarize(step_ms)},
+      {"latency_ms", latency},
+      {"average_time_ms", latency["mean"]},
+      {"std_time_ms", latency["std"]},
       {"throughput_images_per_s", round3(double(o.runs) * o.batch / seconds)},
       {"per_image_ms",
        {{"decode", summarize(decode_ms)},
@@ -174,11 +175,10 @@ int run_bench(const BenchOptions& o) {
         {"upload", summarize(upload_ms)},
         {"model", summarize(model_ms)},
         {"total", summarize(total_ms)}}}};
+  if (o.target.set()) out["target_size"] = {o.target.width, o.target.height};
   std::cout << out.dump(2) << "\n";
   return 0;
 }
-
-}  // namespace
 
 Command add_bench_command(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
@@ -204,6 +204,7 @@ Command add_bench_command(CLI::App& app) {
   cmd->add_option("--batch", o->batch, "Images per step, scored in one packed forward pass")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  add_target_size_option(*cmd, o->target);
   return [o] { return run_bench(*o); };
 }
 

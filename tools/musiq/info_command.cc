@@ -117,6 +117,7 @@ int run_info(const InfoOptions& o) {
   const DeviceChoice automatic = select_device(DeviceKind::kAuto);
   out["device_auto"] = {{"device", automatic.name},
                         {"reason", text_or_null(automatic.fallback_reason)}};
+  out["gpu_available"] = gpu_available(automatic);
   nlohmann::json models;
   for (const std::string& model : kModelNames) {
     try {

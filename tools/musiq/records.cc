@@ -51,8 +51,13 @@ std::string to_json(const Record& r) {
   } else {
     members.push_back({"score", nlohmann::json(r.score).dump()});
     members.push_back({"device", json_string(r.device)});
+    members.push_back({"gpu_available", r.gpu_available ? "true" : "false"});
     members.push_back({"width", std::to_string(r.width)});
     members.push_back({"height", std::to_string(r.height)});
+    if (r.scored_width) {
+      members.push_back({"scored_width", std::to_string(r.scored_width)});
+      members.push_back({"scored_height", std::to_string(r.scored_height)});
+    }
     members.push_back({"tokens", std::to_string(r.tokens)});
     members.push_back({"ms", nlohmann::json(std::round(r.ms * 10) / 10).dump()});
     if (r.random_weights) members.push_back({"note", json_string(kRandomNote)});
@@ -72,9 +77,18 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
+// "scored at WxH", or "" when the image was scored at its own size.
+std::string scored_size_note(const Record& r) {
+  if (!r.scored_width) return "";
+  return "scored at " + std::to_string(r.scored_width) + "x" + std::to_string(r.scored_height);
+}
+
 std::string csv_note(const Record& r) {
   std::string note = r.random_weights ? kRandomNote : "";
-  if (!r.warning.empty()) note += (note.empty() ? "" : "; ") + ("decoder warning: " + r.warning);
+  for (const std::string& more :
+       {r.scored_width ? scored_size_note(r) + " (--target-size)" : "",
+        r.warning.empty() ? "" : "decoder warning: " + r.warning})
+    if (!more.empty()) note += (note.empty() ? "" : "; ") + more;
   return note;
 }
 
@@ -105,6 +119,7 @@ std::string to_table_row(const Record& r) {
       << std::setprecision(0) << std::setw(8) << r.ms << "  " << r.path
       << (r.member.empty() ? "" : "/" + r.member)
       << (r.random_weights ? "  (random weights: not meaningful)" : "")
+      << (r.scored_width ? "  (" + scored_size_note(r) + ")" : "")
       << (r.warning.empty() ? "" : "  (decoder warning: " + r.warning + ")");
   } else {
     s << std::setw(10) << "FAILED" << "  " << std::left << std::setw(8) << r.model << "  "

@@ -21,7 +21,10 @@ struct Record {
   std::string warning;  // the decoder's warning about a scored image, if any
   float score = 0;
   std::string device;
-  int width = 0, height = 0;
+  bool gpu_available = false;  // a usable GPU was found, whichever device scored
+  int width = 0, height = 0;   // as decoded
+  // Set when --target-size resized the image: the size the model scored it at.
+  int scored_width = 0, scored_height = 0;
   long long tokens = 0;
   double ms = 0;
   bool random_weights = false;

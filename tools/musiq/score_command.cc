@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "engine/musiq.h"
+#include "tools/musiq/bench.h"
 #include "tools/musiq/commands.h"
 #include "tools/musiq/input_items.h"
 #include "tools/musiq/inputs.h"
@@ -16,12 +17,14 @@
 #include "tools/musiq/records.h"
 #include "tools/musiq/stop_signals.h"
 #include "tools/musiq/tar_reader.h"
+#include "tools/musiq/target_size_option.h"
 
 namespace musiq::cli {
 namespace {
 
 struct ScoreOptions {
   InputSpec inputs;
+  std::vector<std::string> images;  // --image PATH, repeatable: more inputs
   std::string shard;
   std::string models = "koniq";
   bool model_given = false;  // --model on the command line (not the default)
@@ -34,6 +37,9 @@ struct ScoreOptions {
   int batch = 0;  // 0: the device's default below
   int64_t max_pixels = DecodeOptions{}.max_pixels;
   int64_t max_tokens = DecodeOptions{}.max_tokens;
+  TargetSize target;
+  bool benchmark = false;  // time scoring as `musiq bench` does, instead of records
+  int runs = 10, warmup = 2;
 };
 
 std::vector<std::string> split_models(const std::string& list) {
@@ -58,6 +64,7 @@ DecodeOptions decode_options(const ScoreOptions& o) {
   DecodeOptions decode;
   decode.max_pixels = o.max_pixels;
   decode.max_tokens = o.max_tokens;
+  decode.target = o.target;
   return decode;
 }
 
@@ -101,15 +108,37 @@ std::string interruption_note(const ScoreOptions& o, Format format, int64_t done
   return note + "; " + o.output + " holds their records (--resume needs --format jsonl or csv)\n";
 }
 
+// --benchmark: the images named, timed by `musiq bench`'s measurement.
+int run_benchmark(const ScoreOptions& o, const InputList& inputs) {
+  if (!o.output.empty() || o.resume || o.overwrite)
+    throw Error(
+        "--benchmark prints one JSON object on stdout: drop --output, --resume, --overwrite");
+  BenchOptions bench;
+  bench.images = inputs.images;
+  const std::vector<std::string> models = split_models(o.models);
+  if (models.size() > 1) throw Error("--benchmark times one model: name a single --model");
+  bench.model = models.front();
+  bench.weights = o.weights;
+  bench.device = o.device;
+  bench.runs = o.runs;
+  bench.warmup = o.warmup;
+  if (o.batch > 0) bench.batch = o.batch;
+  bench.target = o.target;
+  return run_bench(bench);
+}
+
 int run_score(ScoreOptions o) {
   if (!o.shard.empty()) parse_shard(o.shard, o.inputs.shard_index, o.inputs.shard_count);
   const Format format = parse_format(o.format);
+  o.inputs.paths.insert(o.inputs.paths.end(), o.images.begin(), o.images.end());
   if (o.inputs.paths.empty() && o.inputs.files_from.empty())
-    throw Error("no images given (paths, directories, or --files-from FILE)");
+    throw Error("no images given (paths, --image, directories, or --files-from FILE)");
   const InputList inputs = collect_inputs(o.inputs);
+  if (o.benchmark) return run_benchmark(o, inputs);
   std::vector<ModelRunner> models = open_models(o);
   int64_t skipped_members = 0;
   const std::vector<InputItem> all_items = expand_tar_shards(inputs.images, skipped_members);
+  const bool gpu_found = gpu_available(models.front().backend().device());
   if (inputs.skipped_non_images && !o.quiet)
     std::cerr << "musiq: skipped " << inputs.skipped_non_images
               << " files without an image extension\n";
@@ -196,6 +225,11 @@ int run_score(ScoreOptions o) {
           refused.error = paths[k] + ": decoder warning: " + r.warning + " (refused by --strict)";
           r = refused;
         }
+        if (r.error.empty()) {
+          r.gpu_available = gpu_found;
+          r.scored_width = o.target.width;
+          r.scored_height = o.target.height;
+        }
         if (errors[item_of[k]].empty()) errors[item_of[k]] = r.error;
       }
       std::lock_guard<std::mutex> lock(output);
@@ -252,6 +286,8 @@ Command add_score_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("score", "Score images, directories or file lists");
   cmd->add_option("paths", o->inputs.paths,
                   "Image files, directories and WebDataset tar shards (*.tar)");
+  cmd->add_option("--image", o->images, "An image file (repeatable; as the paths)")
+      ->allow_extra_args(false);
   cmd->add_flag("-r,--recursive", o->inputs.recursive, "Descend into subdirectories");
   cmd->add_option("--files-from", o->inputs.files_from, "File with one path (image, directory or tar shard) per line ('-': stdin)");
   CLI::Option* model = cmd->add_option("--model", o->models,
@@ -273,7 +309,8 @@ Command add_score_command(CLI::App& app) {
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->add_option("--batch", o->batch,
-                  "Images per packed forward pass (default: 8 on the CPU, 16 on a GPU)")
+                  "Images per packed forward pass (default: 8 on the CPU, 16 on a GPU; "
+                  "--benchmark: 1)")
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--shard", o->shard, "K/N: score only shard K (0-based) of N of the sorted input");
   cmd->add_option("--max-pixels", o->max_pixels, "Refuse larger images (checked before decoding)")
@@ -287,6 +324,19 @@ Command add_score_command(CLI::App& app) {
   cmd->add_flag("--strict", o->strict,
                 "Refuse images the decoder warns about (corrupt data it would fill in)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress or notes on stderr");
+  add_target_size_option(*cmd, o->target);
+  CLI::Option* benchmark = cmd->add_flag(
+      "--benchmark", o->benchmark,
+      "Time scoring instead (as `musiq bench`: one JSON object with average_time_ms, "
+      "std_time_ms, runs, device, gpu_available and the latency split)");
+  cmd->add_option("--runs", o->runs, "--benchmark: timed runs")
+      ->check(CLI::Range(1, 1000000))
+      ->needs(benchmark)
+      ->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "--benchmark: untimed runs first")
+      ->check(CLI::Range(0, 1000000))
+      ->needs(benchmark)
+      ->capture_default_str();
   return [o, model] {
     o->model_given = model->count() > 0;
     return run_score(*o);
