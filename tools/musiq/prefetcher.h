@@ -20,9 +20,10 @@ class Prefetcher {
   };
 
   // `device`: where the images will be scored (prepare_image_file: tokens for the CPU,
-  // decoded pixels for the GPU).
+  // decoded pixels for the GPU). Workers run at most `lookahead` images ahead of the
+  // consumer, and start no new image while the ready ones hold `max_bytes` or more.
   Prefetcher(std::vector<std::string> paths, ModelConfig config, DecodeOptions decode,
-             DeviceKind device, int threads, size_t lookahead);
+             DeviceKind device, int threads, size_t lookahead, size_t max_bytes);
   ~Prefetcher();  // stops the workers
 
   Item take(size_t index);  // blocks until image `index` is ready; call in order
@@ -35,9 +36,11 @@ class Prefetcher {
   const DecodeOptions decode_;
   const DeviceKind device_;
   const size_t lookahead_;
+  const size_t max_bytes_;
   std::mutex mutex_;
   std::condition_variable ready_, room_;
   std::map<size_t, Item> done_;
+  size_t done_bytes_ = 0;  // held by done_
   size_t next_ = 0, consumed_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
