@@ -30,6 +30,8 @@ std::string weights_cache_dir() {
 }
 
 std::string locate_weights(const std::string& model, const std::string& explicit_path) {
+  if (explicit_path.find('\0') != std::string::npos)
+    throw Error("weights path with a NUL byte (it would name another file)");
   if (!explicit_path.empty()) return explicit_path;
   if (std::find(kModelNames.begin(), kModelNames.end(), model) == kModelNames.end())
     throw Error("unknown model '" + model + "' (use spaq, koniq, paq2piq or ava)");

@@ -398,6 +398,12 @@ class HostileInput(unittest.TestCase):
             os.symlink(loop, loop)
         self.assertIn("loop.png: cannot open file for reading (Too many levels of symbolic links)",
                       self.error_of(loop))
+        listing = self.write("nul-list.txt", os.path.join(self.photos, "chelsea.png").encode()
+                             + b"\0junk\n")
+        r = self.score("--files-from", listing)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("chelsea.png\\0junk: a path cannot contain a NUL byte",
+                      records(r.stdout)[0]["error"])
         newline = self.write("two\nlines.png", encode(photo(), "PNG"))
         r = self.score(newline, "--format", "table")
         self.assertEqual(r.returncode, 0, r.stderr)
