@@ -188,15 +188,13 @@ namespace {
 // nothing, and for a link to nothing.
 std::string replaceable_target(const std::string& path) {
   std::error_code ec;
-  std::string target = path;
-  if (std::filesystem::is_symlink(path, ec)) {
-    target = std::filesystem::canonical(path, ec).string();
-    if (ec) throw Error(path + ": a symbolic link to a missing file (" + ec.message() + ")");
-  }
-  const auto status = std::filesystem::status(target, ec);
+  const auto status = std::filesystem::status(path, ec);  // links followed
   if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
     throw Error(path + ": not a regular file; refusing to replace it");
-  return target;
+  if (!std::filesystem::is_symlink(path, ec)) return path;
+  const std::filesystem::path target = std::filesystem::canonical(path, ec);
+  if (ec) throw Error(path + ": a symbolic link to a missing file (" + ec.message() + ")");
+  return target.string();
 }
 
 }  // namespace

@@ -491,6 +491,10 @@ class HostileInput(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(stat_is_fifo(fifo))
         self.assertEqual(json.loads(got[0])[0]["path"], chelsea)
+        # /dev/stdout as a pipe: written in place, not refused as a link to nothing.
+        r = self.score(chelsea, "--format", "json", "-o", "/dev/stdout", "--overwrite")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)[0]["path"], chelsea)
         dangling = self.path("dangling.json")
         if not os.path.lexists(dangling):
             os.symlink(self.path("no-such-dir", "x.json"), dangling)

@@ -437,15 +437,15 @@ std::unique_ptr<RecordSink> RecordSink::open(Format format, const std::string& p
   if (!resume && !overwrite && std::filesystem::exists(path, ec))
     throw Error(path + ": exists; use --resume to continue it or --overwrite to replace it");
   if (can_resume(format)) return std::make_unique<AppendingFileSink>(format, path, resume);
-  const std::string target = replacement_target(path);
   struct stat st {};
-  if (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-    // A device or a FIFO is written in place: nothing is ever renamed over it.
-    const int fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC);
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    // A device or a FIFO (/dev/stdout a pipe included) is written in place: nothing is
+    // ever renamed over it.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) throw Error(system_error(path + ": cannot open for writing"));
     return std::make_unique<StreamSink>(format, OutputFd(fd, path, true));
   }
-  return std::make_unique<ReplacingFileSink>(format, target, path);
+  return std::make_unique<ReplacingFileSink>(format, replacement_target(path), path);
 }
 
 }  // namespace musiq::cli
