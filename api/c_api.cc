@@ -39,7 +39,8 @@ int status_of(Failure failure) {
     case Failure::kNone: return MUSIQ_OK;
     case Failure::kImage: return MUSIQ_ERROR_IMAGE;
     case Failure::kOutOfMemory: return MUSIQ_ERROR_OUT_OF_MEMORY;
-    case Failure::kInternal: break;
+    case Failure::kInternal:
+    case Failure::kStopped: break;  // the C API never asks to stop
   }
   return MUSIQ_ERROR_INTERNAL;
 }

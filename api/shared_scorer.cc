@@ -1,6 +1,7 @@
 #include "api/shared_scorer.h"
 
 #include <algorithm>
+#include <climits>
 #include <condition_variable>
 #include <deque>
 #include <new>
@@ -33,25 +34,28 @@ void capture_failure(const std::string& name, Outcome& outcome, Work&& work) {
 // The pixels as an RGB image, under the same policy as decoded files.
 Image image_from_pixels(const Pixels& p, const std::string& name, int64_t max_pixels) {
   const std::string size = " (" + std::to_string(p.width) + "x" + std::to_string(p.height) + ")";
-  if (!p.data) throw Error(name + ": no pixel data");
   if (p.width <= 0 || p.height <= 0) throw Error(name + ": image has no pixels" + size);
+  if (!p.data) throw Error(name + ": no pixel data");
+  // Each side within int first: then the product cannot overflow, and Image holds it.
+  if (p.width > INT_MAX || p.height > INT_MAX || p.width * p.height > max_pixels)
+    throw Error(name + ": too many pixels (" + std::to_string(p.width) + "x" +
+                std::to_string(p.height) + ", more than " + std::to_string(max_pixels) + ")");
   if (p.channels != 1 && p.channels != 3 && p.channels != 4)
     throw Error(name + ": " + std::to_string(p.channels) +
                 " channels per pixel, expected 1 (gray), 3 (RGB) or 4 (RGBA)");
-  if (p.row_stride < int64_t{p.width} * p.channels)
+  if (p.row_stride < p.width * p.channels)
     throw Error(name + ": row stride of " + std::to_string(p.row_stride) +
-                " bytes is less than a row (" + std::to_string(int64_t{p.width} * p.channels) +
+                " bytes is less than a row (" + std::to_string(p.width * p.channels) +
                 " bytes)");
-  if (int64_t{p.width} * p.height > max_pixels) throw Error(name + ": too many pixels" + size);
   Image image;
-  image.width = p.width;
-  image.height = p.height;
+  image.width = static_cast<int>(p.width);
+  image.height = static_cast<int>(p.height);
   image.rgb.resize(size_t(p.width) * size_t(p.height) * 3);
   uint8_t* out = image.rgb.data();
-  for (int y = 0; y < p.height; ++y) {
+  for (int64_t y = 0; y < p.height; ++y) {
     const uint8_t* row = p.data + y * p.row_stride;
-    for (int x = 0; x < p.width; ++x, out += 3) {
-      const uint8_t* px = row + int64_t{x} * p.channels;
+    for (int64_t x = 0; x < p.width; ++x, out += 3) {
+      const uint8_t* px = row + x * p.channels;
       out[0] = px[0];
       out[1] = p.channels == 1 ? px[0] : px[1];
       out[2] = p.channels == 1 ? px[0] : px[2];
@@ -60,12 +64,23 @@ Image image_from_pixels(const Pixels& p, const std::string& name, int64_t max_pi
   return image;
 }
 
+// A limit as callers give it: 0 means the default; below 0 is refused.
+int64_t limit_or_default(int64_t value, int64_t default_value, const char* what) {
+  if (value < 0) throw Error(std::string(what) + " must be positive, or 0 for the default (" +
+                             std::to_string(value) + " given)");
+  return value == 0 ? default_value : value;
+}
+
 }  // namespace
 
-std::unique_ptr<SharedScorer> SharedScorer::open(const OpenOptions& options) {
+std::unique_ptr<SharedScorer> SharedScorer::open(const OpenOptions& given) {
+  OpenOptions options = given;
+  options.max_pixels = limit_or_default(given.max_pixels, DecodeOptions{}.max_pixels, "max_pixels");
+  options.max_tokens = limit_or_default(given.max_tokens, DecodeOptions{}.max_tokens, "max_tokens");
   const std::string model = options.model.empty() ? "koniq" : options.model;
   ScorerParams params;
   params.weights_path = locate_weights(model, options.weights);
+  if (options.weights.empty()) params.model_name = model;
   params.device = parse_device_kind(options.device);
   params.decode.max_pixels = options.max_pixels;
   params.decode.max_tokens = options.max_tokens;
@@ -98,7 +113,7 @@ PreparedImagePtr SharedScorer::prepare(const Input& input) const {
   decode.target = options_.target;
   switch (input.kind) {
     case Input::Kind::kFile:
-      return prepare_image_file(input.name, config, decode, device);
+      return prepare_image_file(input.name, config, decode, device);  // refuses NUL bytes
     case Input::Kind::kEncoded:
       return prepare_encoded_image(
           std::vector<uint8_t>(input.encoded, input.encoded + input.encoded_size), input.name,
@@ -153,7 +168,8 @@ Outcome SharedScorer::score(const Input& input) {
   return std::move(outcomes[0]);
 }
 
-std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, int threads) {
+std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, int threads,
+                                              const std::function<bool()>& stop) {
   const size_t n = inputs.size();
   std::vector<Outcome> outcomes(n);
   const int workers = std::clamp(threads > 0 ? threads : options_.threads, 1,
@@ -169,13 +185,14 @@ std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, 
   std::condition_variable ready, room;
   std::deque<Indexed> queue;
   size_t next = 0, released = 0;  // images claimed; images taken by the model or failed
+  bool stopped = false;           // `stop` said so: workers claim nothing more
   auto work = [&] {
     for (;;) {
       size_t i;
       {
         std::unique_lock<std::mutex> lock(mutex);
-        room.wait(lock, [&] { return next - released < lookahead || next == n; });
-        if (next == n) return;
+        room.wait(lock, [&] { return next - released < lookahead || next == n || stopped; });
+        if (next == n || stopped) return;
         i = next++;
       }
       PreparedImagePtr image;
@@ -204,6 +221,14 @@ std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, 
   // This thread runs the model, up to batch_images at a time, until every image is taken.
   for (;;) {
     std::vector<Indexed> batch;
+    if (stop && stop()) {
+      {
+        const std::lock_guard<std::mutex> lock(mutex);
+        stopped = true;
+      }
+      room.notify_all();
+      break;
+    }
     {
       std::unique_lock<std::mutex> lock(mutex);
       ready.wait(lock, [&] { return !queue.empty() || released == n; });
@@ -216,6 +241,14 @@ std::vector<Outcome> SharedScorer::score_many(const std::vector<Input>& inputs, 
     score_prepared(batch, inputs, outcomes);
   }
   for (std::thread& t : pool) t.join();
+  if (stopped) {
+    for (size_t i = 0; i < n; ++i) {
+      Outcome& o = outcomes[i];
+      if (o.failure != Failure::kNone || o.result.tokens > 0) continue;
+      o.failure = Failure::kStopped;
+      o.error = inputs[i].name + ": not scored (stopped)";
+    }
+  }
   return outcomes;
 }
 

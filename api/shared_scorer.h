@@ -4,6 +4,7 @@
 // per image: each image's failure is its one-line message, as the CLI prints it.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,7 +18,7 @@ namespace musiq::api {
 // 4 RGBA) bytes per pixel. Gray is replicated to RGB and alpha dropped, as for files.
 struct Pixels {
   const uint8_t* data = nullptr;
-  int width = 0, height = 0;
+  int64_t width = 0, height = 0;  // 64-bit: sides past INT_MAX are refused, never cut
   int64_t row_stride = 0;
   int channels = 3;
 };
@@ -33,7 +34,7 @@ struct Input {
   Pixels pixels;
 };
 
-enum class Failure { kNone, kImage, kOutOfMemory, kInternal };
+enum class Failure { kNone, kImage, kOutOfMemory, kInternal, kStopped };
 
 struct Outcome {
   Failure failure = Failure::kNone;
@@ -46,6 +47,7 @@ struct OpenOptions {
   std::string weights;  // a weights file, overriding the model name's lookup
   std::string device = "auto";
   int threads = 2;  // workers that decode and preprocess ahead of the model in batches
+  // 0: the default; below 0 is refused by open().
   int64_t max_pixels = DecodeOptions{}.max_pixels;
   int64_t max_tokens = DecodeOptions{}.max_tokens;  // the cost budget (the CLI's --max-tokens)
   TargetSize target;  // every image resized to it before scoring (the CLI's --target-size)
@@ -54,14 +56,18 @@ struct OpenOptions {
 class SharedScorer {
  public:
   // Finds and loads the weights, picks the device. Throws musiq::Error (the CLI's message).
+  // A model found by name must hold that model.
   static std::unique_ptr<SharedScorer> open(const OpenOptions& options);
 
   // Any thread, concurrently: images are decoded on the calling thread; the model runs one
   // call at a time (it already uses every core, or the GPU).
   Outcome score(const Input& input);
   // In input order. `threads` workers (<= 0: the scorer's default) decode ahead while the
-  // calling thread runs the model.
-  std::vector<Outcome> score_many(const std::vector<Input>& inputs, int threads);
+  // calling thread runs the model. `stop`, when given, is asked on the calling thread
+  // before each packed model call; once it says true, nothing more is scored and the images
+  // not scored get Failure::kStopped.
+  std::vector<Outcome> score_many(const std::vector<Input>& inputs, int threads,
+                                  const std::function<bool()>& stop = {});
 
   const std::string& model_label() const { return label_; }  // the name, or the file's variant
   const Scorer& engine() const { return *scorer_; }

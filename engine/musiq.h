@@ -35,6 +35,9 @@ constexpr int default_batch_images(DeviceKind device) {
 
 struct ScorerParams {
   std::string weights_path;
+  // The model name the path was looked up by (or given with): the file must hold that
+  // variant (random test weights pass). "": any variant.
+  std::string model_name;
   DeviceKind device = DeviceKind::kAuto;
   DecodeOptions decode;  // with a target size, score_file resizes every image to it
   int64_t batch_rows = kDefaultBatchRows;  // see kDefaultBatchRows
@@ -59,6 +62,9 @@ struct ScoreResult {
 struct BatchItem {
   ScoreResult result;  // meaningful when ok()
   std::string error;   // one line; empty on success
+  // The error is a non-finite score (result.score holds it): the weights are broken, the
+  // device is not.
+  bool non_finite = false;
   bool ok() const { return error.empty(); }
 };
 
@@ -86,6 +92,10 @@ struct PreparedImageDeleter {
   void operator()(PreparedImage* p) const;
 };
 using PreparedImagePtr = std::unique_ptr<PreparedImage, PreparedImageDeleter>;
+
+// The memory a prepared image holds (its tokens, or its pixels), to bound what a caller
+// keeps in flight by bytes rather than by count.
+size_t prepared_image_bytes(const PreparedImage& image);
 
 // Decodes the file and prepares it for the device that will score it: for the CPU the
 // tokens are made now (on the calling thread); for the GPU (kCuda) the decoded image is
@@ -122,14 +132,17 @@ class Scorer {
   static std::unique_ptr<Scorer> open(const ScorerParams& params);
   ~Scorer();
 
+  // A score that is not finite (broken weights) is an error here and in score_batch: no
+  // caller ever gets inf or NaN as a score.
   ScoreResult score_file(const std::string& path);  // throws musiq::Error naming the file
-  ScoreResult score_image(const Image& image);
+  ScoreResult score_image(const Image& image);       // throws musiq::Error
   // The prepared image must come from a config with this model's preprocessing settings.
   ScoreResult score_prepared(const PreparedImage& image);
   // Several images in packed forward passes (consecutive images together while their rows
   // stay within ScorerParams::batch_rows; a larger image alone), results in input order.
   // Each score equals the image's single score within float rounding. One image's failure
-  // is its item's error: the others are scored regardless. Throws nothing per image.
+  // (a non-finite score included) is its item's error: the others are scored regardless.
+  // Throws nothing per image.
   std::vector<BatchItem> score_batch(std::span<const PreparedImage* const> images);
 
   const ModelInfo& model() const;

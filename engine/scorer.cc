@@ -1,5 +1,6 @@
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <deque>
 #include <variant>
@@ -25,6 +26,13 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+// "" for a finite score, else the one-line reason it is refused.
+std::string non_finite_error(float score) {
+  if (std::isfinite(score)) return "";
+  return std::string("the model gave a non-finite score (") +
+         (std::isnan(score) ? "nan" : score > 0 ? "inf" : "-inf") + "); are the weights broken?";
+}
+
 }  // namespace
 
 struct PreparedImage {
@@ -38,6 +46,13 @@ struct PreparedImage {
 };
 
 void PreparedImageDeleter::operator()(PreparedImage* p) const { delete p; }
+
+size_t prepared_image_bytes(const PreparedImage& image) {
+  if (const Tokens* t = std::get_if<Tokens>(&image.input))
+    return t->patches.size() * sizeof(float) +
+           (t->spatial.size() + t->scale_id.size()) * sizeof(int32_t);
+  return std::get<Image>(image.input).rgb.size();
+}
 
 void check_token_budget(int width, int height, const ModelConfig& config, int64_t max_tokens,
                         const std::string& name) {
@@ -202,6 +217,8 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
   impl->decode = params.decode;
   impl->batch_rows = params.batch_rows;
   WeightsFile file = load_weights(params.weights_path);
+  if (!params.model_name.empty() && file.variant != params.model_name && !file.is_random())
+    throw Error(file.path + ": holds the " + file.variant + " model, not " + params.model_name);
   impl->info = {file.path, file.variant, file.is_random(), file.config, file.parameter_count()};
 #ifdef MUSIQ_WITH_CUDA
   if (impl->device.kind == DeviceKind::kCuda) {
@@ -237,6 +254,7 @@ ScoreResult Scorer::score_image(const Image& image) {
   const Impl::Input input = impl_->input_for(image, made, result);
   ScoreResult* out[] = {&result};
   impl_->run({&input, 1}, out);
+  if (const std::string error = non_finite_error(result.score); !error.empty()) throw Error(error);
   return result;
 }
 
@@ -289,6 +307,11 @@ std::vector<BatchItem> Scorer::score_batch(std::span<const PreparedImage* const>
         }
       }
     }
+  }
+  for (BatchItem& item : items) {
+    if (!item.ok()) continue;
+    item.error = non_finite_error(item.result.score);
+    item.non_finite = !item.ok();
   }
   return items;
 }

@@ -1,10 +1,14 @@
 // musiq._native: the Python binding of api::SharedScorer (the package's musiq/__init__.py
 // wraps it). Items arrive already checked and normalised by the Python side: a str path,
 // bytes (an encoded file) or a uint8 array (HxW or HxWxC, each row's pixels contiguous).
+// Paths and names go to C++ as the file system's bytes (os.fsencode: names that are not
+// UTF-8 arrive from Python as surrogate escapes) and messages come back the same way.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
+
+#include <climits>
 
 #include "api/shared_scorer.h"
 #include "base/error.h"
@@ -23,13 +27,28 @@ struct Handle {
 
 using PixelArray = nb::ndarray<const uint8_t, nb::device::cpu>;
 
+// A str as the file system's bytes (os.fsencode).
+std::string fs_bytes(nb::handle text) {
+  const nb::object encoded = nb::steal(PyUnicode_EncodeFSDefault(text.ptr()));
+  if (!encoded.is_valid()) throw nb::python_error();
+  return std::string(PyBytes_AS_STRING(encoded.ptr()),
+                     static_cast<size_t>(PyBytes_GET_SIZE(encoded.ptr())));
+}
+
+// Bytes from the file system (a path, or a message naming one) as a str (os.fsdecode).
+nb::str fs_text(const std::string& bytes) {
+  PyObject* text = PyUnicode_DecodeFSDefaultAndSize(bytes.data(), Py_ssize_t(bytes.size()));
+  if (!text) throw nb::python_error();
+  return nb::steal<nb::str>(text);
+}
+
 // Needs the GIL; the memory it points into belongs to `item`, which the caller keeps alive.
 Input input_of(nb::handle item, const std::string& name) {
   Input in;
   in.name = name;
   if (nb::isinstance<nb::str>(item)) {
     in.kind = Input::Kind::kFile;
-    in.name = nb::cast<std::string>(item);
+    in.name = fs_bytes(item);
   } else if (nb::isinstance<nb::bytes>(item)) {
     const nb::bytes bytes = nb::borrow<nb::bytes>(item);
     in.kind = Input::Kind::kEncoded;
@@ -40,23 +59,41 @@ Input input_of(nb::handle item, const std::string& name) {
     if (!nb::try_cast(item, a, /*convert=*/false) || (a.ndim() != 2 && a.ndim() != 3))
       throw nb::type_error("expected a path, bytes, or a 2-D or 3-D uint8 array");
     const int channels = a.ndim() == 3 ? static_cast<int>(a.shape(2)) : 1;
-    if (a.stride(1) != channels || (a.ndim() == 3 && a.stride(2) != 1))
+    // An empty array's strides mean nothing, nor a side past INT_MAX's: such an image is
+    // refused per image ("no pixels", "too many pixels").
+    const bool refused =
+        a.size() == 0 || a.shape(0) > size_t{INT_MAX} || a.shape(1) > size_t{INT_MAX};
+    if (!refused && (a.stride(1) != channels || (a.ndim() == 3 && a.stride(2) != 1)))
       throw nb::value_error("array rows must be contiguous (numpy.ascontiguousarray)");
     in.kind = Input::Kind::kPixels;
-    in.pixels = {a.data(), static_cast<int>(a.shape(1)), static_cast<int>(a.shape(0)),
+    // Sides in 64 bits: the scorer refuses what is too large instead of a cut-down size.
+    in.pixels = {a.data(), static_cast<int64_t>(a.shape(1)), static_cast<int64_t>(a.shape(0)),
                  a.stride(0), channels};
   }
   return in;
 }
 
-std::vector<Outcome> score_items(Handle& handle, const nb::list& items,
-                                 const std::vector<std::string>& names, int threads) {
+// Scores with the GIL released; between packed model calls, takes it back to run Python's
+// signal handlers, so that Ctrl-C (KeyboardInterrupt) stops the call within one batch.
+std::vector<Outcome> score_items(Handle& handle, const nb::list& items, const nb::list& names,
+                                 int threads) {
   if (names.size() != items.size()) throw nb::value_error("one name per item");
   std::vector<Input> inputs;
   inputs.reserve(names.size());
-  for (size_t i = 0; i < names.size(); ++i) inputs.push_back(input_of(items[i], names[i]));
-  const nb::gil_scoped_release unlocked;
-  return handle.scorer->score_many(inputs, threads);
+  for (size_t i = 0; i < names.size(); ++i) inputs.push_back(input_of(items[i], fs_bytes(names[i])));
+  bool interrupted = false;
+  auto stop = [&interrupted] {
+    const nb::gil_scoped_acquire locked;
+    interrupted = PyErr_CheckSignals() != 0;  // a handler raised: its exception is set
+    return interrupted;
+  };
+  std::vector<Outcome> outcomes;
+  {
+    const nb::gil_scoped_release unlocked;
+    outcomes = handle.scorer->score_many(inputs, threads, stop);
+  }
+  if (interrupted) throw nb::python_error();
+  return outcomes;
 }
 
 }  // namespace
@@ -73,15 +110,16 @@ NB_MODULE(_native, m) {
       .def_prop_ro("ms", [](const Outcome& o) { return o.result.total_ms(); })
       .def_prop_ro("scored_width", [](const Outcome& o) { return o.result.scored_width; })
       .def_prop_ro("scored_height", [](const Outcome& o) { return o.result.scored_height; })
-      .def_ro("error", &Outcome::error);
+      .def_prop_ro("error", [](const Outcome& o) { return fs_text(o.error); });
 
   nb::class_<Handle>(m, "Scorer")
       .def("__init__",
-           [](Handle* self, const std::string& model, const std::string& weights,
+           [](Handle* self, const std::string& model, const nb::str& weights,
               const std::string& device, int threads, int64_t max_pixels, int64_t max_tokens,
               int target_width, int target_height) {
-             const musiq::api::OpenOptions options{model,      weights,    device,
-                                                   threads,    max_pixels, max_tokens,
+             const musiq::api::OpenOptions options{model,      fs_bytes(weights),
+                                                   device,     threads,
+                                                   max_pixels, max_tokens,
                                                    {target_width, target_height}};
              std::unique_ptr<SharedScorer> opened;
              {
@@ -97,7 +135,7 @@ NB_MODULE(_native, m) {
       .def_prop_ro("model", [](const Handle& h) { return h.scorer->model_label(); })
       .def_prop_ro("variant", [](const Handle& h) { return h.scorer->engine().model().variant; })
       .def_prop_ro("weights_path",
-                   [](const Handle& h) { return h.scorer->engine().model().weights_path; })
+                   [](const Handle& h) { return fs_text(h.scorer->engine().model().weights_path); })
       .def_prop_ro("random_weights",
                    [](const Handle& h) { return h.scorer->engine().model().random_weights; })
       .def_prop_ro("device", [](const Handle& h) { return h.scorer->engine().device().name; })

@@ -5,12 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "base/error.h"
 #include "tests/test_util.h"
 #include "tools/musiq/json_text.h"
 #include "tools/musiq/model_runner.h"
+#include "tools/musiq/records.h"
 
 namespace musiq::cli {
 namespace {
@@ -157,6 +160,53 @@ TEST_F(DeviceFailure, AnExplicitDeviceThatBreaksEndsTheRun) {
         << e.what();
   }
   EXPECT_EQ(cpu_opens_, 0);
+}
+
+// A run whose output file another program replaces (renames a file over it) or removes
+// fails loudly instead of writing on into a file nobody will see.
+TEST(RecordSink, NoticesItsFileReplacedOrRemovedInEveryFormat) {
+  Record record;
+  record.path = "/photos/a.png";
+  record.model = "koniq";
+  record.score = 50;
+  for (Format format : {Format::kJsonl, Format::kCsv, Format::kJson, Format::kTable}) {
+    for (bool remove : {false, true}) {
+      const std::string path = test::temp_path(test::name("replaced-", int(format), remove));
+      const std::string other = path + ".other";
+      std::filesystem::remove(path);
+      std::unique_ptr<RecordSink> sink = RecordSink::open(format, path, false, false);
+      sink->write(record);
+      std::ofstream(other) << "someone else's\n";
+      if (remove)
+        std::filesystem::remove(path);
+      else
+        std::filesystem::rename(other, path);
+      try {
+        sink->write(record);
+        sink->finish();
+        ADD_FAILURE() << "format " << int(format) << (remove ? ": removed" : ": replaced");
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(path + ": replaced or removed by another program"),
+                  std::string::npos)
+            << e.what();
+      }
+      if (!remove) {
+        std::ifstream in(path);
+        std::string content((std::istreambuf_iterator<char>(in)), {});
+        EXPECT_EQ(content, "someone else's\n") << int(format);
+      }
+      sink.reset();
+      std::filesystem::remove(other);
+    }
+  }
+}
+
+// json and table output to a file that did not exist: a failed run leaves nothing.
+TEST(RecordSink, AFailedJsonRunLeavesNoFileBehind) {
+  const std::string path = test::temp_path("never-finished.json");
+  std::filesystem::remove(path);
+  RecordSink::open(Format::kJson, path, false, false).reset();
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 }  // namespace

@@ -1,4 +1,8 @@
 // Decoding: formats, our grey/alpha policy, and clear errors for bad files.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 
 #include "base/error.h"
@@ -215,6 +219,64 @@ TEST(ImageDecode, PngWithAWrongCrcIsDamaged) {
 // stb's header reader fails such a PNG as "unknown image type": the size is checked first.
 TEST(ImageDecode, HugePngSaysTooManyPixels) {
   expect_error(tiny_png(2, {0, 1, 2, 3}, 20000, 20000), "too many pixels (20000x20000");
+}
+
+// Peak memory (ru_maxrss) in MiB so far.
+int64_t peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024;
+}
+
+// A file of `bytes` bytes that starts with `head` and is a hole after it (no disk used).
+std::string sparse_file(const std::string& name, const std::vector<uint8_t>& head, off_t bytes) {
+  const std::string path = test::temp_path(name);
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(head.data()), std::streamsize(head.size()));
+  EXPECT_EQ(::truncate(path.c_str(), bytes), 0);
+  return path;
+}
+
+// A huge file is refused from its size, a refused header from the first bytes: neither is
+// read whole (memory stays flat).
+TEST(ImageDecode, HugeFilesAreRefusedBeforeBeingRead) {
+  const int64_t before = peak_rss_mib();
+  const std::string over_limit = sparse_file("sparse-3g.png", tiny_png(2, {0, 1, 2, 3}, 64, 64),
+                                             off_t{3} << 30);
+  try {
+    load_image_file(over_limit);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), over_limit + ": file too large to decode (3221225472 bytes, "
+                                                  "more than 2147483648)");
+  }
+  const std::string huge_png = sparse_file(
+      "sparse-huge-header.png", tiny_png(2, {0, 1, 2, 3}, 20000, 20000), off_t{512} << 20);
+  EXPECT_THROW(load_image_file(huge_png), Error);
+  const std::vector<uint8_t> jpeg = read_bytes(test::source_path("samples/rocket.jpg"));
+  const std::string huge_jpeg = sparse_file("sparse-small-budget.jpg", jpeg, off_t{512} << 20);
+  DecodeOptions small;
+  small.max_pixels = 1000;
+  try {
+    load_image_file(huge_jpeg, small);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("too many pixels"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(peak_rss_mib() - before, 128);
+  std::filesystem::remove(over_limit);
+  std::filesystem::remove(huge_png);
+  std::filesystem::remove(huge_jpeg);
+}
+
+TEST(ImageDecode, PathWithANulByteIsRefused) {
+  const std::string path = test::source_path("samples/chelsea.png");
+  try {
+    load_image_file(path + std::string("\0junk", 5));
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), path + "\\0junk: a path cannot contain a NUL byte");
+  }
 }
 
 // A 24-bit BMP of w x h pixels, value (x + 10 y) in every channel, rows stored

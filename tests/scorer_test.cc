@@ -1,6 +1,7 @@
 // The public Scorer on the CPU: a file, a decoded image, and an image prepared either way
 // (tokens made ahead, or pixels kept for a GPU scorer) all give the same score and tokens.
 #include "engine/decode/image.h"
+#include "base/error.h"
 #include "engine/musiq.h"
 #include "tests/test_util.h"
 
@@ -27,6 +28,24 @@ TEST(Scorer, EveryInputPathGivesTheSameScore) {
     EXPECT_EQ(r.width, 200);
     EXPECT_GT(r.preprocess_ms, 0.0);  // made ahead, or here from the kept pixels
     EXPECT_EQ(r.upload_ms, 0.0);
+  }
+}
+
+// Broken weights (scores that overflow) give errors on every path, never inf as a score.
+TEST(Scorer, NonFiniteScoreIsAnErrorOnEveryPath) {
+  ScorerParams params;
+  params.weights_path = test::non_finite_test_model();
+  params.device = DeviceKind::kCpu;
+  const std::unique_ptr<Scorer> scorer = Scorer::open(params);
+  const std::string path = test::source_path("tests/data/chelsea_200x133_q90.jpg");
+  EXPECT_THROW(scorer->score_file(path), Error);
+  EXPECT_THROW(scorer->score_image(load_image_file(path)), Error);
+  const PreparedImagePtr prepared =
+      prepare_image_file(path, scorer->model().config, DecodeOptions{});
+  const PreparedImage* batch[] = {prepared.get(), prepared.get()};
+  for (const BatchItem& item : scorer->score_batch(batch)) {
+    EXPECT_TRUE(item.non_finite);
+    EXPECT_EQ(item.error, "the model gave a non-finite score (-inf); are the weights broken?");
   }
 }
 

@@ -103,6 +103,20 @@ const std::string& small_test_model() {
   return path;
 }
 
+const std::string& non_finite_test_model() {
+  static const std::string path = [] {
+    const std::string out = temp_path("small_seed7_inf_head.h5");
+    const std::string cmd =
+        std::string(MUSIQ_PYTHON) + " -c \"import h5py, shutil, sys; shutil.copy(sys.argv[1], "
+        "sys.argv[2]); f = h5py.File(sys.argv[2], 'r+'); f.visititems(lambda n, o: o.__setitem__("
+        "Ellipsis, 3e38) if isinstance(o, h5py.Dataset) and n.startswith('head') else None); "
+        "f.close()\" " + small_test_model() + " " + out;
+    if (run_command(cmd) != 0) ADD_FAILURE() << "failed: " << cmd;
+    return out;
+  }();
+  return path;
+}
+
 const std::string& full_test_model(int num_classes) {
   static std::string paths[2];
   std::string& path = paths[num_classes == 1 ? 0 : 1];

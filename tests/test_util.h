@@ -60,6 +60,8 @@ int run_command(const std::string& command);
 
 // A small random-weight model made once per test binary (tools/musiq-make-test-model).
 const std::string& small_test_model();
+// small_test_model with every head weight and bias 3e38: its scores overflow to -inf.
+const std::string& non_finite_test_model();
 // A full-size (official shapes) random-weight model, seed 11, made once per test binary.
 const std::string& full_test_model(int num_classes);
 

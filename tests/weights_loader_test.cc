@@ -52,6 +52,11 @@ TEST(WeightsLoader, NaN) {
   expect_load_error(corrupt("nan", std::string("--nan ") + kParam), {kParam, "non-finite"});
 }
 
+TEST(WeightsLoader, MaxSeqLenBelowMinusOneIsRefused) {
+  expect_load_error(corrupt("max-seq-len", "--config max_seq_len_from_original_res -7"),
+                    {"max_seq_len_from_original_res", "must be -1", "got -7"});
+}
+
 TEST(WeightsLoader, RenamedParameterIsUnexpected) {
   expect_load_error(corrupt("renamed", std::string("--rename ") + kParam + " " + kParam + "_x"),
                     {"unexpected dataset", "_x"});

@@ -1,6 +1,7 @@
 #include "weights/config.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -37,7 +38,11 @@ ModelConfig parse_model_config(const std::string& text, const std::string& origi
   if (!j.contains("max_seq_len_from_original_res") ||
       !j.at("max_seq_len_from_original_res").is_number_integer())
     throw Error(origin + ": config needs an integer \"max_seq_len_from_original_res\"");
-  c.max_seq_len_from_original_res = j.at("max_seq_len_from_original_res").get<int>();
+  const auto max_seq_len = j.at("max_seq_len_from_original_res").get<long long>();
+  if (max_seq_len < -1 || max_seq_len > INT32_MAX)
+    throw Error(origin + ": config \"max_seq_len_from_original_res\" must be -1 (every "
+                         "native patch) or a length from 0 up, got " + std::to_string(max_seq_len));
+  c.max_seq_len_from_original_res = static_cast<int>(max_seq_len);
   if (!j.contains("longer_side_lengths") || !j.at("longer_side_lengths").is_array())
     throw Error(origin + ": config needs a list \"longer_side_lengths\"");
   c.longer_side_lengths.clear();

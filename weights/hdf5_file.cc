@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "base/error.h"
 
@@ -180,8 +181,26 @@ std::vector<uint8_t> Hdf5Reader::read_uint8(const std::string& name) const {
   return read_as<uint8_t>(name, H5T_NATIVE_UINT8);
 }
 
+namespace {
+
+// The file a finished HDF5 file is renamed over: `path` with its symbolic links followed
+// (a link is written through, never replaced). Throws for anything but a regular file or
+// nothing, and for a link to nothing.
+std::string replaceable_target(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);  // links followed
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw Error(path + ": not a regular file; refusing to replace it");
+  if (!std::filesystem::is_symlink(path, ec)) return path;
+  const std::filesystem::path target = std::filesystem::canonical(path, ec);
+  if (ec) throw Error(path + ": a symbolic link to a missing file (" + ec.message() + ")");
+  return target.string();
+}
+
+}  // namespace
+
 Hdf5Writer::Hdf5Writer(const std::string& path)
-    : path_(path), temp_path_(path + ".tmp-" + std::to_string(getpid())) {
+    : path_(replaceable_target(path)), temp_path_(path_ + ".tmp-" + std::to_string(getpid())) {
   silence_hdf5();
   hid_t id = H5Fcreate(temp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (id < 0) throw Error(path + ": cannot create file for writing");

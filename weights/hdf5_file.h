@@ -59,6 +59,8 @@ class Hdf5Reader {
 };
 
 // A file written atomically: data goes to PATH.tmp-PID, renamed over PATH on commit().
+// A symbolic link at PATH is written through; anything at PATH but a regular file is
+// refused (musiq::Error), never replaced.
 class Hdf5Writer {
  public:
   explicit Hdf5Writer(const std::string& path);

@@ -7,7 +7,8 @@ namespace musiq {
 
 inline const std::vector<std::string> kModelNames = {"spaq", "koniq", "paq2piq", "ava"};
 
-// $XDG_CACHE_HOME/musiq, else ~/.cache/musiq.
+// $XDG_CACHE_HOME/musiq, else ~/.cache/musiq (~: $HOME, else the user's home in the
+// password database). Throws musiq::Error when there is no home at all.
 std::string weights_cache_dir();
 
 // --weights if given, else $MUSIQ_WEIGHTS_DIR/<model>.h5, else <cache>/<model>.h5.

@@ -51,7 +51,11 @@ void check_declared_size(const std::string& name, int64_t width, int64_t height,
 // `name` is used in error messages (usually the path).
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name,
                    const DecodeOptions& options = {});
+// Refuses, before reading it whole, a file over 2 GiB or whose header declares a refused
+// size; refuses a path with a NUL byte (it would name another file).
 Image load_image_file(const std::string& path, const DecodeOptions& options = {});
+// The path as messages show it: a NUL byte as "\0".
+std::string printable_path(const std::string& path);
 
 // Format-specific decoders, chosen by decode_image from the file's magic bytes.
 Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,

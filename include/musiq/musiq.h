@@ -65,10 +65,12 @@ typedef struct musiq_params {
   /* Worker threads that decode and preprocess ahead of the model in musiq_score_batch
    * (as the CLI's --threads). <= 0: 2. */
   int threads;
-  /* Refuse images with more pixels than this (from the header, before decoding). */
+  /* Refuse images with more pixels than this (from the header, before decoding).
+   * 0: the default (134,217,728); below 0: musiq_open fails with MUSIQ_ERROR_OPEN. */
   int64_t max_pixels;
   /* Refuse images whose model input would be longer than this many tokens (the cost
-   * budget, as the CLI's --max-tokens; default 50,000: a 50 MP photo still scores). */
+   * budget, as the CLI's --max-tokens; default 50,000: a 50 MP photo still scores).
+   * 0: the default; below 0: musiq_open fails with MUSIQ_ERROR_OPEN. */
   int64_t max_tokens;
   /* Both >= 1: every image is resized to target_width x target_height before scoring, as
    * the CLI's --target-size (TensorFlow's bilinear resize with antialiasing, rounded to
@@ -149,7 +151,8 @@ MUSIQ_API int musiq_score_batch(musiq_scorer* scorer, const musiq_image* images,
 /* The message of the last call that failed on this thread ("" if none). */
 MUSIQ_API const char* musiq_error_message(void);
 
-/* NULL is allowed. */
+/* NULL is allowed. Closing a scorer twice, or using it after musiq_close, is undefined
+ * behaviour (as free() twice): set the pointer to NULL after closing it. */
 MUSIQ_API void musiq_close(musiq_scorer* scorer);
 
 #ifdef __cplusplus

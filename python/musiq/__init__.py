@@ -39,6 +39,8 @@ DEFAULT_MAX_TOKENS = 50_000  # the CLI's --max-tokens default: a 50 MP photo sti
 
 Image = Union[str, "os.PathLike[str]", bytes, np.ndarray]
 
+_MAX_SIDE = 2**31 - 1  # the most pixels a side may have
+
 
 @dataclass(frozen=True)
 class Result:
@@ -77,12 +79,16 @@ def _normalise(item: Image):
             raise ValueError(f"image array must be HxW, HxWx3 or HxWx4, not {item.shape}")
         if item.ndim == 3 and item.shape[2] == 1:
             item = item[:, :, 0]  # numpy gives a length-1 axis any stride
+        if max(item.shape[:2]) > _MAX_SIDE:
+            return item, "<pixels>"  # refused per image as too large, never copied first
         channels = 1 if item.ndim == 2 else item.shape[2]
         inner_contiguous = item.strides[1] == channels and (item.ndim == 2 or item.strides[2] == 1)
         if not inner_contiguous or item.strides[0] <= 0:
             item = np.ascontiguousarray(item)
         return item, "<pixels>"
     if isinstance(item, (str, os.PathLike)):
+        # str with surrogate escapes (os.listdir of names that are not UTF-8) and bytes
+        # paths (os.PathLike, e.g. os.DirEntry) both reach the file system as its bytes.
         path = os.fsdecode(os.fspath(item))
         return path, path
     raise TypeError("an image is a path (str or os.PathLike), bytes (an encoded file) or a "
@@ -104,6 +110,38 @@ def _webdataset_key(name: str) -> str:
     return (head + "/" if head else "") + base.split(".", 1)[0]
 
 
+def _whole(name: str, value) -> int:
+    """An int argument: a float (1.5) is refused rather than cut down."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _limit(name: str, value) -> int:
+    """max_pixels / max_tokens: 0 means the default; negative or past 64 bits is refused."""
+    value = _whole(name, value)
+    if not 0 <= value < 2**63:
+        raise ValueError(f"{name} must be positive, or 0 for the default ({value} given)")
+    return value
+
+
+def _one_image_not_a_collection(images) -> None:
+    """score_many of one path or one array would iterate its characters or rows."""
+    if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)) or (
+            isinstance(images, np.ndarray) and images.ndim < 4):
+        raise TypeError("score_many takes a collection of images (a list of paths, bytes or "
+                        "arrays, or an N x H x W x C array); for one image use score()")
+
+
+def _with_path_hint(error: str, item) -> str:
+    """Bytes that failed to decode but name an existing file were meant as a path."""
+    if error and isinstance(item, bytes) and len(item) < 4096 and b"\0" not in item \
+            and os.path.isfile(item):
+        return error + " (bytes are an encoded image; pass a path as str or os.PathLike)"
+    return error
+
+
 class Scorer:
     """A MUSIQ model loaded on a device, ready to score images.
 
@@ -116,10 +154,10 @@ class Scorer:
             CPU), "cpu" or "cuda".
         threads: worker threads that decode and preprocess ahead of the model in
             `score_many` (the CLI's --threads).
-        max_pixels: refuse larger images before decoding them.
+        max_pixels: refuse larger images before decoding them (0: the default).
         max_tokens: refuse images whose model input would be longer (the cost budget: time
             and memory grow with tokens, attention with their square; the CLI's
-            --max-tokens).
+            --max-tokens; 0: the default).
         target_size: (width, height): resize every image to it before scoring, as the
             CLI's --target-size (TensorFlow's bilinear resize with antialiasing, rounded to
             8 bits). MUSIQ is made to score native resolution: see the README. None: each
@@ -148,8 +186,9 @@ class Scorer:
                 raise ValueError(f"target_size must be (width, height), both whole numbers >= 1, "
                                  f"not {target_size!r}")
         weights_path = "" if weights is None else os.fsdecode(os.fspath(weights))
-        self._native = _native.Scorer(model or "", weights_path, device, int(threads), int(max_pixels),
-                                      int(max_tokens), target_width, target_height)
+        self._native = _native.Scorer(model or "", weights_path, device, _whole("threads", threads),
+                                      _limit("max_pixels", max_pixels),
+                                      _limit("max_tokens", max_tokens), target_width, target_height)
         self._threads = int(threads)
 
     @property
@@ -202,7 +241,8 @@ class Scorer:
         (after all were tried); `score_many_results` instead reports each failure.
 
         The GIL is released; `threads` workers (default: the Scorer's) decode and
-        preprocess ahead while the model runs.
+        preprocess ahead while the model runs. Ctrl-C (KeyboardInterrupt) stops it within
+        one packed batch.
         """
         results = self.score_many_results(images, threads=threads)
         for r in results:
@@ -212,14 +252,17 @@ class Scorer:
 
     def score_many_results(self, images: Iterable[Image], *, names: Optional[Sequence[str]] = None,
                            threads: Optional[int] = None) -> List[Result]:
-        """One `Result` per image, in order; a failed image never raises.
+        """One `Result` per image, in order; a failed image never raises (an item
+        that is no image at all, e.g. None, raises TypeError; Ctrl-C raises
+        KeyboardInterrupt within one packed batch).
 
         Args:
-            images: as for `score`.
+            images: as for `score`. Bytes are always an encoded image, never a path.
             names: what messages call each image (default: the path, "<encoded image>"
                 or "<pixels>").
             threads: decode workers (default: the Scorer's).
         """
+        _one_image_not_a_collection(images)
         items, default_names = [], []
         for image in images:
             item, name = _normalise(image)
@@ -230,10 +273,10 @@ class Scorer:
             if len(names) != len(items):
                 raise ValueError(f"{len(names)} names for {len(items)} images")
         outcomes = self._native.score_many(items, names if names is not None else default_names,
-                                           self._threads if threads is None else int(threads))
+                                           self._threads if threads is None else _whole("threads", threads))
         return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms,
-                       o.error, o.scored_width, o.scored_height)
-                for o in outcomes]
+                       _with_path_hint(o.error, item), o.scored_width, o.scored_height)
+                for o, item in zip(outcomes, items)]
 
     def score_tar(self, path: Union[str, "os.PathLike[str]"], *, batch: int = 8,
                   threads: Optional[int] = None) -> Iterator[Tuple[str, Result]]:

@@ -8,12 +8,14 @@ Floats become the 8-bit pixels the official models were trained on as
 `uint8 = floor(clip(x, 0, 1) * 255 + 0.5)`, computed in float64: round half up, so an
 image that was loaded as uint8 and divided by 255 (pyiqa's and torchvision's ToTensor
 convention) gets back exactly its original pixels and exactly the file's score. Values
-outside [0, 1] are clipped; NaN or infinity is an error.
+outside [0, 1] are clipped, with a warning (0-255 floats are a common mistake); NaN or
+infinity is an error.
 """
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+import warnings
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -26,6 +28,10 @@ METRIC_MODELS = {
     "musiq-ava": "ava",
 }
 
+# pyiqa's `score_range` for each model: KonIQ, SPAQ and PaQ-2-PiQ are mean opinion scores
+# of about 0-100; AVA's is the mean of ten buckets, 1-10.
+SCORE_RANGES = {"koniq": "~0, ~100", "spaq": "~0, ~100", "paq2piq": "~0, ~100", "ava": "1, 10"}
+
 
 def floats_to_uint8(x: np.ndarray) -> np.ndarray:
     """Pixels in [0, 1] (any float dtype) as uint8: floor(clip(x, 0, 1) * 255 + 0.5)."""
@@ -33,6 +39,10 @@ def floats_to_uint8(x: np.ndarray) -> np.ndarray:
     if not np.isfinite(x).all():
         from . import Error
         raise Error("<pixels>: NaN or infinite values in the image")
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        warnings.warn(f"pixel values outside [0, 1] (from {x.min():g} to {x.max():g}) are clipped: "
+                      "the metric takes RGB floats in [0, 1] (0-255 images: divide by 255)",
+                      stacklevel=3)
     return np.floor(np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
@@ -44,17 +54,24 @@ class Metric:
     def __init__(self, metric_name: str, scorer):
         self.metric_name = metric_name
         self.scorer = scorer
+        self.score_range = SCORE_RANGES[METRIC_MODELS[metric_name]]
 
-    def __call__(self, target: Union[str, "os.PathLike[str]", np.ndarray]) -> np.ndarray:
+    def __call__(self, target: Union[str, "os.PathLike[str]", Sequence, np.ndarray],
+                 ref=None) -> np.ndarray:
         """Scores as a float32 array of shape (N, 1).
 
         Args:
-            target: a path (one image), or an N x 3 x H x W (or 3 x H x W) float array of
-                RGB in [0, 1], as pyiqa takes. A torch tensor works too (it is read through
-                numpy, so it must be on the CPU).
+            target: a path (one image), a list of paths, or an N x 3 x H x W (or 3 x H x W)
+                float array of RGB in [0, 1], as pyiqa takes. A torch tensor works too (it
+                is read through numpy, so it must be on the CPU).
+            ref: pyiqa's reference image; MUSIQ is no-reference, so it must be None.
         """
+        if ref is not None:
+            raise ValueError("MUSIQ is a no-reference metric: call it without a reference image")
         if isinstance(target, (str, os.PathLike)):
             return np.array([[self.scorer.score(target)]], dtype=np.float32)
+        if isinstance(target, (list, tuple)) and all(isinstance(t, (str, os.PathLike)) for t in target):
+            return np.asarray(self.scorer.score_many(list(target)), dtype=np.float32).reshape(-1, 1)
         x = np.asarray(target)
         if x.ndim == 3:
             x = x[None]
@@ -77,7 +94,8 @@ def create_metric(metric_name: str, device: Optional[str] = None, *,
 
     Args:
         metric_name: one of the names above, spelled as pyiqa spells them.
-        device: "cpu", "cuda", or None for "auto" (pyiqa's default picks CUDA when present).
+        device: "cpu", "cuda" ("cuda:0" and torch.device too), or None for "auto" (pyiqa's
+            default picks CUDA when present).
         weights: a weights file instead of the installed model (as Scorer's).
         scorer_options: more Scorer options (threads, max_pixels, max_tokens).
     """
@@ -85,5 +103,16 @@ def create_metric(metric_name: str, device: Optional[str] = None, *,
     name = metric_name.lower()
     if name not in METRIC_MODELS:
         raise ValueError(f"unknown metric {metric_name!r}: musiq provides {', '.join(METRIC_MODELS)}")
-    scorer = Scorer(METRIC_MODELS[name], weights=weights, device=str(device or "auto"), **scorer_options)
+    scorer = Scorer(METRIC_MODELS[name], weights=weights, device=_device_name(device), **scorer_options)
     return Metric(name, scorer)
+
+
+def _device_name(device) -> str:
+    """pyiqa's device argument (None, "cpu", "cuda", "cuda:0", a torch.device) as ours."""
+    name = "auto" if device is None else str(device)
+    if name == "cuda:0":
+        return "cuda"
+    if name.startswith("cuda:"):
+        raise ValueError(f"device {name!r}: musiq uses the first GPU; choose another one with "
+                         "CUDA_VISIBLE_DEVICES and pass 'cuda'")
+    return name

@@ -25,10 +25,12 @@ __all__ = ["MusiqScorer"]
 class MusiqScorer:
     """A callable class for `Dataset.map_batches` (Ray's actor-pool pattern).
 
-    Each actor loads the model once. A batch (a dict of numpy arrays, or a pandas
-    DataFrame) must have the column `bytes_column` (an encoded image per row) and may have
-    `path_column` (used to name the image in messages). The batch comes back with two
-    columns added: `score` (float, NaN on failure) and `error` ("" or the one-line message).
+    Each actor loads the model once. A batch (a dict of numpy arrays, a pandas DataFrame or
+    a pyarrow Table: any `batch_format`) must have the column `bytes_column` (an encoded
+    image per row; a missing column raises ValueError) and may have `path_column` (used to
+    name the image in messages). The batch comes back with two columns added: `score`
+    (float, NaN on failure) and `error` ("" or the one-line message). Every bad row, a null
+    one included, is that row's error: the job goes on.
 
     Args:
         model, weights, device, threads, max_pixels, max_tokens: as for `musiq.Scorer`. With
@@ -46,16 +48,56 @@ class MusiqScorer:
         self.path_column = path_column
 
     def __call__(self, batch: Any) -> Any:
-        images = [bytes(b) for b in batch[self.bytes_column]]
-        names = None
-        if self.path_column in batch:
-            names = [str(p) for p in batch[self.path_column]]
-        results = self.scorer.score_many_results(images, names=names)
-        scores = np.array([r.score for r in results], dtype=np.float64)
-        errors = np.array([r.error for r in results], dtype=object)
-        if isinstance(batch, dict):
-            return {**batch, "score": scores, "error": errors}
-        batch = batch.copy()  # a pandas DataFrame
-        batch["score"] = scores
-        batch["error"] = errors
+        columns = _column_names(batch)
+        if self.bytes_column not in columns:
+            raise ValueError(f"musiq.ray.MusiqScorer: the batch has no column {self.bytes_column!r} "
+                             f"(columns: {', '.join(map(str, columns))}); set bytes_column=")
+        cells = _column(batch, self.bytes_column)
+        paths = _column(batch, self.path_column) if self.path_column in columns else None
+        names = [f"row {i}" if paths is None or _missing(paths[i]) else str(paths[i])
+                 for i in range(len(cells))]
+        # A null (Parquet's missing value, None, NaN) is that row's error, not the batch's.
+        present = [i for i, cell in enumerate(cells) if not _missing(cell)]
+        results = self.scorer.score_many_results([bytes(cells[i]) for i in present],
+                                                 names=[names[i] for i in present])
+        scores = np.full(len(cells), np.nan, dtype=np.float64)
+        errors = np.array([f"{name}: no image (the {self.bytes_column!r} value is null)"
+                           for name in names], dtype=object)
+        for i, r in zip(present, results):
+            scores[i] = r.score
+            errors[i] = r.error
+        return _with_columns(batch, scores, errors)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _column_names(batch) -> list:
+    if isinstance(batch, dict):
+        return list(batch)
+    if hasattr(batch, "column_names"):  # a pyarrow Table
+        return list(batch.column_names)
+    return list(batch.columns)  # a pandas DataFrame
+
+
+def _column(batch, name) -> list:
+    if hasattr(batch, "column_names") and not isinstance(batch, dict):
+        return batch.column(name).to_pylist()
+    return list(batch[name])
+
+
+def _with_columns(batch, scores, errors):
+    if isinstance(batch, dict):
+        return {**batch, "score": scores, "error": errors}
+    if hasattr(batch, "column_names"):  # pyarrow: tables are immutable
+        import pyarrow as pa
+        for name, values in (("score", pa.array(scores)), ("error", pa.array(list(errors), pa.string()))):
+            if name in batch.column_names:
+                batch = batch.remove_column(batch.column_names.index(name))
+            batch = batch.append_column(name, values)
         return batch
+    batch = batch.copy()  # a pandas DataFrame
+    batch["score"] = scores
+    batch["error"] = errors
+    return batch

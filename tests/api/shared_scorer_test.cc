@@ -3,10 +3,13 @@
 // concurrent callers.
 #include "api/shared_scorer.h"
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
 
+#include "base/error.h"
 #include "engine/decode/image.h"
 #include "tests/test_util.h"
 
@@ -80,6 +83,56 @@ TEST(SharedScorer, RefusesMalformedPixelsWithOneLine) {
   EXPECT_EQ(scorer->score(in).error, "<pixels>: no pixel data");
   in.pixels = {px.data(), 64, 48, 64 * 4, 4};
   EXPECT_EQ(scorer->score(in).failure, Failure::kNone);
+}
+
+TEST(SharedScorer, NonFiniteScoresAreErrorsForEveryInputKind) {
+  OpenOptions options;
+  options.weights = test::non_finite_test_model();
+  options.device = "cpu";
+  auto scorer = SharedScorer::open(options);
+  const Image decoded = load_image_file(test::source_path("samples/chelsea.png"));
+  std::vector<Input> inputs{file("samples/chelsea.png"), Input{}};
+  inputs[1].kind = Input::Kind::kPixels;
+  inputs[1].name = "<pixels>";
+  inputs[1].pixels = {decoded.rgb.data(), decoded.width, decoded.height, decoded.width * 3, 3};
+  std::vector<Outcome> outcomes = scorer->score_many(inputs, 2);
+  outcomes.push_back(scorer->score(inputs[0]));
+  for (const Outcome& o : outcomes) {
+    EXPECT_EQ(o.failure, Failure::kImage) << o.result.score;
+    EXPECT_NE(o.error.find(": the model gave a non-finite score (-inf)"), std::string::npos)
+        << o.error;
+  }
+  EXPECT_EQ(outcomes[0].error.rfind(inputs[0].name, 0), 0u) << outcomes[0].error;
+}
+
+// A model looked up by name must be that model, as a --weights file given with --model.
+TEST(SharedScorer, ModelNameLookupRefusesAnotherVariant) {
+  const std::string dir = test::temp_path("weights-dir-spaq-as-ava");
+  std::filesystem::create_directories(dir);
+  const std::string cmd = std::string(MUSIQ_PYTHON) +
+                          " -c \"import h5py, shutil, sys; shutil.copy(sys.argv[1], sys.argv[2]); "
+                          "f = h5py.File(sys.argv[2], 'r+'); f.attrs['variant'] = 'spaq'\" " +
+                          test::small_test_model() + " " + dir + "/ava.h5";
+  ASSERT_EQ(test::run_command(cmd), 0) << cmd;
+  const char* saved = std::getenv("MUSIQ_WEIGHTS_DIR");
+  const std::string restore = saved ? saved : "";
+  ::setenv("MUSIQ_WEIGHTS_DIR", dir.c_str(), 1);
+  OpenOptions options;
+  options.model = "ava";
+  options.device = "cpu";
+  try {
+    SharedScorer::open(options);
+    ADD_FAILURE() << "opened a spaq file as ava";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), dir + "/ava.h5: holds the spaq model, not ava");
+  }
+  options.model = "spaq";
+  std::filesystem::rename(dir + "/ava.h5", dir + "/spaq.h5");
+  EXPECT_EQ(SharedScorer::open(options)->model_label(), "spaq");
+  if (saved)
+    ::setenv("MUSIQ_WEIGHTS_DIR", restore.c_str(), 1);
+  else
+    ::unsetenv("MUSIQ_WEIGHTS_DIR");
 }
 
 TEST(SharedScorer, ConcurrentCallersGetTheSingleThreadedScores) {

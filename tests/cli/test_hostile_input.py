@@ -10,12 +10,17 @@ import fcntl
 import io
 import json
 import os
+import pwd
+import resource
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 import unittest
 import zlib
@@ -377,11 +382,33 @@ class HostileInput(unittest.TestCase):
                 ((self.photos, "--format", "json", "-o", self.path("no", "such", "dir.json")),
                  "dir.json: cannot open for writing: No such file or directory"),
                 ((self.photos, "-o", self.path("x.jsonl"), "--resume", "--overwrite"),
-                 "excludes")):
+                 "excludes"),
+                ((self.photos, "--model", "koniq,spaq,koniq"), "--model: 'koniq' named twice"),
+                (("",), "an empty path (\"\") names no file"),
+                ((self.photos, "--shard", "0/99999999999"), "K and N must be below 2147483648")):
             r = self.score(*args)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertIn(message, r.stderr, args)
             self.assertLess(len(r.stderr), 300, r.stderr)
+        r = run("bench", "--runs", "0", "--weights", self.model)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--runs: Value 0 not in range 1 to 1000000", r.stderr)
+        loop = self.path("loop.png")
+        if not os.path.lexists(loop):
+            os.symlink(loop, loop)
+        self.assertIn("loop.png: cannot open file for reading (Too many levels of symbolic links)",
+                      self.error_of(loop))
+        listing = self.write("nul-list.txt", os.path.join(self.photos, "chelsea.png").encode()
+                             + b"\0junk\n")
+        r = self.score("--files-from", listing)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("chelsea.png\\0junk: a path cannot contain a NUL byte",
+                      records(r.stdout)[0]["error"])
+        newline = self.write("two\nlines.png", encode(photo(), "PNG"))
+        r = self.score(newline, "--format", "table")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout.splitlines()), 2, r.stdout)  # header and one row
+        self.assertIn("two\\nlines.png", r.stdout)
 
     def test_weights_variant_must_match(self):
         ava1 = self.path("ava-one-class.h5")
@@ -398,6 +425,30 @@ class HostileInput(unittest.TestCase):
         r = run("score", "--weights", spaq, "--model", "koniq", os.path.join(self.photos, "chelsea.png"))
         self.assertEqual(r.returncode, 2)
         self.assertIn("holds the spaq model, not koniq", r.stderr)
+        # The lookup by name checks the file it finds as --weights does.
+        weights_dir = self.path("weights-dir")
+        os.makedirs(weights_dir, exist_ok=True)
+        shutil.copy(spaq, os.path.join(weights_dir, "ava.h5"))
+        env = dict(os.environ, MUSIQ_WEIGHTS_DIR=weights_dir)
+        r = run("score", "--model", "ava", os.path.join(self.photos, "chelsea.png"), env=env)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("ava.h5: holds the spaq model, not ava", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    def test_weights_lookup_without_home_uses_the_password_database(self):
+        home_cache = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".cache", "musiq", "koniq.h5")
+        if os.path.exists(home_cache):
+            self.skipTest(home_cache + " exists")
+        cwd = self.path("no-home-cwd")
+        os.makedirs(os.path.join(cwd, ".cache", "musiq"), exist_ok=True)
+        shutil.copy(self.model, os.path.join(cwd, ".cache", "musiq", "koniq.h5"))
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("HOME", "XDG_CACHE_HOME", "MUSIQ_WEIGHTS_DIR")}
+        r = run("score", "--model", "koniq", os.path.join(self.photos, "chelsea.png"),
+                env=env, cwd=cwd)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("looked at " + home_cache, r.stderr)
+        self.assertEqual(r.stdout, "")
 
     def test_concurrent_resume_is_refused(self):
         out = self.path("locked.jsonl")
@@ -409,6 +460,181 @@ class HostileInput(unittest.TestCase):
         self.assertIn("another musiq run is writing to it", r.stderr)
         with open(out) as f:
             self.assertEqual(len(f.readlines()), 1)
+
+    # 11. Outputs: one lock for every format, links and special files never replaced,
+    # records whole or absent, signals under a stalled pipe.
+    def test_json_output_writes_through_links_and_into_fifos(self):
+        chelsea = os.path.join(self.photos, "chelsea.png")
+        target = self.path("link-target.json")
+        link = self.path("link.json")
+        self.write("link-target.json", b"old")
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(target, link)
+        for fmt in ("json", "table"):
+            r = self.score(chelsea, "--format", fmt, "-o", link, "--overwrite")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.islink(link), fmt)
+            with open(target) as f:
+                self.assertIn("chelsea.png", f.read())
+        fifo = self.path("records.fifo")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo)
+        got = []
+        def read_fifo():
+            with open(fifo) as f:
+                got.append(f.read())
+        reader = threading.Thread(target=read_fifo)
+        reader.start()
+        r = self.score(chelsea, "--format", "json", "-o", fifo, "--overwrite")
+        reader.join(60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(stat_is_fifo(fifo))
+        self.assertEqual(json.loads(got[0])[0]["path"], chelsea)
+        # /dev/stdout as a pipe: written in place, not refused as a link to nothing.
+        r = self.score(chelsea, "--format", "json", "-o", "/dev/stdout", "--overwrite")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)[0]["path"], chelsea)
+        dangling = self.path("dangling.json")
+        if not os.path.lexists(dangling):
+            os.symlink(self.path("no-such-dir", "x.json"), dangling)
+        r = self.score(chelsea, "--format", "json", "-o", dangling, "--overwrite")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("a symbolic link to a missing file", r.stderr)
+
+    def test_preprocess_output_follows_the_exists_rule(self):
+        chelsea = os.path.join(self.photos, "chelsea.png")
+        out = self.path("dump.h5")
+        kept = self.write("dump.h5", b"precious")
+        r = run("preprocess", chelsea, "--output", kept)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("dump.h5: exists; use --overwrite to replace it", r.stderr)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), b"precious")
+        link = self.path("dump-link.h5")
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(out, link)
+        r = run("preprocess", chelsea, "--output", link, "--overwrite")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.islink(link))
+        with h5py.File(out) as f:
+            self.assertEqual(f["pixels"].shape[2], 3)
+        fifo = self.path("dump.fifo")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo)
+        r = run("preprocess", chelsea, "--output", fifo, "--overwrite")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not a regular file", r.stderr)
+        self.assertTrue(stat_is_fifo(fifo))
+
+    def test_every_format_takes_the_output_lock(self):
+        chelsea = os.path.join(self.photos, "chelsea.png")
+        out = self.path("shared-output")
+        self.assertEqual(self.score(chelsea, "-o", out, "--overwrite").returncode, 0)
+        with open(out, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            for fmt in ("json", "table", "csv", "jsonl"):
+                r = self.score(chelsea, "--format", fmt, "-o", out, "--overwrite")
+                self.assertEqual(r.returncode, 2, (fmt, r.stderr))
+                self.assertIn("another musiq run is writing to it", r.stderr, fmt)
+        with open(out) as f:
+            self.assertEqual(len(records(f.read())), 1)
+        self.assertEqual([n for n in os.listdir(self.tmp) if ".tmp-" in n], [])
+
+    def test_a_full_disk_leaves_whole_csv_rows(self):
+        def small_file_limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
+
+        out = self.path("cut.csv")
+        if os.path.exists(out):
+            os.remove(out)
+        p = subprocess.run([MUSIQ, "score", "--weights", self.model, "-q", self.photos,
+                            "--format", "csv", "-o", out], capture_output=True, text=True,
+                           preexec_fn=small_file_limit, timeout=600)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("write failed", p.stderr)
+        with open(out, newline="") as f:
+            text = f.read()
+        self.assertTrue(text.endswith("\n"), text)
+        rows = list(csv.reader(io.StringIO(text)))
+        self.assertTrue(all(len(row) == 10 for row in rows), rows)
+        r = self.score(self.photos, "--format", "csv", "-o", out, "--resume")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out, newline="") as f:
+            self.assertEqual(len(list(csv.reader(f))), 3)  # header and both photos
+
+    def test_sigterm_and_second_ctrl_c_stop_while_stdout_is_stalled(self):
+        d = self.path("stall")
+        os.makedirs(d, exist_ok=True)
+        for k in range(60):
+            name = os.path.join(d, "%02d.png" % k)
+            if not os.path.exists(name):
+                photo((48, 40), seed=k).save(name)
+        for signals, code in (((signal.SIGTERM,), 143), ((signal.SIGINT, signal.SIGINT), 130)):
+            read_end, write_end = os.pipe()
+            fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: one page
+            p = subprocess.Popen([MUSIQ, "score", "--weights", self.model, "-q", "--batch", "1",
+                                  d], stdout=write_end, stderr=subprocess.PIPE)
+            os.close(write_end)
+            self.addCleanup(p.stderr.close)
+            self.addCleanup(p.kill)
+            self.addCleanup(os.close, read_end)
+            # Full: within a record of the page, and no longer growing (the writer is
+            # blocked in write(2), a record being written whole or not at all).
+            deadline, last, stable_since = time.monotonic() + 120, -1, time.monotonic()
+            while time.monotonic() < deadline:
+                now = pipe_bytes(read_end)
+                if now != last:
+                    last, stable_since = now, time.monotonic()
+                elif now > 4096 - 512 and time.monotonic() - stable_since > 0.5:
+                    break
+                time.sleep(0.05)
+            self.assertGreater(pipe_bytes(read_end), 4096 - 512, "the pipe never filled")
+            self.assertIsNone(p.poll(), "finished before its output filled the pipe")
+            for s in signals[:-1]:
+                p.send_signal(s)
+                time.sleep(0.3)
+            sent = time.monotonic()
+            p.send_signal(signals[-1])
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.fail("still running 10 s after %s with a stalled stdout" % (signals,))
+            self.assertLess(time.monotonic() - sent, 1.2)
+            self.assertEqual(p.returncode, code)
+            self.assertIn(b"the output is not being read", p.stderr.read())
+
+    def test_memory_is_bounded_whatever_the_batch(self):
+        d = self.path("memory")
+        os.makedirs(d, exist_ok=True)
+        first = os.path.join(d, "000.png")
+        if not os.path.exists(first):
+            photo((1024, 768), seed=3).save(first)
+        for k in range(1, 120):
+            name = os.path.join(d, "%03d.png" % k)
+            if not os.path.exists(name):
+                os.link(first, name)
+        measure = ("import resource, subprocess, sys; "
+                   "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+                   "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        r = subprocess.run([sys.executable, "-c", measure, MUSIQ, "score", "--weights", self.model,
+                            "-q", "--batch", "4096", d], capture_output=True, text=True,
+                           timeout=900)
+        code, peak_kib = map(int, r.stdout.split())
+        self.assertEqual(code, 0, r.stderr)
+        # 120 images of 919 tokens hold 1.3 GB as tokens; the run holds at most 2 x 128 MiB.
+        self.assertLess(peak_kib, 600 * 1024)
+
+
+def stat_is_fifo(path):
+    return stat.S_ISFIFO(os.stat(path).st_mode)
+
+
+def pipe_bytes(fd):
+    """Bytes waiting in a pipe (FIONREAD)."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """Makes a broken copy of a musiq-hdf5 weights file, for the C++ loader tests.
 
   corrupt_weights.py IN.h5 OUT.h5 (--remove NAME | --reshape NAME | --nan NAME |
-                                   --rename NAME NEW | --truncate)
+                                   --rename NAME NEW | --config KEY JSON | --truncate)
 
 Each mode changes exactly one thing, so a test can expect one specific error:
   --remove NAME      delete dataset NAME (and groups left empty by it)
@@ -11,9 +11,11 @@ Each mode changes exactly one thing, so a test can expect one specific error:
                      not sizes
   --nan NAME         set the middle element of NAME to NaN
   --rename NAME NEW  move dataset NAME to NEW (a missing plus an unknown name)
+  --config KEY JSON  set KEY of the config attribute to the JSON value
   --truncate         copy only the first half of the bytes
 """
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -31,6 +33,11 @@ def prune_empty(f, name):
 
 
 def corrupt(f, args):
+    if args.config:
+        config = json.loads(f.attrs["config"])
+        config[args.config[0]] = json.loads(args.config[1])
+        f.attrs["config"] = json.dumps(config)
+        return
     name = args.remove or args.reshape or args.nan or (args.rename or [None])[0]
     if not isinstance(f.get(name), h5py.Dataset):
         raise KeyError(f"no dataset {name!r}")
@@ -63,6 +70,7 @@ def main(argv=None):
     m.add_argument("--reshape", metavar="NAME")
     m.add_argument("--nan", metavar="NAME")
     m.add_argument("--rename", nargs=2, metavar=("NAME", "NEW"))
+    m.add_argument("--config", nargs=2, metavar=("KEY", "JSON"))
     m.add_argument("--truncate", action="store_true")
     args = ap.parse_args(argv)
     if os.path.exists(args.output) and os.path.samefile(args.input, args.output):

@@ -34,9 +34,27 @@ def test_float_batch_equals_the_files(model, scorer):
 def test_float_to_uint8_rule():
     # floor(clip(x, 0, 1) * 255 + 0.5): round half up, clipped.
     x = np.array([-0.3, 0.0, 0.49 / 255, 0.5 / 255, 1.5 / 255, 254.5 / 255, 1.0, 7.0])
-    assert floats_to_uint8(x).tolist() == [0, 0, 0, 1, 2, 255, 255, 255]
+    with pytest.warns(UserWarning, match="clipped"):
+        assert floats_to_uint8(x).tolist() == [0, 0, 0, 1, 2, 255, 255, 255]
     every = np.arange(256, dtype=np.uint8)
     for dtype in (np.float16, np.float32, np.float64):
         assert (floats_to_uint8(every.astype(dtype) / dtype(255)) == every).all(), dtype
     with pytest.raises(musiq.Error, match="NaN"):
         floats_to_uint8(np.array([0.5, np.nan]))
+
+
+def test_pyiqa_conventions(model, scorer):
+    metric = musiq.create_metric("musiq-koniq", "cpu", weights=model)
+    assert metric.score_range == "~0, ~100"
+    assert musiq.metric._device_name("cuda:0") == "cuda"
+    assert musiq.metric._device_name(None) == "auto"
+    with pytest.raises(ValueError, match="first GPU"):
+        musiq.metric._device_name("cuda:1")
+    assert metric(PHOTOS[0], None).shape == (1, 1)
+    with pytest.raises(ValueError, match="no-reference"):
+        metric(PHOTOS[0], PHOTOS[1])
+    scores = metric([PHOTOS[0], PHOTOS[2]])
+    assert scores.shape == (2, 1)
+    assert scores[1, 0] == np.float32(scorer.score(PHOTOS[2]))
+    with pytest.warns(UserWarning, match="outside"):
+        floats_to_uint8(np.array([0.0, 255.0]))

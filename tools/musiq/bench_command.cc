@@ -196,13 +196,15 @@ Command add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_option("--runs", o->runs, "Timed steps")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "Untimed steps first")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Images per step, scored in one packed forward pass")
-      ->check(CLI::PositiveNumber)
+  cmd->add_option("--batch", o->batch,
+                  "Images per step, scored in one packed forward pass (each step holds them "
+                  "all: at most 4096)")
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   add_target_size_option(*cmd, o->target);
   return [o] { return run_bench(*o); };

@@ -43,6 +43,7 @@ std::string absolute_path(const std::string& path) {
 }
 
 void add_path(const std::string& given, bool recursive, InputList& out) {
+  if (given.empty()) throw Error("an empty path (\"\") names no file");
   const std::string path = absolute_path(given);
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
@@ -79,6 +80,8 @@ void parse_shard(const std::string& text, int& index, int& count) {
     if (used != slash) throw std::invalid_argument("index");
     count = std::stoi(text.substr(slash + 1), &used);
     if (used != text.size() - slash - 1) throw std::invalid_argument("count");
+  } catch (const std::out_of_range&) {
+    throw Error("--shard '" + text + "': K and N must be below 2147483648");
   } catch (const std::exception&) {
     throw Error("--shard '" + text + "': expected K/N, e.g. 0/4");
   }

@@ -1,6 +1,5 @@
 #include "tools/musiq/model_runner.h"
 
-#include <cmath>
 #include <iostream>
 #include <new>
 
@@ -64,17 +63,16 @@ std::vector<Record> ModelRunner::score(std::span<const std::string> paths,
     r.path = paths[i];
     r.model = label_;
     const BatchItem& item = items[i];
+    if (item.non_finite) {
+      r.error = r.path + ": " + item.error;  // the weights' fault, not the device's
+      continue;
+    }
     if (!item.ok()) {
       r.error = r.path + ": scoring failed on " + device + ": " + item.error;
       if (failure.empty()) failure = item.error;
       continue;
     }
     const ScoreResult& s = item.result;
-    if (!std::isfinite(s.score)) {
-      r.error = r.path + ": the model gave a non-finite score (" + std::to_string(s.score) +
-                "); are the weights broken?";
-      continue;
-    }
     r.score = s.score;
     r.device = device;
     r.width = s.width;

@@ -4,10 +4,12 @@
 
 namespace musiq::cli {
 
-Prefetcher::Prefetcher(std::vector<std::string> names, Load load, int threads, size_t lookahead)
+Prefetcher::Prefetcher(std::vector<std::string> names, Load load, int threads, size_t lookahead,
+                       size_t max_bytes)
     : names_(std::move(names)),
       load_(std::move(load)),
-      lookahead_(std::max<size_t>(lookahead, 1)) {
+      lookahead_(std::max<size_t>(lookahead, 1)),
+      max_bytes_(max_bytes) {
   for (int t = 0; t < std::max(threads, 1); ++t) workers_.emplace_back([this] { work(); });
 }
 
@@ -25,8 +27,11 @@ void Prefetcher::work() {
     size_t index;
     {
       std::unique_lock<std::mutex> lock(mutex_);
+      // The image the consumer waits for is always claimed: while it is not, every ready
+      // image has been taken and done_bytes_ is 0.
       room_.wait(lock, [this] {
-        return stopping_ || next_ >= names_.size() || next_ < consumed_ + lookahead_;
+        return stopping_ || next_ >= names_.size() ||
+               (next_ < consumed_ + lookahead_ && done_bytes_ < max_bytes_);
       });
       if (stopping_ || next_ >= names_.size()) return;
       index = next_++;
@@ -43,6 +48,7 @@ void Prefetcher::work() {
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      if (item.image) done_bytes_ += prepared_image_bytes(*item.image);
       done_.emplace(index, std::move(item));
     }
     ready_.notify_all();
@@ -54,6 +60,7 @@ Prefetcher::Item Prefetcher::take(size_t index) {
   ready_.wait(lock, [&] { return done_.count(index) > 0; });
   Item item = std::move(done_.at(index));
   done_.erase(index);
+  if (item.image) done_bytes_ -= prepared_image_bytes(*item.image);
   consumed_ = index + 1;
   lock.unlock();
   room_.notify_all();

@@ -24,8 +24,10 @@ class Prefetcher {
   // Called on the workers, for each index once, in increasing order of the start.
   using Load = std::function<PreparedImagePtr(size_t index)>;
 
-  // `names`: what messages call each image.
-  Prefetcher(std::vector<std::string> names, Load load, int threads, size_t lookahead);
+  // `names`: what messages call each image. Workers run at most `lookahead` images ahead of
+  // the consumer, and start no new image while the ready ones hold `max_bytes` or more.
+  Prefetcher(std::vector<std::string> names, Load load, int threads, size_t lookahead,
+             size_t max_bytes);
   ~Prefetcher();  // stops the workers
 
   Item take(size_t index);  // blocks until image `index` is ready; call in order
@@ -36,9 +38,11 @@ class Prefetcher {
   const std::vector<std::string> names_;
   const Load load_;
   const size_t lookahead_;
+  const size_t max_bytes_;
   std::mutex mutex_;
   std::condition_variable ready_, room_;
   std::map<size_t, Item> done_;
+  size_t done_bytes_ = 0;  // held by done_
   size_t next_ = 0, consumed_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> workers_;

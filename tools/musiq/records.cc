@@ -37,6 +37,25 @@ constexpr size_t kCsvFieldsWithoutMembers = 10;
 
 std::string system_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+// Throws when `path` no longer names the file open as `fd` (another program renamed a file
+// over it, or removed it): what this run wrote there is in no file any more.
+void check_still_at_path(int fd, const std::string& path) {
+  struct stat open_file {}, at_path {};
+  if (::fstat(fd, &open_file) != 0) throw Error(system_error(path + ": cannot stat"));
+  const bool same = ::stat(path.c_str(), &at_path) == 0 && at_path.st_dev == open_file.st_dev &&
+                    at_path.st_ino == open_file.st_ino;
+  if (!same)
+    throw Error(path + ": replaced or removed by another program while this run wrote it; "
+                       "the records written so far are lost with the old file");
+}
+
+// Takes the lock every musiq run holds on its output file, whatever the format.
+void lock_output(int fd, const std::string& path) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
+    throw Error(errno == EWOULDBLOCK ? path + ": another musiq run is writing to it (locked)"
+                                     : system_error(path + ": cannot lock"));
+}
+
 // One JSON object, members sorted by name. Strings go through json_string (lossless for
 // names that are not UTF-8); numbers through nlohmann (shortest round-trip form).
 std::string to_json(const Record& r) {
@@ -110,20 +129,27 @@ std::string to_csv(const Record& r, bool with_members = true) {
   return s.str();
 }
 
+// A name on one table row: line breaks (legal in file names) written as \n and \r.
+std::string one_line(const std::string& text) {
+  std::string line;
+  for (char c : text) line += c == '\n' ? "\\n" : c == '\r' ? "\\r" : std::string(1, c);
+  return line;
+}
+
 std::string to_table_row(const Record& r) {
   std::ostringstream s;
   if (r.error.empty()) {
     s << std::fixed << std::setprecision(3) << std::setw(10) << r.score << "  " << std::left
       << std::setw(8) << r.model << std::right << std::setw(11)
       << (std::to_string(r.width) + "x" + std::to_string(r.height)) << std::setw(7) << r.tokens
-      << std::setprecision(0) << std::setw(8) << r.ms << "  " << r.path
-      << (r.member.empty() ? "" : "/" + r.member)
+      << std::setprecision(0) << std::setw(8) << r.ms << "  "
+      << one_line(r.member.empty() ? r.path : r.path + "/" + r.member)
       << (r.random_weights ? "  (random weights: not meaningful)" : "")
       << (r.scored_width ? "  (" + scored_size_note(r) + ")" : "")
       << (r.warning.empty() ? "" : "  (decoder warning: " + r.warning + ")");
   } else {
     s << std::setw(10) << "FAILED" << "  " << std::left << std::setw(8) << r.model << "  "
-      << r.error;
+      << one_line(r.error);
   }
   s << '\n';
   return s.str();
@@ -170,7 +196,8 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, size_t&
 // A file descriptor whose every write, flush and close is checked.
 class OutputFd {
  public:
-  OutputFd(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  OutputFd(int fd, std::string name, bool owned = false)
+      : fd_(fd), owned_(owned), name_(std::move(name)) {}
   OutputFd(const OutputFd&) = delete;
   ~OutputFd() {
     if (owned_ && fd_ >= 0) ::close(fd_);
@@ -179,9 +206,7 @@ class OutputFd {
   static OutputFd open(const std::string& path, int flags, const std::string& name) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
     if (fd < 0) throw Error(system_error(name + ": cannot open for writing"));
-    OutputFd out(fd, name);
-    out.owned_ = true;
-    return out;
+    return OutputFd(fd, name, true);
   }
   OutputFd(OutputFd&& o) noexcept : fd_(o.fd_), owned_(o.owned_), name_(std::move(o.name_)) {
     o.fd_ = -1;
@@ -211,9 +236,10 @@ class OutputFd {
   std::string name_;
 };
 
-class StdoutSink : public RecordSink {
+// stdout, or a file that is not a regular file (a device, a FIFO): written in place.
+class StreamSink : public RecordSink {
  public:
-  explicit StdoutSink(Format format) : format_(format) {
+  StreamSink(Format format, OutputFd out) : format_(format), out_(std::move(out)) {
     std::cout.flush();
     if (format_ == Format::kCsv) out_.write(kCsvHeader);
     if (format_ == Format::kTable) out_.write(table_header());
@@ -235,7 +261,7 @@ class StdoutSink : public RecordSink {
     out_.close();
   }
   Format format_;
-  OutputFd out_{STDOUT_FILENO, "stdout"};
+  OutputFd out_;
   bool first_ = true;
 };
 
@@ -244,28 +270,46 @@ class AppendingFileSink : public RecordSink {
  public:
   AppendingFileSink(Format format, const std::string& path, bool resume)
       : format_(format), path_(path), out_(OutputFd::open(path, O_APPEND, path)) {
-    if (::flock(out_.fd(), LOCK_EX | LOCK_NB) != 0)
-      throw Error(errno == EWOULDBLOCK ? path + ": another musiq run is writing to it (locked)"
-                                       : system_error(path + ": cannot lock"));
+    lock_output(out_.fd(), path);
     // Truncated only once the lock is ours: a refused run leaves the file alone.
     struct stat st {};
-    const bool regular = ::fstat(out_.fd(), &st) == 0 && S_ISREG(st.st_mode);
+    regular_ = ::fstat(out_.fd(), &st) == 0 && S_ISREG(st.st_mode);
     if (resume) {
       load_existing();
-    } else if (regular && ::ftruncate(out_.fd(), 0) != 0) {
+    } else if (regular_ && ::ftruncate(out_.fd(), 0) != 0) {
       throw Error(system_error(path + ": cannot truncate"));
     }
-    if (format_ == Format::kCsv && !has_header_) out_.write(kCsvHeader);
+    if (format_ == Format::kCsv && !has_header_) append(kCsvHeader);
   }
   void write(const Record& r) override {
     if (format_ == Format::kCsv && !has_member_columns_ && !r.member.empty())
       throw Error(path_ + ": cannot add tar members to this CSV file: it has no key and member "
                   "columns (write them to a new file)");
-    out_.write(format_ == Format::kCsv ? to_csv(r, has_member_columns_) : to_json(r) + "\n");
+    append(format_ == Format::kCsv ? to_csv(r, has_member_columns_) : to_json(r) + "\n");
   }
 
  private:
-  void complete() override { out_.close(); }
+  void complete() override {
+    if (regular_) check_still_at_path(out_.fd(), path_);
+    out_.close();
+  }
+
+  // Each record whole or not at all: a write that fails part-way (a full disk) is cut
+  // back off the file, so that --resume and readers never meet half a record.
+  void append(const std::string& text) {
+    if (!regular_) return out_.write(text);
+    check_still_at_path(out_.fd(), path_);
+    const off_t before = ::lseek(out_.fd(), 0, SEEK_END);
+    if (before < 0) throw Error(system_error(path_ + ": cannot seek"));
+    try {
+      out_.write(text);
+    } catch (const Error&) {
+      if (::ftruncate(out_.fd(), before) != 0)
+        throw Error(system_error(path_ + ": write failed and the partial record could not "
+                                         "be cut off"));
+      throw;
+    }
+  }
 
   std::string read_all() {
     std::string content;
@@ -333,22 +377,29 @@ class AppendingFileSink : public RecordSink {
   Format format_;
   std::string path_;
   OutputFd out_;
+  bool regular_ = false;
   bool has_header_ = false;
   bool has_member_columns_ = true;
 };
 
-// json / table: written to a temporary file, renamed into place by finish().
+// json / table to a regular file (`path`: symbolic links already followed): written to a
+// temporary file beside it, renamed over it by finish(). The file itself, created empty if
+// absent, holds the lock that jsonl/csv runs take, so no two runs write one file.
 class ReplacingFileSink : public RecordSink {
  public:
-  ReplacingFileSink(Format format, const std::string& path)
+  ReplacingFileSink(Format format, const std::string& path, const std::string& name)
       : format_(format),
         path_(path),
+        name_(name),
         temp_(path + ".tmp-" + std::to_string(::getpid())),
-        out_(OutputFd::open(temp_, O_TRUNC, path)) {
+        locked_(open_locked(path, name, created_)),
+        out_(OutputFd::open(temp_, O_TRUNC, name)) {
     out_.write(format_ == Format::kJson ? "[" : table_header());
   }
   ~ReplacingFileSink() override {
-    if (!renamed_) std::remove(temp_.c_str());
+    if (renamed_) return;
+    std::remove(temp_.c_str());
+    if (created_ && locked_.fd() >= 0 && still_at_path()) ::unlink(path_.c_str());
   }
   void write(const Record& r) override {
     out_.write(format_ == Format::kJson ? (first_ ? "\n  " : ",\n  ") + to_json(r)
@@ -360,16 +411,48 @@ class ReplacingFileSink : public RecordSink {
   void complete() override {
     if (format_ == Format::kJson) out_.write(first_ ? "]\n" : "\n]\n");
     out_.close();
+    check_still_at_path(locked_.fd(), path_);
     if (std::rename(temp_.c_str(), path_.c_str()) != 0)
-      throw Error(system_error(path_ + ": cannot move " + temp_ + " into place"));
+      throw Error(system_error(name_ + ": cannot move " + temp_ + " into place"));
     renamed_ = true;
   }
 
+  // The output file, opened (created if absent: `created`) and locked.
+  static OutputFd open_locked(const std::string& path, const std::string& name, bool& created) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(system_error(name + ": cannot open for writing"));
+    OutputFd out(fd, name, true);
+    lock_output(fd, name);
+    return out;
+  }
+  bool still_at_path() const {
+    try {
+      check_still_at_path(locked_.fd(), path_);
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  }
+
   Format format_;
-  std::string path_, temp_;
+  std::string path_, name_, temp_;
+  bool created_ = false;
+  OutputFd locked_;
   OutputFd out_;
   bool first_ = true, renamed_ = false;
 };
+
+// Where json/table output goes for `path`: its symbolic links followed, so that a link is
+// written through and never replaced. Throws for a link to nothing.
+std::string replacement_target(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_symlink(path, ec)) return path;
+  const std::filesystem::path target = std::filesystem::canonical(path, ec);
+  if (ec) throw Error(path + ": a symbolic link to a missing file (" + ec.message() + ")");
+  return target.string();
+}
 
 }  // namespace
 
@@ -385,7 +468,7 @@ std::unique_ptr<RecordSink> RecordSink::open(Format format, const std::string& p
                                              bool overwrite) {
   if (path.empty()) {
     if (resume) throw Error("--resume needs --output FILE");
-    return std::make_unique<StdoutSink>(format);
+    return std::make_unique<StreamSink>(format, OutputFd(STDOUT_FILENO, "stdout"));
   }
   if (resume && !can_resume(format))
     throw Error("--resume works with --format jsonl or csv (json and table files are "
@@ -395,7 +478,15 @@ std::unique_ptr<RecordSink> RecordSink::open(Format format, const std::string& p
   if (!resume && !overwrite && std::filesystem::exists(path, ec))
     throw Error(path + ": exists; use --resume to continue it or --overwrite to replace it");
   if (can_resume(format)) return std::make_unique<AppendingFileSink>(format, path, resume);
-  return std::make_unique<ReplacingFileSink>(format, path);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    // A device or a FIFO (/dev/stdout a pipe included) is written in place: nothing is
+    // ever renamed over it.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(system_error(path + ": cannot open for writing"));
+    return std::make_unique<StreamSink>(format, OutputFd(fd, path, true));
+  }
+  return std::make_unique<ReplacingFileSink>(format, replacement_target(path), path);
 }
 
 }  // namespace musiq::cli

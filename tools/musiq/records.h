@@ -1,10 +1,14 @@
 // Result records and where they go: stdout or a file, as JSON, JSON Lines, CSV or a
 // table. Every write is checked (a failure throws musiq::Error naming the reason), and
 // file output never leaves a corrupt file behind a killed run:
-//  - jsonl and csv are appended one complete record per write(2), and --resume continues
-//    them (a torn last record, possible only on power loss, is cut off first); the file
-//    is locked (flock) while a run writes it, so a second run on it is refused;
-//  - json and table are written to a temporary file renamed into place at the end.
+//  - jsonl and csv are appended one complete record per write(2); a write that fails part
+//    way (a full disk) is cut back off, and --resume continues them (a torn last record,
+//    left only by power loss or a kill in mid-write, is cut off first);
+//  - json and table are written to a temporary file renamed into place at the end;
+//    symbolic links are written through, and a device or FIFO is written in place, never
+//    replaced.
+// Every format locks the output file (flock) while a run writes it, so a second run on
+// it is refused; a run whose file another program replaces or removes fails (exit 2).
 #pragma once
 #include <memory>
 #include <set>

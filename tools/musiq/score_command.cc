@@ -48,9 +48,13 @@ std::vector<std::string> split_models(const std::string& list) {
   for (std::string m; std::getline(s, m, ',');)
     if (!m.empty()) models.push_back(m);
   if (models.empty()) throw Error("--model: no model named");
-  for (const std::string& m : models)
+  for (size_t i = 0; i < models.size(); ++i) {
+    const std::string& m = models[i];
     if (std::find(kModelNames.begin(), kModelNames.end(), m) == kModelNames.end())
       throw Error("--model: unknown model '" + m + "' (use spaq, koniq, paq2piq or ava)");
+    if (std::find(models.begin(), models.begin() + i, m) != models.begin() + i)
+      throw Error("--model: '" + m + "' named twice");
+  }
   return models;
 }
 
@@ -76,13 +80,11 @@ std::vector<ModelRunner> open_models(const ScoreOptions& o) {
   for (const std::string& name : names) {
     ScorerParams params;
     params.weights_path = locate_weights(name, o.weights);
+    if (o.weights.empty() || o.model_given) params.model_name = name;
     params.device = parse_device_kind(o.device);
     params.decode = decode_options(o);
     std::unique_ptr<Scorer> scorer = Scorer::open(params);
-    const std::string& variant = scorer->model().variant;
-    if (!o.weights.empty() && o.model_given && variant != name && variant != "random")
-      throw Error(o.weights + ": holds the " + variant + " model, not " + name);
-    const std::string label = o.weights.empty() ? name : variant;
+    const std::string label = o.weights.empty() ? name : scorer->model().variant;
     auto open_on_cpu = [params]() mutable {
       params.device = DeviceKind::kCpu;
       return backend_for(Scorer::open(params));
@@ -98,6 +100,11 @@ std::vector<ModelRunner> open_models(const ScoreOptions& o) {
     std::cerr << "musiq: using the CPU: " << device.fallback_reason << "\n";
   return runners;
 }
+
+// Prepared images a run holds in one batch, and again decoded ahead of it, so memory stays
+// bounded whatever --batch and the images' sizes: tokens take 12 KB each on the CPU, 10,900
+// of them fit (a 1024x768 photo makes 919); a larger image (a 12-MP photo: 146 MB) goes alone.
+constexpr size_t kHeldBytes = size_t{128} << 20;
 
 std::string interruption_note(const ScoreOptions& o, Format format, int64_t done,
                               size_t total) {
@@ -162,15 +169,21 @@ int run_score(ScoreOptions o) {
     std::cerr << "musiq: resuming: " << all_items.size() - todo.size()
               << " images already in " << o.output << "\n";
 
-  std::mutex output;  // the sink, between this thread and a stop signal
+  std::timed_mutex output;  // the sink, between this thread and a stop signal
   std::atomic<int64_t> done{0};  // read by the stop signal's watcher
   int64_t failed = 0;
   StopSignals signals([&](int) {
-    std::lock_guard<std::mutex> lock(output);
-    try {
-      sink->finish();
-    } catch (const Error& e) {
-      std::cerr << "\nmusiq: " << e.what() << "\n";
+    std::unique_lock<std::timed_mutex> lock(output, kOutputWait);
+    if (!lock.owns_lock()) {
+      // This thread is blocked in a write (a pipe nobody reads): the output stays as it is.
+      std::cerr << "\nmusiq: the output is not being read; stopping without finishing it "
+                   "(its last record may be cut short)\n";
+    } else {
+      try {
+        sink->finish();
+      } catch (const Error& e) {
+        std::cerr << "\nmusiq: " << e.what() << "\n";
+      }
     }
     std::cerr << "\n" << interruption_note(o, format, done, todo.size());
   });
@@ -194,12 +207,17 @@ int run_score(ScoreOptions o) {
                                  device);
   };
   Prefetcher prefetcher(names, load, o.threads,
-                        std::max(2 * static_cast<size_t>(std::max(o.threads, 1)), batch));
-  for (size_t first = 0; first < todo.size() && !signals.stop_requested(); first += batch) {
-    // Up to `batch` images in input order; those that failed to decode are records too.
+                        std::max(2 * static_cast<size_t>(std::max(o.threads, 1)), batch),
+                        kHeldBytes);
+  for (size_t first = 0; first < todo.size() && !signals.stop_requested();) {
+    // Up to `batch` images in input order, fewer once they hold kHeldBytes (a large image
+    // alone); those that failed to decode are records too.
     std::vector<Prefetcher::Item> items;
-    for (size_t i = first; i < std::min(first + batch, todo.size()); ++i)
+    size_t held = 0;
+    for (size_t i = first; i < std::min(first + batch, todo.size()) && held < kHeldBytes; ++i) {
       items.push_back(prefetcher.take(i));
+      if (items.back().image) held += prepared_image_bytes(*items.back().image);
+    }
     std::vector<std::string> errors(items.size());  // the first error per image
     for (size_t j = 0; j < items.size(); ++j) errors[j] = items[j].error;
     for (ModelRunner& model : models) {
@@ -232,7 +250,7 @@ int run_score(ScoreOptions o) {
         }
         if (errors[item_of[k]].empty()) errors[item_of[k]] = r.error;
       }
-      std::lock_guard<std::mutex> lock(output);
+      std::lock_guard<std::timed_mutex> lock(output);
       size_t k = 0;
       for (size_t j = 0; j < items.size(); ++j) {
         if (done_already(todo[first + j], model.label())) continue;
@@ -255,9 +273,10 @@ int run_score(ScoreOptions o) {
       }
       progress.update(++done, failed);
     }
+    first += items.size();
   }
   {
-    std::lock_guard<std::mutex> lock(output);
+    std::lock_guard<std::timed_mutex> lock(output);
     sink->finish();
   }
   progress.finish(done, failed);

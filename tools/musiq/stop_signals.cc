@@ -50,6 +50,10 @@ void StopSignals::watch() {
       std::cerr << "\nmusiq: stopping after the images in flight (Ctrl-C again to stop now)\n";
       continue;
     }
+    std::thread([received] {
+      std::this_thread::sleep_for(kStopDeadline);
+      std::_Exit(128 + received);
+    }).detach();
     stop_now_(received);
     std::cerr.flush();
     std::_Exit(128 + received);

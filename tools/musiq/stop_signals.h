@@ -4,14 +4,20 @@
 // `stop_now` runs on a watcher thread while the model may still be busy, must leave the
 // output valid, and the process then exits with 128 + the signal number. Doing this on
 // a watcher thread bounds the delay by a write, not by the image in flight (a large one
-// takes minutes on the CPU).
+// takes minutes on the CPU). A write can block for ever (stdout a pipe nobody reads), so
+// the process exits kStopDeadline after the signal whether or not stop_now has returned;
+// stop_now should give up waiting for the output well before (kOutputWait).
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <thread>
 
 namespace musiq::cli {
+
+inline constexpr std::chrono::milliseconds kStopDeadline{900};
+inline constexpr std::chrono::milliseconds kOutputWait{400};
 
 class StopSignals {
  public:

@@ -1,0 +1,75 @@
+// The C API (include/musiq/musiq.h) in-process, so the sanitizer build covers it: what a
+// caller with a zero-initialised params struct or broken weights gets.
+#include "musiq/musiq.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace {
+
+musiq_scorer* open_cpu(musiq_params params, const std::string& weights) {
+  params.weights = weights.c_str();
+  params.device = "cpu";
+  musiq_scorer* scorer = nullptr;
+  EXPECT_EQ(musiq_open(&params, &scorer), MUSIQ_OK) << musiq_error_message();
+  return scorer;
+}
+
+const std::string kPhoto = musiq::test::source_path("samples/chelsea.png");
+
+// Zero means "the default" for every field, the limits included.
+TEST(CApi, ZeroInitialisedParamsScoreWithTheDefaults) {
+  musiq_scorer* scorer = open_cpu(musiq_params{}, musiq::test::small_test_model());
+  ASSERT_NE(scorer, nullptr);
+  musiq_result r{};
+  EXPECT_EQ(musiq_score_file(scorer, kPhoto.c_str(), &r), MUSIQ_OK) << musiq_error_message();
+  EXPECT_TRUE(std::isfinite(r.score));
+  musiq_close(scorer);
+}
+
+TEST(CApi, NegativeLimitsAreRefusedAtOpen) {
+  for (int which = 0; which < 2; ++which) {
+    musiq_params params = musiq_default_params();
+    (which ? params.max_tokens : params.max_pixels) = -7;
+    params.weights = musiq::test::small_test_model().c_str();
+    params.device = "cpu";
+    musiq_scorer* scorer = nullptr;
+    EXPECT_EQ(musiq_open(&params, &scorer), MUSIQ_ERROR_OPEN);
+    EXPECT_EQ(scorer, nullptr);
+    EXPECT_EQ(std::string(musiq_error_message()),
+              std::string(which ? "max_tokens" : "max_pixels") +
+                  " must be positive, or 0 for the default (-7 given)");
+  }
+}
+
+// Weights whose head overflows: an error and NaN from every entry point, never -inf or
+// inf as a score with MUSIQ_OK.
+TEST(CApi, NonFiniteScoresAreErrors) {
+  musiq_scorer* scorer = open_cpu(musiq_default_params(), musiq::test::non_finite_test_model());
+  ASSERT_NE(scorer, nullptr);
+  auto expect_refused = [](int status, const musiq_result& r, const char* what) {
+    EXPECT_EQ(status, MUSIQ_ERROR_IMAGE) << what;
+    EXPECT_EQ(r.status, MUSIQ_ERROR_IMAGE) << what;
+    EXPECT_TRUE(std::isnan(r.score)) << what << ": " << r.score;
+    ASSERT_NE(r.error, nullptr) << what;
+    EXPECT_NE(std::string(r.error).find("non-finite score"), std::string::npos) << r.error;
+  };
+  musiq_result r{};
+  expect_refused(musiq_score_file(scorer, kPhoto.c_str(), &r), r, "file");
+  const std::vector<uint8_t> gray(64 * 48, 77);
+  expect_refused(musiq_score_rgb8(scorer, gray.data(), 64, 48, 64, 1, &r), r, "pixels");
+  musiq_image images[2] = {};
+  images[0].kind = MUSIQ_IMAGE_FILE;
+  images[0].name = kPhoto.c_str();
+  images[1] = {MUSIQ_IMAGE_RGB8, nullptr, gray.data(), 0, 64, 48, 64, 1};
+  musiq_result results[2];
+  EXPECT_EQ(musiq_score_batch(scorer, images, 2, results), MUSIQ_ERROR_IMAGE);
+  expect_refused(MUSIQ_ERROR_IMAGE, results[0], "batch file");
+  expect_refused(MUSIQ_ERROR_IMAGE, results[1], "batch pixels");
+  musiq_close(scorer);
+}
+
+}  // namespace
