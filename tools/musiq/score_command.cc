@@ -287,17 +287,6 @@ int run_score(ScoreOptions o) {
   return failed ? kExitImagesFailed : 0;
 }
 
-// A whole number from 1 up, or the reason it is not.
-std::string positive_count(const std::string& text) {
-  try {
-    size_t used = 0;
-    const long long value = std::stoll(text, &used);
-    if (used == text.size() && value >= 1) return "";
-  } catch (const std::exception&) {
-  }
-  return "'" + text + "' is not a whole number from 1 up";
-}
-
 }  // namespace
 
 Command add_score_command(CLI::App& app) {

@@ -13,17 +13,10 @@
 #include "tools/musiq/commands.h"
 #include "tools/musiq/serve_connections.h"
 #include "tools/musiq/serve_service.h"
+#include "tools/musiq/stop_signals.h"
 
 namespace musiq::cli {
 namespace {
-
-sigset_t stop_signal_set() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  return set;
-}
 
 int run_serve(ServeOptions o) {
   if (o.api_key.empty()) {
@@ -102,15 +95,6 @@ int run_serve(ServeOptions o) {
   return 0;
 }
 
-std::string positive(const std::string& text) {
-  try {
-    size_t used = 0;
-    if (std::stoll(text, &used) >= 1 && used == text.size()) return "";
-  } catch (const std::exception&) {
-  }
-  return "'" + text + "' is not a whole number from 1 up";
-}
-
 }  // namespace
 
 Command add_serve_command(CLI::App& app) {
@@ -140,18 +124,18 @@ Command add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch-rows", o->batch_rows,
                   "Rows (tokens + CLS) in one forward pass at most; a larger image runs alone")
-      ->check(positive)
+      ->check(positive_count)
       ->capture_default_str();
   cmd->add_option("--max-pixels", o->max_pixels, "Refuse larger images (checked before decoding)")
-      ->check(positive)
+      ->check(positive_count)
       ->capture_default_str();
   cmd->add_option("--max-tokens", o->max_tokens,
                   "Refuse images whose sequence would be longer (from the header)")
-      ->check(positive)
+      ->check(positive_count)
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", o->max_body_bytes,
                   "Refuse larger request bodies (413, from Content-Length before reading)")
-      ->check(positive)
+      ->check(positive_count)
       ->capture_default_str();
   cmd->add_option("--max-connections", o->max_connections,
                   "Connections served at once; more get 503 with Retry-After")

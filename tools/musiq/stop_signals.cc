@@ -8,7 +8,6 @@
 #include <iostream>
 
 namespace musiq::cli {
-namespace {
 
 sigset_t stop_signal_set() {
   sigset_t set;
@@ -17,8 +16,6 @@ sigset_t stop_signal_set() {
   sigaddset(&set, SIGTERM);
   return set;
 }
-
-}  // namespace
 
 StopSignals::StopSignals(std::function<void(int)> stop_now) : stop_now_(std::move(stop_now)) {
   const sigset_t set = stop_signal_set();

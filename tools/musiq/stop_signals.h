@@ -8,6 +8,8 @@
 // the process exits kStopDeadline after the signal whether or not stop_now has returned;
 // stop_now should give up waiting for the output well before (kOutputWait).
 #pragma once
+#include <csignal>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -18,6 +20,9 @@ namespace musiq::cli {
 
 inline constexpr std::chrono::milliseconds kStopDeadline{900};
 inline constexpr std::chrono::milliseconds kOutputWait{400};
+
+// SIGINT and SIGTERM: the signals that stop a run (musiq score) or a server (musiq serve).
+sigset_t stop_signal_set();
 
 class StopSignals {
  public:
