@@ -7,8 +7,8 @@ packages=(
   build-essential cmake pkg-config
   libhdf5-dev libopenblas-openmp-dev libjpeg62-turbo-dev libstb-dev
   libcli11-dev nlohmann-json3-dev libssl-dev
-  # musiq serve (HTTP/1.1) and WebDataset tar shards as input
-  libcpp-httplib-dev libarchive-dev
+  # musiq serve (HTTP/1.1) and WebDataset tar shards as input; curl, a client in its tests
+  libcpp-httplib-dev libarchive-dev curl
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-h5py python3-pil
   # venvs: .ci/hidden-dist-packages (numpy, h5py, Pillow from PyPI) and the Python package's
