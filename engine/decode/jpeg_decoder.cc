@@ -54,6 +54,14 @@ void cmyk_to_rgb(const uint8_t* cmyk, int width, bool adobe, uint8_t* rgb) {
   }
 }
 
+// Frees libjpeg's memory however decode_jpeg leaves: a return, its own errors, or an
+// exception from options.check_size (which may throw any type). Destroying twice, or an
+// object never created, is a no-op in libjpeg.
+struct DecompressGuard {
+  jpeg_decompress_struct* cinfo;
+  ~DecompressGuard() { jpeg_destroy_decompress(cinfo); }
+};
+
 }  // namespace
 
 Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
@@ -66,8 +74,8 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
   // Objects with destructors are declared before setjmp, so a longjmp skips none.
   Image image;
   std::vector<uint8_t> row_buffer;
+  DecompressGuard guard{&cinfo};
   if (setjmp(err.jump)) {
-    jpeg_destroy_decompress(&cinfo);
     throw Error(name + ": invalid JPEG (" + err.message + ")");
   }
   jpeg_create_decompress(&cinfo);
@@ -75,15 +83,10 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
   jpeg_read_header(&cinfo, TRUE);
 
   const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
-  try {
-    check_declared_size(name, cinfo.image_width, cinfo.image_height, options);
-    if (cinfo.num_components != 1 && cinfo.num_components != 3 && !cmyk)
-      throw Error(name + ": unsupported JPEG colour layout (" +
-                  std::to_string(cinfo.num_components) + " components)");
-  } catch (const Error&) {
-    jpeg_destroy_decompress(&cinfo);
-    throw;
-  }
+  check_declared_size(name, cinfo.image_width, cinfo.image_height, options);
+  if (cinfo.num_components != 1 && cinfo.num_components != 3 && !cmyk)
+    throw Error(name + ": unsupported JPEG colour layout (" +
+                std::to_string(cinfo.num_components) + " components)");
   const bool gray = cinfo.num_components == 1;
   cinfo.out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
   cinfo.dct_method = JDCT_IFAST;
@@ -106,12 +109,9 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name,
       cmyk_to_rgb(row, image.width, cinfo.saw_Adobe_marker, dst);
     }
   }
-  if (err.truncated) {
-    jpeg_destroy_decompress(&cinfo);
+  if (err.truncated)
     throw Error(name + ": truncated JPEG (data ends before the image is complete)");
-  }
   jpeg_finish_decompress(&cinfo);
-  jpeg_destroy_decompress(&cinfo);
   image.warning = err.warning;
   return image;
 }
