@@ -56,12 +56,18 @@ class Server:
         self.reader = threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr),
                                        daemon=True)
         self.reader.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.request("GET", "/health")[0] == 200:
-                return
+        # No request until the model is loaded: the weights are read in a forked child, and
+        # under AddressSanitizer (GCC 12's runtime takes no allocator locks around fork) a
+        # request handled at that moment can leave the child waiting forever on a lock.
+        deadline = time.monotonic() + 120
+        while not any("musiq: ready" in line for line in self.stderr):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("server not ready: " + "".join(self.stderr))
             time.sleep(0.05)
-        raise RuntimeError("server not ready: " + "".join(self.stderr))
+        status = self.request("GET", "/health")[0]
+        if status != 200:
+            raise RuntimeError(f"ready, but /health says {status}: " + "".join(self.stderr))
 
     def request(self, method, path, body=None, headers=None, timeout=60):
         conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
