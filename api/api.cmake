@@ -3,7 +3,7 @@
 # - libmusiq.so (target musiq_shared): the C API, include/musiq/musiq.h, exporting only
 #   musiq_* (api/libmusiq.map), with SONAME libmusiq.so.1 (MUSIQ_ABI_VERSION in the header);
 # - `cmake --install` rules: header, library, the CMake package (find_package(musiq) ->
-#   musiq::musiq) and musiq.pc for pkg-config.
+#   musiq::musiq), musiq.pc for pkg-config, and LICENSE (Apache-2.0).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -54,5 +54,7 @@ if(NOT MUSIQ_SANITIZE)
   install(FILES ${CMAKE_BINARY_DIR}/musiqConfig.cmake ${CMAKE_BINARY_DIR}/musiqConfigVersion.cmake
     DESTINATION ${MUSIQ_CMAKE_DIR} COMPONENT c_api)
   install(FILES ${CMAKE_BINARY_DIR}/musiq.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+    COMPONENT c_api)
+  install(FILES ${CMAKE_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DATADIR}/licenses/musiq
     COMPONENT c_api)
 endif()

@@ -68,7 +68,7 @@ inline uint64_t mix64(uint64_t z) {
 // 16-bit uniforms from one hash: |x| < 3.47 stddev), element i from a hash of (seed, i):
 // the same for any thread count, and cheap. The work of every op is independent of the
 // values; the GPU rows build their inputs inside the timed row's budget, and
-// std::normal_distribution took ~110 ns a value on the 2-core dev machine (134 M values
+// std::normal_distribution took ~110 ns a value on a 2-core AMD EPYC VM (134 M values
 // for gpu/peak/sgemm_cublas/8192 alone).
 inline std::vector<float> random_floats(int64_t n, float stddev = 1.0f, uint32_t seed = kSeed) {
   std::vector<float> v(static_cast<size_t>(n));

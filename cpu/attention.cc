@@ -1,24 +1,8 @@
-// History (musiq_bench encoder/attention/1024x768, L = 919, 2 threads, EPYC Zen 4 VM):
-//  v1: per head and 256-row query block, OpenBLAS-threaded GEMMs around a parallel-for
-//      softmax with scalar std::exp: 19.5-30.7 ms, bimodal from one process to the next.
-//  v2: one parallel region over (head, query block) tasks, each thread running
-//      single-threaded GEMMs on its own score block; exp_approx vectorised; rows
-//      normalised after the PV product (head_dim values instead of len): 11.1-11.6 ms
-//      with SSE2 only, 8.1-9.1 ms with the AVX-512 clone. 512-row blocks: 3% faster at
-//      twice the memory per thread (L = 12,121: 25 MB); 64 or 128 rows: 5-10% slower.
-//      4032x3024 (L = 12,121): 3.66 s -> 1.88 s; capping the block at 4 MB a thread
-//      (86 rows there) cost 7%.
-//  v3: both products on cpu/gemm.h instead of OpenBLAS (which zeroed each score block and
-//      repacked K and V in every task): K^T and V of each (sequence, head) packed once per
-//      call, shared by that head's query blocks; the CLS-only queries of the last block
-//      without packing, as dot products.
-//  v4: keys in blocks of kKeyBlock with an online softmax (a running row max and sum; the
-//      output rescaled when the max grows, as flash attention does): a thread's scores
-//      are at most 256 x 1024 floats (1 MB), where a 256-row block of all 12,121 keys
-//      took 12 MB. 4032x3024 (L = 12,121, AVX2 Zen 3 VM, 2 rounds interleaved): 2.75-2.83
-//      s -> 1.95-2.25 s. Key blocks of 256 and 512 did as well there within the noise,
-//      but cost up to 10% at L = 919; with 1024 a sequence of up to 1024 tokens is one
-//      block and computes exactly what v3 did.
+// attention: softmax(q k^T) v per sequence and head on cpu/gemm.h, as one parallel region of
+// (head, 256-row query block) tasks; K^T and V are packed once per (sequence, head) and
+// shared by that head's query blocks. Keys run in blocks of kKeyBlock with an online softmax
+// (a running max and sum, as flash attention), so a thread's scores stay at 256 x 1024 floats
+// (1 MB) at any length; up to 1024 tokens is one block. CLS-only queries skip the packing.
 #include <omp.h>
 
 #include <algorithm>

@@ -1,18 +1,8 @@
-// History (musiq_bench encoder/ rows, L = 919, 2 threads, AVX2 Zen 4 VM, 2026-12-01):
-//  v1: cblas_sgemm (OpenBLAS 0.3.21, Haswell/Zen kernel): qkv 4.7 ms, mlp0 + GELU
-//      5.2 ms, mlp1 4.6 ms, out 1.55 ms (157-177 GFLOP/s); per call it packed the weights
-//      again, zeroed the output (beta = 0) and synchronised its threads while packing.
-//  v2: this file: weights packed at load, 6x16 register tiles (GCC vector extensions,
-//      compiled for AVX2/AVX-512 by MUSIQ_VECTOR_CLONES), tiles of rows x panels taken
-//      dynamically by the threads; the bias (and residual) added as each tile is stored,
-//      its GELU applied while it is in cache.
-//  v3: the next panel prefetched into L2 during the first tile of each pass (see tile()):
-//      the model at 400x250 2% faster (20 interleaved runs).
-//  v4: the rows of `a` found through pointers, in runs, so that a convolution's windows
-//      are read in place from its padded input (ConvWindows) instead of an im2col matrix:
-//      the model at 224x224 0.962 of v3's time (median of 10 interleaved rounds), at
-//      1024x768 0.974 (6 rounds); the dense rows (conv_proj, conv3, qkv, mlp1) within the
-//      noise of 3 interleaved rounds on one thread.
+// gemm: our own SGEMM, since OpenBLAS packed the weights again, zeroed the output and
+// synchronised its threads on every call. Weights are packed once at load; 6x16 register
+// tiles (AVX2 and AVX-512 clones) run over rows x panels tasks taken dynamically, so a thread
+// slowed by another process leaves its share. Bias, residual and GELU are applied per tile
+// while it is in cache; rows of `a` come through pointers, so convolutions read in place.
 #include "cpu/gemm.h"
 
 #include <omp.h>

@@ -1,14 +1,7 @@
-// History (musiq_bench stem/gn_*/chunk64, 2 threads, AVX2 Zen 4 VM, 2026-12-01):
-//  v1: per (image, group), the group's 2 or 8 channels read at stride C, scalar double:
-//      gn_root_relu 1.32 ms, gn_proj 0.75 ms, gn1_relu 0.35 ms (5-10 GFLOP/s): 19% of the
-//      stem's time.
-//  v2: per image, per-channel sums over positions with whole rows of channels in vector
-//      registers (still double), groups reduced after; then (x - mean) * mul + bias per
-//      element, mul = inv_std * scale (not x * mul + shift: that cancels when the
-//      variance is small).
-//  v3: the per-channel sums in blocks of 16 channels held in registers across the
-//      positions (they went through memory at every position). One thread, 4 interleaved
-//      rounds (2026-12-02): gn_root_relu 0.53-0.64 -> 0.42-0.51 ms, gn1/gn2 0.20 -> 0.12-0.16.
+// group_norm: per-channel sums over the positions, 16 channels at a time held in registers
+// (a group's 2 channels read at stride C ran at 5-10 GFLOP/s), in double, reduced per group
+// after; then (x - mean) * mul + bias with mul = inv_std * scale, not x * mul + shift, which
+// cancels when the variance is small.
 #include <algorithm>
 #include <cmath>
 #include <vector>

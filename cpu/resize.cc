@@ -1,17 +1,7 @@
-// History (musiq_bench gaussian_resize/224x224->384x384, 2 threads, AVX2 Zen 3 VM):
-//  v1: rows, then each output pixel's column taps one channel at a time: 2.8 ms.
-//  v2: the rows' pass with AVX2/AVX-512 clones; and where the width shrinks by at most
-//      2.5x, the columns' pass as a vertical pass too (vectorised), on the rows' output
-//      transposed, its result transposed back. 224x224->384x384 2.6x faster, ->224x224
-//      2.2x, 512x384->384x288 1.9x, ->224x168 1.5x; the larger photos, which keep v1's
-//      columns' pass, 1.08-1.23x (transposed, 1024x768->224x168 took 1.3x longer and
-//      4032x3024->384x288 2x). Its transposes as plain loops rather than std::copy_n per
-//      pixel (a memmove call): a further 1.8x at 224x224, 1.4x at 512x384.
-//  v3: no transposes: the columns' pass with one pixel's channels as one 4-lane vector and
-//      its 5 taps unrolled. One thread, interleaved with v2 (2026-12-02): 224x224->384x384
-//      2.4 -> 1.1-1.4 ms, ->224x224 level (0.43-0.57 -> 0.48-0.51), 512x384->224x168
-//      0.82-0.89 -> 0.33-0.50, ->384x288 2.5-3.6 -> 1.3-1.4; the preprocessing of a
-//      400x250 photo (`musiq bench`, 2 threads) 3.5-3.9 -> 2.0-2.1 ms.
+// gaussian_resize: TensorFlow's ScaleAndTranslate with the plans of base/resize_plan.h, rows
+// then columns, each output summed from 0 in tap order without FMA, so that the result is
+// TensorFlow's bit for bit. The columns' pass holds one pixel's channels in one 4-lane vector
+// with its taps unrolled, so it vectorises without transposing the image.
 #include <algorithm>
 #include <stdexcept>
 #include <string>

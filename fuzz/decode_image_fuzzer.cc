@@ -1,4 +1,4 @@
-// libFuzzer target: musiq::decode_image on arbitrary bytes (README, "Hardening").
+// libFuzzer target: musiq::decode_image on arbitrary bytes (docs/hardening.md).
 // A musiq::Error is the expected answer to a bad file. Anything else is a finding: a
 // crash, another exception (it escapes and aborts), a sanitizer report, a leak, or a
 // decoded image that breaks decode_image's contract (checked below).

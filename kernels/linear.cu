@@ -20,8 +20,7 @@
 // OpenBLAS in summation order (cuBLAS may split k): ~1e-6 relative, bounded in
 // tests/gpu/linear_gpu_test.cc.
 //
-// History: v1 (this one). Not yet run on a GPU. The GEMMs are compute-bound at MUSIQ's
-// shapes ([962, 384] x [384, 1152] etc.); FP32 peak on an H100 is ~60 TFLOP/s.
+// Bound: compute, at MUSIQ's shapes ([962, 384] x [384, 1152] and the like).
 #include <climits>
 #include <cstdint>
 #include <string>

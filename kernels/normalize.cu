@@ -10,8 +10,6 @@
 // use explicit round-to-nearest intrinsics (__fdiv_rn, __fmul_rn, __fadd_rn) so nvcc can
 // neither contract them into an FMA nor use an approximate division (even under
 // --use_fast_math). The test compares with zero tolerance.
-//
-// History: v1 (this one). Not yet timed on a GPU.
 #include <cstdint>
 
 #include "kernels/cuda_check.h"

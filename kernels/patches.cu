@@ -5,7 +5,7 @@
 // fully coalesced; a warp reads 32 consecutive floats of one image row (a patch row is 96
 // contiguous floats). Pure copies: bit-identical to the CPU.
 //
-// History: v1 (this one). Not yet run on a GPU; memory-bound (one read + one write).
+// Bound: DRAM, one read and one write per float.
 #include <cstdint>
 
 #include "kernels/cuda_check.h"

@@ -12,8 +12,7 @@
 // i.e. the CPU's `dst += w * src` compiled with -ffp-contract=off: bit-identical results
 // (tests/gpu/resize_gpu_test.cc checks with a zero tolerance).
 //
-// History: v1 (this one). Not yet run on a GPU (written without a device); memory-bound,
-// floor = read in + write tmp + read tmp + write out.
+// Bound: DRAM, reading in, writing tmp, reading tmp, writing out.
 #include <cstdint>
 #include <string>
 

@@ -48,7 +48,7 @@ std::vector<Image> mixed_images(bool twelve_mp) {
 bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
 
 // The full-size model (14 blocks, head_dim 64) without the 12 MP photo, whose 12,164-token
-// attention would take minutes on a 2-core CI machine; the small model (2 blocks, full
+// attention would take minutes on two cores; the small model (2 blocks, full
 // stem) with it.
 class CpuBatch : public ::testing::TestWithParam<bool> {};
 

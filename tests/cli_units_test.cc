@@ -1,5 +1,5 @@
 // The CLI's batch-run parts on their own: JSON text for names that are not UTF-8, and a
-// device failing in the middle of a run (issue 10, point 7). No GPU is needed: the
+// device failing in the middle of a run. No GPU is needed: the
 // failure is injected through ScoringBackend, around a real CPU scorer, so this checks
 // the run's recovery logic, not any GPU.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-# The layers point one way (README, "Developers"), checked on the sources' #include "..."
+# The layers point one way (docs/developers.md, "Layout"), checked on the sources' #include "..."
 # lines. Run with cmake -P -DSOURCE_DIR=...
 #  - each library folder includes only itself and the folders below it: base/ nothing else;
 #    cpu/ and weights/ base/; kernels/ base/ and cpu/ (never engine/);

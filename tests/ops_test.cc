@@ -33,7 +33,7 @@ namespace musiq {
 namespace {
 
 // Rows whose double reference costs more are left out (12,000-token attention, 4032x3024
-// convolutions): the 2-core CI machine runs the reference too.
+// convolutions): CI runs the reference too, on two cores.
 constexpr double kMostFlops = 2e9;
 
 enum class Device { kCpu, kCuda };

@@ -96,7 +96,7 @@ WeightsFile load_weights(const std::string& path, const IsolationLimits& limits)
   struct stat st;
   if (stat(path.c_str(), &st) != 0) throw Error(path + ": cannot open file for reading");
   if (!S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
-  // libhdf5 1.10 (Debian 12) crashes, leaks or loops on some damaged files (fuzz/README):
+  // libhdf5 1.10 (Debian 12) crashes, leaks or loops on some damaged files (docs/hardening.md):
   // it only ever sees the file in a child process.
   WeightsFile w;
   run_isolated(

@@ -13,14 +13,11 @@ namespace {
 
 // The device of engine/model/forward.h on the CPU: cpu/ops.h as it is.
 struct CpuOps {
-  // Tokens through the stem at once, then through the embedding's GEMM (which reads its
-  // 25 MB of weights once per chunk). It was 64: at a41b6fe 32, 128 and 256 measured
-  // 2-10% slower, before the stem's convolutions ran im2col in L2-sized blocks (e9b4aab).
-  // 256 against 64 at 7474e9f (model pass, interleaved, 2026-12-02):
-  // 224x224 (242 tokens, one chunk instead of four) median 0.937 over 16 rounds,
-  // 1024x768 0.98 over 8, 2048x1536 1.00 over 4.
+  // Tokens through the stem at once, then through the embedding's GEMM, which reads its
+  // 25 MB of weights once per chunk: 256 makes a 224x224 photo (242 tokens) one GEMM, not
+  // four, about 6% off its model pass; larger photos move by 2% or less against 64.
   static constexpr int64_t kStemChunk = 256;
-  static constexpr int64_t kStemTile = 4;  // 2 and 1 were no faster (0.986, 0.98; 14 rounds)
+  static constexpr int64_t kStemTile = 4;  // tiles of 2 or 1 tokens were no faster
 
   // Tiles of tokens go through the whole stem on one thread each, with that thread's own
   // scratch (kept across calls, 1.3 MB: mostly in its core's L2) and no barrier between the

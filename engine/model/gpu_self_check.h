@@ -8,7 +8,7 @@ namespace musiq {
 
 // Scores a fixed 64x48 gradient image (155 tokens at the official scales) with `gpu`
 // (preprocessed on the device) and with a CpuModel built from `file` for the occasion
-// (about 0.2 s on the 2-core CI machine: 86 ms to score, the rest to build it), and throws
+// (about 0.2 s on two CPU cores: 86 ms to score, the rest to build it), and throws
 // musiq::Error saying both scores when they differ by more than 1e-4 x max(|cpu score|, 1),
 // or when the GPU's is not finite.
 void check_gpu_against_cpu(GpuModel& gpu, const WeightsFile& file);

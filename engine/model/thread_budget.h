@@ -1,9 +1,8 @@
 // How many threads the CPU forward pass uses, chosen again at each stage from what other
 // processes leave free. A parallel loop ends when its slowest thread does, and threads
-// spin at its end: with another process busy on one of two cores, two threads took
-// 2.5-2.7 s on a 1024x768 photo against 1.6-1.9 s for one thread (issue 14, with
-// OpenBLAS). So while other processes keep cores busy, the pass uses only the cores they
-// leave.
+// spin at its end: with another process busy on one of two cores, two threads took about
+// 1.5x as long as one on a 1024x768 photo. So while other processes keep cores busy, the
+// pass uses only the cores they leave.
 #pragma once
 #include <chrono>
 #include <cstdint>

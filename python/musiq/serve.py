@@ -30,7 +30,7 @@ malformed request or form), 401 (API key missing or wrong), 413 (body over
 422 (the image cannot be decoded or is over --max-pixels / --max-tokens; "error" holds
 the one-line message `musiq.Error` would), 503 with Retry-After (too many connections,
 loading, or stopping). GET /health, GET /v1/models and GET /metrics (Prometheus) complete
-the API; the README's "Serving" section has the options and the measured throughput.
+the API; docs/usage.md, "Serving", has the options, bench/RESULTS.md the measured throughput.
 Scores equal `musiq score` and `Scorer.score` on the same bytes exactly.
 """
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""musiq score against what a hostile but realistic user tries (issue 11): file names that
-are not UTF-8, failed writes, truncated and corrupt images, costly headers, signals, foreign
+"""musiq score against what a hostile but realistic user tries: file names that are not
+UTF-8, failed writes, truncated and corrupt images, costly headers, signals, foreign
 output files, resume from elsewhere, bad options and weights, concurrent runs.
 
 Run by ctest with MUSIQ_BIN set to the built binary; uses a small random model.

@@ -51,7 +51,7 @@ def test_pandas_batches(model, collection, cli):
 
 
 def test_read_webdataset_feeds_the_members_bytes(local_ray, model, tmp_path):
-    """The README's recipe: read_webdataset(decoder=None) into MusiqScorer(bytes_column="jpg")
+    """docs/usage.md's recipe: read_webdataset(decoder=None) into MusiqScorer(bytes_column="jpg")
     scores each member exactly as the CLI scores the same file."""
     import tarfile
     from conftest import PHOTOS, cli_records
