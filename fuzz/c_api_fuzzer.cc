@@ -1,6 +1,6 @@
 // libFuzzer target: the C API's in-memory entry points, musiq_score_encoded and
 // musiq_score_rgb8, with fuzzed bytes, sizes, strides and channel counts, on a small
-// random model (MUSIQ_FUZZ_WEIGHTS; fuzz/run-fuzzers makes it). Input: one byte picks the
+// random model (MUSIQ_FUZZ_WEIGHTS; fuzz/make-seeds makes it). Input: one byte picks the
 // call (even: encoded, odd: pixels); for pixels, then width and height (int16), the row
 // stride (int32) and channels (int8), each as given (negative, zero, huge), then the
 // pixels. A buffer as large as the C API may read is handed over only for arguments it
@@ -18,7 +18,7 @@
 
 namespace {
 
-constexpr int64_t kMaxPixels = 64 * 1024;  // keeps one forward pass to milliseconds
+constexpr int64_t kMaxPixels = 4096;  // with the model's 32- and 64-pixel scales: milliseconds
 
 musiq_scorer* g_scorer = nullptr;
 
