@@ -13,6 +13,7 @@
 #include "engine/decode/image.h"       // Image, DecodeOptions, load_image_file
 #include "engine/device.h"             // DeviceKind, select_device, query_*_info
 #include "weights/config.h"            // ModelConfig
+#include "weights/weights.h"           // WeightsFile, load_weights
 #include "weights/weights_locator.h"  // kModelNames, locate_weights, weights_cache_dir
 
 namespace musiq {
@@ -33,6 +34,10 @@ constexpr int default_batch_images(DeviceKind device) {
 
 struct ScorerParams {
   std::string weights_path;
+  // The file at weights_path already read by load_weights, or null (open reads it). Reading
+  // forks a child process: a program that starts threads first (musiq serve) reads the
+  // weights before them, as a fork beside running threads is safe only with some allocators.
+  std::shared_ptr<const WeightsFile> weights;
   // The model name the path was looked up by (or given with): the file must hold that
   // variant (random test weights pass). "": any variant.
   std::string model_name;

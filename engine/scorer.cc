@@ -216,7 +216,10 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
   impl->device = select_device(params.device);
   impl->decode = params.decode;
   impl->batch_rows = params.batch_rows;
-  WeightsFile file = load_weights(params.weights_path);
+  const std::shared_ptr<const WeightsFile> read =
+      params.weights ? params.weights
+                     : std::make_shared<const WeightsFile>(load_weights(params.weights_path));
+  const WeightsFile& file = *read;
   if (!params.model_name.empty() && file.variant != params.model_name && !file.is_random())
     throw Error(file.path + ": holds the " + file.variant + " model, not " + params.model_name);
   impl->info = {file.path, file.variant, file.is_random(), file.config, file.parameter_count()};

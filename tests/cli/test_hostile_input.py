@@ -434,6 +434,9 @@ class HostileInput(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("ava.h5: holds the spaq model, not ava", r.stderr)
         self.assertEqual(r.stdout, "")
+        r = run("serve", "--model", "ava", "--host", "127.0.0.1", "--port", "0", env=env)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("ava.h5: holds the spaq model, not ava", r.stderr.splitlines()[-1])
 
     def test_weights_lookup_without_home_uses_the_password_database(self):
         home_cache = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".cache", "musiq", "koniq.h5")

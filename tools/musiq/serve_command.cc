@@ -42,6 +42,7 @@ int run_serve(ServeOptions o) {
     throw Error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
                 " (address in use, or not this machine's?)");
   std::cerr << "musiq: listening on http://" << o.host << ":" << port << std::endl;
+  service.read_weights();
   if (o.api_key.empty() && o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
     std::cerr << "musiq: note: " << o.host
               << " may be reachable from other machines, and no --api-key is set" << std::endl;

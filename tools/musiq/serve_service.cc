@@ -81,10 +81,18 @@ struct ScoringService::Impl {
     decode_.max_tokens = o.max_tokens;
   }
 
+  void read_weights() {
+    const std::string path = locate_weights(o_.model, o_.weights);
+    weights_ = std::make_shared<const WeightsFile>(load_weights(path));
+  }
+
   // Loads the model; requests before this is done get 503.
   void load() {
     ScorerParams params;
-    params.weights_path = locate_weights(o_.model, o_.weights);
+    params.weights_path = weights_->path;
+    params.weights = std::move(weights_);
+    // Looked up by name: the file must hold that model.
+    if (o_.weights.empty()) params.model_name = o_.model;
     params.device = parse_device_kind(o_.device);
     params.decode = decode_;
     params.batch_rows = o_.batch_rows;
@@ -328,6 +336,7 @@ struct ScoringService::Impl {
   const ServeOptions o_;
   DecodeOptions decode_;
   std::counting_semaphore<> decode_slots_;
+  std::shared_ptr<const WeightsFile> weights_;  // from read_weights() until load()
   std::unique_ptr<Scorer> scorer_;
   std::string label_;
   std::unique_ptr<Batcher> batcher_;
@@ -338,6 +347,7 @@ struct ScoringService::Impl {
 
 ScoringService::ScoringService(const ServeOptions& o) : impl_(std::make_unique<Impl>(o)) {}
 ScoringService::~ScoringService() = default;
+void ScoringService::read_weights() { impl_->read_weights(); }
 void ScoringService::load() { impl_->load(); }
 void ScoringService::stopping() { impl_->stopping(); }
 void ScoringService::finish() { impl_->finish(); }

@@ -34,7 +34,11 @@ class ScoringService {
   explicit ScoringService(const ServeOptions& o);
   ~ScoringService();
 
-  // Loads the model; until then /v1/score answers 503 and /health "loading".
+  // Reads and checks the weights file in a child process. Call it before any thread
+  // starts: a fork beside running threads can leave the child waiting on a lock that one
+  // of them held (it did under AddressSanitizer's allocator).
+  void read_weights();
+  // Builds the model from them; until then /v1/score answers 503 and /health "loading".
   void load();
   // From now on /v1/score answers 503 and the queue stops waiting for company.
   void stopping();
