@@ -3,7 +3,6 @@
 #include "musiq/musiq.h"
 
 #include <cmath>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -45,19 +44,21 @@ int status_of(Failure failure) {
   return MUSIQ_ERROR_INTERNAL;
 }
 
-// Runs `call`, which returns a code; an exception becomes a code and a message.
+// Runs `call`, which returns a code; an exception becomes a code and a message, a
+// musiq::Error's code being the call's own `error_code`.
 template <class Call>
 int guarded(int error_code, Call&& call) noexcept {
   try {
     return call();
-  } catch (const musiq::Error& e) {
-    return fail(error_code, e.what());
-  } catch (const std::bad_alloc&) {
-    return fail(MUSIQ_ERROR_OUT_OF_MEMORY, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(MUSIQ_ERROR_INTERNAL, std::string("internal error: ") + e.what());
   } catch (...) {
-    return fail(MUSIQ_ERROR_INTERNAL, "internal error: unknown exception");
+    musiq::ErrorReport report = musiq::describe_exception(std::current_exception());
+    switch (report.kind) {
+      case musiq::ErrorKind::kError: return fail(error_code, std::move(report.message));
+      case musiq::ErrorKind::kOutOfMemory:
+        return fail(MUSIQ_ERROR_OUT_OF_MEMORY, std::move(report.message));
+      case musiq::ErrorKind::kInternal: break;
+    }
+    return fail(MUSIQ_ERROR_INTERNAL, std::move(report.message));
   }
 }
 

@@ -4,7 +4,6 @@
 #include <climits>
 #include <condition_variable>
 #include <deque>
-#include <new>
 #include <system_error>
 #include <thread>
 
@@ -14,20 +13,25 @@
 namespace musiq::api {
 namespace {
 
-// Runs `work`, turning whatever it throws into the outcome's one-line message.
+Failure failure_of(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kError: return Failure::kImage;
+    case ErrorKind::kOutOfMemory: return Failure::kOutOfMemory;
+    case ErrorKind::kInternal: break;
+  }
+  return Failure::kInternal;
+}
+
+// Runs `work`, which decodes image `name`, turning whatever it throws into the outcome's
+// one-line message.
 template <class Work>
 void capture_failure(const std::string& name, Outcome& outcome, Work&& work) {
   try {
     work();
-  } catch (const Error& e) {
-    outcome.failure = Failure::kImage;
-    outcome.error = e.what();
-  } catch (const std::bad_alloc&) {
-    outcome.failure = Failure::kOutOfMemory;
-    outcome.error = name + ": out of memory";
-  } catch (const std::exception& e) {
-    outcome.failure = Failure::kInternal;
-    outcome.error = name + ": internal error: " + e.what();
+  } catch (...) {
+    ErrorReport report = describe_exception(std::current_exception(), name, "decoding");
+    outcome.failure = failure_of(report.kind);
+    outcome.error = std::move(report.message);
   }
 }
 
@@ -138,14 +142,11 @@ void SharedScorer::score_prepared(std::vector<Indexed>& images, const std::vecto
   Failure whole = Failure::kNone;  // the call's own failure (none is per image)
   try {
     items = scorer_->score_batch(packed);
-  } catch (const std::bad_alloc&) {
-    whole = Failure::kOutOfMemory;
+  } catch (...) {
+    const ErrorReport report = describe_exception(std::current_exception());
+    whole = failure_of(report.kind);
     items.assign(images.size(), {});
-    for (BatchItem& item : items) item.error = "out of memory";
-  } catch (const std::exception& e) {
-    whole = Failure::kInternal;
-    items.assign(images.size(), {});
-    for (BatchItem& item : items) item.error = std::string("internal error: ") + e.what();
+    for (BatchItem& item : items) item.error = report.message;
   }
   for (size_t k = 0; k < images.size(); ++k) {
     Outcome& outcome = outcomes[images[k].first];

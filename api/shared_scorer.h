@@ -34,6 +34,8 @@ struct Input {
   Pixels pixels;
 };
 
+// kImage, kOutOfMemory, kInternal: what the image's work threw, by its ErrorKind
+// (describe_exception, base/error.h); kStopped: `stop` said so before it was scored.
 enum class Failure { kNone, kImage, kOutOfMemory, kInternal, kStopped };
 
 struct Outcome {

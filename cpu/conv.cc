@@ -1,8 +1,7 @@
 #include <algorithm>
-#include <stdexcept>
-#include <string>
 
 #include "cpu/gemm.h"
+#include "cpu/op_arguments.h"
 #include "cpu/ops.h"
 
 namespace musiq::cpu {
@@ -52,10 +51,7 @@ void conv2d_packed(const float* in, int n, int h, int w, int cin, const float* p
     linear_packed(in, positions, cin, packed_kernel, cout, nullptr, Epilogue::kBias, out);
     return;
   }
-  // The padded input fits in the im2col matrix's floats while no stride skips pixels.
-  if (stride > kh || stride > kw)
-    throw std::invalid_argument("conv2d: a stride of " + std::to_string(stride) +
-                                " is larger than the kernel");
+  check_conv2d_windows(kh, kw, stride, columns);  // the padded input goes into `columns`
   const int hp = (out_h - 1) * stride + kh, wp = (out_w - 1) * stride + kw;
   pad_input(in, n, h, w, cin, pad_top, pad_left, hp, wp, columns);
   gemm(ConvWindows{columns, hp, wp, cin, kh, kw, stride, out_h, out_w}, positions, packed_kernel,

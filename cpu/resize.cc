@@ -3,9 +3,8 @@
 // TensorFlow's bit for bit. The columns' pass holds one pixel's channels in one 4-lane vector
 // with its taps unrolled, so it vectorises without transposing the image.
 #include <algorithm>
-#include <stdexcept>
-#include <string>
 
+#include "cpu/op_arguments.h"
 #include "cpu/ops.h"
 #include "cpu/vector_math.h"  // MUSIQ_VECTOR_CLONES
 
@@ -104,9 +103,7 @@ void columns_pass(const float* in, int rows, int in_w, int channels, const Resiz
 
 void gaussian_resize(const float* in, int in_h, int in_w, int channels, const ResizePlan& rows,
                      const ResizePlan& cols, float* tmp, float* out) {
-  if (channels < 1 || channels > 4)
-    throw std::invalid_argument("gaussian_resize: 1 to 4 channels, not " +
-                                std::to_string(channels));
+  check_gaussian_resize(in_h, in_w, channels, rows.in_size, cols.in_size);
   vertical_pass(in, in_h, int64_t{in_w} * channels, rows, tmp);
   columns_pass(tmp, rows.out_size, in_w, channels, cols, out);
 }

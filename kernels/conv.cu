@@ -13,9 +13,8 @@
 // columns bit-identical to the CPU's; its cost is the columns buffer (37,632 floats per token
 // for conv_root).
 #include <cstdint>
-#include <string>
 
-#include "base/error.h"
+#include "cpu/op_arguments.h"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
@@ -56,8 +55,7 @@ void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, 
     linear(in, positions, cin, kernel, cout, nullptr, cpu::Epilogue::kBias, out, blas, stream);
     return;
   }
-  if (columns == nullptr) throw Error("conv2d: a " + std::to_string(kh) + "x" +
-                                      std::to_string(kw) + " conv needs a columns buffer");
+  cpu::check_conv2d_windows(kh, kw, stride, columns);
   const int64_t total = positions * k;
   im2col_kernel<<<grid_for(total), kThreads, 0, stream>>>(in, h, w, cin, kh, kw, stride, pad_top, pad_left, out_h, out_w,
                             total, columns);

@@ -14,9 +14,8 @@
 //
 // Bound: DRAM, reading in, writing tmp, reading tmp, writing out.
 #include <cstdint>
-#include <string>
 
-#include "base/error.h"
+#include "cpu/op_arguments.h"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
@@ -72,12 +71,9 @@ __global__ void resize_cols_kernel(const float* __restrict__ tmp, int in_w, int 
 void gaussian_resize(const float* in, int in_h, int in_w, int channels,
                      const DeviceResizePlan& rows, const DeviceResizePlan& cols, float* tmp,
                      float* out, cudaStream_t stream) {
-  if (rows.in_size != in_h || cols.in_size != in_w)
-    throw Error("gaussian_resize: plans for " + std::to_string(rows.in_size) + "x" +
-                std::to_string(cols.in_size) + " given an image of " + std::to_string(in_h) +
-                "x" + std::to_string(in_w));
+  cpu::check_gaussian_resize(in_h, in_w, channels, rows.in_size, cols.in_size);
   const int out_h = rows.out_size, out_w = cols.out_size;
-  if (out_h <= 0 || out_w <= 0 || in_h <= 0 || in_w <= 0 || channels <= 0) return;
+  if (out_h <= 0 || out_w <= 0 || in_h <= 0 || in_w <= 0) return;
   const int64_t in_row = int64_t{in_w} * channels;
   resize_rows_kernel<<<grid_for(int64_t{out_h} * in_row), kThreads, 0, stream>>>(
       in, in_h, in_row, out_h, rows.span, rows.starts, rows.weights, tmp);

@@ -4,7 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <exception>
 #include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
 
 #include "tools/musiq/serve_batcher.h"
 
@@ -25,11 +30,11 @@ PreparedImagePtr image(int width, int height) {
 struct FakeModel {
   std::mutex mutex;
   std::vector<std::vector<const PreparedImage*>> passes;
-  bool fail = false;
+  std::exception_ptr failure;  // what every pass throws, if set
   Batcher::Score score() {
     return [this](std::span<const PreparedImage* const> images) {
       std::lock_guard<std::mutex> lock(mutex);
-      if (fail) throw Error("device lost");
+      if (failure) std::rethrow_exception(failure);
       passes.emplace_back(images.begin(), images.end());
       std::vector<BatchItem> items(images.size());
       for (size_t i = 0; i < images.size(); ++i) items[i].result.tokens = prepared_rows(*images[i]);
@@ -124,12 +129,27 @@ TEST(Batcher, AfterStopWaitingQueuedRequestsRunAtOnce) {
 TEST(Batcher, AFailedPassIsEachRequestsError) {
   const PreparedImagePtr a = image(50, 50), b = image(60, 40);
   FakeModel model;
-  model.fail = true;
+  model.failure = std::make_exception_ptr(Error("device lost"));
   Batcher batcher(model.score(), options(milliseconds(200), 1 << 20, 32), [](size_t, int64_t) {});
   auto ra = batcher.submit(*a);
   auto rb = batcher.submit(*b);
   EXPECT_EQ(ra.get().error, "device lost");
   EXPECT_EQ(rb.get().error, "device lost");
+}
+
+// Whatever a pass throws is worded as describe_exception words it everywhere.
+TEST(Batcher, AnyExceptionFromAPassIsReported) {
+  const PreparedImagePtr a = image(50, 50);
+  const std::pair<std::exception_ptr, std::string> cases[] = {
+      {std::make_exception_ptr(std::bad_alloc()), "out of memory"},
+      {std::make_exception_ptr(std::logic_error("a bug")), "internal error: a bug"},
+      {std::make_exception_ptr(7), "internal error: unknown exception"}};
+  for (const auto& [failure, message] : cases) {
+    FakeModel model;
+    model.failure = failure;
+    Batcher batcher(model.score(), options(milliseconds(0), 1 << 20, 32), [](size_t, int64_t) {});
+    EXPECT_EQ(batcher.submit(*a).get().error, message);
+  }
 }
 
 }  // namespace

@@ -108,8 +108,8 @@ WeightsFile load_weights(const std::string& path, const IsolationLimits& limits)
         } catch (const Error& e) {
           out.error(e.what());
         } catch (const std::bad_alloc&) {
-          out.error(path + ": out of memory reading the weights (a dataset declares more "
-                           "data than memory holds)");
+          out.error(path + ": out of memory while reading the weights (a dataset declares "
+                           "more data than memory holds)");
         }
       },
       [&path, &w](int fd) { w = read_weights_stream(fd, path); }, limits);

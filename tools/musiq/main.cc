@@ -34,11 +34,9 @@ int main(int argc, char** argv) {
   try {
     for (auto& [sub, run] : commands)
       if (sub->parsed()) return run();
-  } catch (const musiq::Error& e) {
-    std::cerr << "musiq: " << e.what() << "\n";
-    return musiq::cli::kExitUsage;
-  } catch (const std::exception& e) {  // a bug, still reported as one line
-    std::cerr << "musiq: internal error: " << e.what() << "\n";
+  } catch (...) {  // a bug too is reported as one line
+    std::cerr << "musiq: " << musiq::describe_exception(std::current_exception()).message
+              << "\n";
     return musiq::cli::kExitUsage;
   }
   return musiq::cli::kExitUsage;

@@ -1,7 +1,6 @@
 #include "tools/musiq/model_runner.h"
 
 #include <iostream>
-#include <new>
 
 #include "engine/musiq.h"
 
@@ -50,10 +49,8 @@ std::vector<Record> ModelRunner::score(std::span<const std::string> paths,
   BatchItem failed;  // every image's, when the whole call fails
   try {
     items = backend_->score_batch(images);
-  } catch (const std::bad_alloc&) {
-    failed.error = "out of memory";
-  } catch (const std::exception& e) {
-    failed.error = e.what();
+  } catch (...) {
+    failed.error = describe_exception(std::current_exception()).message;
   }
   if (!failed.ok()) items.assign(images.size(), failed);
   std::vector<Record> records(images.size());

@@ -39,12 +39,9 @@ void Prefetcher::work() {
     Item item;
     try {
       item.image = load_(index);
-    } catch (const Error& e) {
-      item.error = e.what();
-    } catch (const std::bad_alloc&) {
-      item.error = names_[index] + ": out of memory while decoding";
-    } catch (const std::exception& e) {  // whatever it is, only this image fails
-      item.error = names_[index] + ": " + e.what();
+    } catch (...) {  // whatever it is, only this image fails
+      item.error =
+          describe_exception(std::current_exception(), names_[index], "decoding").message;
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -1,7 +1,5 @@
 #include "tools/musiq/serve_batcher.h"
 
-#include <new>
-
 namespace musiq::cli {
 
 Batcher::Batcher(Score score, BatcherOptions options,
@@ -79,10 +77,9 @@ void Batcher::run() {
     std::vector<BatchItem> items;
     try {
       items = score_(images);
-    } catch (const std::bad_alloc&) {
-      items.assign(pass.size(), BatchItem{{}, "out of memory"});
-    } catch (const std::exception& e) {
-      items.assign(pass.size(), BatchItem{{}, e.what()});
+    } catch (...) {
+      items.assign(pass.size(),
+                   BatchItem{{}, describe_exception(std::current_exception()).message});
     }
     for (size_t i = 0; i < pass.size(); ++i) pass[i].result.set_value(std::move(items[i]));
     on_pass_(pass.size(), rows);

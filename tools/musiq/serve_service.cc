@@ -72,6 +72,22 @@ bool accepted_body_type(const std::string& type) {
          type == "multipart/form-data";
 }
 
+// The answer to an image that could not be decoded, and the metrics' kind for it: a bad
+// image is the client's fault, memory the server's for now, anything else a bug.
+struct DecodeFailure {
+  int status;
+  const char* kind;
+};
+
+DecodeFailure decode_failure(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kError: return {422, "bad_image"};
+    case ErrorKind::kOutOfMemory: return {503, "out_of_memory"};
+    case ErrorKind::kInternal: break;
+  }
+  return {500, "internal"};
+}
+
 }  // namespace
 
 struct ScoringService::Impl {
@@ -172,15 +188,8 @@ struct ScoringService::Impl {
         }));
     server.set_exception_handler(
         [this](const httplib::Request&, httplib::Response& res, std::exception_ptr e) {
-          std::string what = "unknown exception";
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& x) {
-            what = x.what();
-          } catch (...) {
-          }
           metrics_.error("internal");
-          reply(res, 500, {{"error", "internal error: " + what}});
+          reply(res, 500, {{"error", describe_exception(e).message}});
         });
   }
 
@@ -256,14 +265,12 @@ struct ScoringService::Impl {
       } release{decode_slots_};
       image = prepare_encoded_image(bytes, name, scorer_->model().config, decode_,
                                     scorer_->device().kind);
-    } catch (const std::bad_alloc&) {
-      metrics_.error("out_of_memory");
-      status = 503;
-      return {{"error", name + ": out of memory while decoding"}};
-    } catch (const Error& e) {
-      metrics_.error("bad_image");
-      status = 422;
-      return {{"error", e.what()}};
+    } catch (...) {
+      const ErrorReport report = describe_exception(std::current_exception(), name, "decoding");
+      const DecodeFailure failure = decode_failure(report.kind);
+      metrics_.error(failure.kind);
+      status = failure.status;
+      return {{"error", report.message}};
     }
     const BatchItem item = batcher_->submit(*image).get();
     if (!item.ok() || !std::isfinite(item.result.score)) {
