@@ -584,14 +584,15 @@ class HostileInput(unittest.TestCase):
             self.addCleanup(p.stderr.close)
             self.addCleanup(p.kill)
             self.addCleanup(os.close, read_end)
-            # Full: within a record of the page, and no longer growing (the writer is
-            # blocked in write(2), a record being written whole or not at all).
+            # Full: within a record of the page, and the writer blocked in write(2) (a
+            # record is written whole or not at all).
             deadline, last, stable_since = time.monotonic() + 120, -1, time.monotonic()
             while time.monotonic() < deadline:
                 now = pipe_bytes(read_end)
                 if now != last:
                     last, stable_since = now, time.monotonic()
-                elif now > 4096 - 512 and time.monotonic() - stable_since > 0.5:
+                elif now > 4096 - 512 and blocked_writing_a_pipe(p.pid,
+                                                                 time.monotonic() - stable_since):
                     break
                 time.sleep(0.05)
             self.assertGreater(pipe_bytes(read_end), 4096 - 512, "the pipe never filled")
@@ -634,6 +635,20 @@ class HostileInput(unittest.TestCase):
 
 def stat_is_fifo(path):
     return stat.S_ISFIFO(os.stat(path).st_mode)
+
+
+def blocked_writing_a_pipe(pid, stable_for):
+    """Whether a thread of `pid` waits in write(2) on a pipe, as the kernel says
+    (/proc/PID/task/TID/wchan); where it does not say, whether the pipe has not grown for
+    3 s (on a slow machine, e.g. under ASan, one image may take a second)."""
+    try:
+        waits = [open(f"/proc/{pid}/task/{tid}/wchan").read()
+                 for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        waits = []
+    if any(w not in ("", "0") for w in waits):
+        return any("pipe_write" in w for w in waits)  # anon_pipe_write on newer kernels
+    return stable_for > 3
 
 
 def pipe_bytes(fd):
