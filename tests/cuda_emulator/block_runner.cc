@@ -23,8 +23,8 @@ constinit thread_local ThreadState* current_thread = nullptr;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr size_t kStackBytes = 256 * 1024;  // AddressSanitizer's redzones need room
+#ifdef CUDA_EMULATOR_ASAN
+constexpr size_t kStackBytes = 256 * 1024;  // the kernels' AddressSanitizer redzones need room
 #else
 constexpr size_t kStackBytes = 64 * 1024;
 #endif

@@ -227,6 +227,23 @@ TEST(CudaEmulatorDeathTest, BrokenRulesAbortWithAReport) {
       "cudaMemcpy: 132 bytes at 0x[0-9a-f]+ runs 4 bytes past the end of its 128-byte");
 }
 
+#ifdef __SANITIZE_ADDRESS__
+__global__ void read_past_kernel(const int* in, int* out) { out[threadIdx.x] = in[threadIdx.x + 1]; }
+
+// Device memory is host memory with AddressSanitizer's redzones around it, and the kernels
+// are instrumented (the emulator's own code is not): a kernel that reads one element past
+// its buffer is a report.
+TEST(CudaEmulatorDeathTest, ReadPastADeviceBufferIsASanitizerReport) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        read_past_kernel<<<1, 32>>>(device_array<int>(32), device_array<int>(32));
+        cudaDeviceSynchronize();
+      },
+      "AddressSanitizer: heap-buffer-overflow");
+}
+#endif
+
 __global__ void big_shared_kernel(int* out) {
   extern __shared__ int shared[];
   shared[threadIdx.x] = 2;

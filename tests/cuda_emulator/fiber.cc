@@ -9,13 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CUDA_EMULATOR_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CUDA_EMULATOR_ASAN 1
-#endif
-#endif
+// CUDA_EMULATOR_ASAN: set by CMake in a sanitizer build (CMakeLists.txt beside this).
 #ifdef CUDA_EMULATOR_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
