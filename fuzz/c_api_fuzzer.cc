@@ -18,6 +18,7 @@
 
 namespace {
 
+constexpr size_t kMaxBufferBytes = size_t{16} << 20;
 constexpr int64_t kMaxPixels = 4096;  // with the model's 32- and 64-pixel scales: milliseconds
 
 musiq_scorer* g_scorer = nullptr;
@@ -88,6 +89,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      int64_t{width} * height <= kMaxPixels;
   const size_t needed =
       valid ? size_t(int64_t{height - 1} * stride + int64_t{width} * channels) : 16;
+  // A valid call with a stride of up to 2 GB: the buffer it documents could be 128 GB,
+  // more than this harness can hand over (its own allocation, not the API's, was the
+  // out-of-memory finding).
+  if (needed > kMaxBufferBytes) return 0;
   std::vector<uint8_t> pixels(needed);
   for (size_t i = 0; i < needed && size; ++i) pixels[i] = data[i % size];
   const int status = musiq_score_rgb8(g_scorer, pixels.data(), width, height, stride, channels, &r);

@@ -221,6 +221,12 @@ TEST(ImageDecode, HugePngSaysTooManyPixels) {
   expect_error(tiny_png(2, {0, 1, 2, 3}, 20000, 20000), "too many pixels (20000x20000");
 }
 
+// Sides of 2^32 - 1 (-1 as the header's unsigned 32 bits): their product overflowed
+// int64_t, undefined behaviour that let the image through (a fuzz finding).
+TEST(ImageDecode, PngWithTheLargestSidesSaysTooManyPixels) {
+  expect_error(tiny_png(2, {0, 1, 2, 3}, -1, -1), "too many pixels (4294967295x4294967295");
+}
+
 // Peak memory (ru_maxrss) in MiB so far.
 int64_t peak_rss_mib() {
   rusage usage{};

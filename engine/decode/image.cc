@@ -16,7 +16,8 @@ void check_declared_size(const std::string& name, int64_t width, int64_t height,
                          const DecodeOptions& options) {
   const std::string size = std::to_string(width) + "x" + std::to_string(height);
   if (width <= 0 || height <= 0) throw Error(name + ": image has no pixels (" + size + ")");
-  if (width * height > options.max_pixels)
+  // Divided, not multiplied: a header may declare two sides of 2^32 - 1 (found by fuzzing).
+  if (width > options.max_pixels / height)
     throw Error(name + ": too many pixels (" + size + ", more than " +
                 std::to_string(options.max_pixels) + ")");
   if (options.check_size) options.check_size(static_cast<int>(width), static_cast<int>(height));
