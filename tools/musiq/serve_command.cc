@@ -1,7 +1,10 @@
 // musiq serve: an HTTP/1.1 scoring service (cpp-httplib). Connection workers read and
 // decode the images; one Batcher runs them through the model in packed passes. This file:
 // the options, the listening socket, the signals and the order of shutdown.
+#include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <csignal>
@@ -17,6 +20,32 @@
 
 namespace musiq::cli {
 namespace {
+
+// cpp-httplib (a shared library in Debian) listens with a backlog of 5: a burst of clients
+// overflows it, and their connections stall for a second or are reset. Its socket is not
+// exposed, so it is found among ours, the listening TCP socket on `port`, and listen(2)
+// again raises the backlog. Without it the server still works, as it did before.
+void raise_listen_backlog(int port) {
+  DIR* fds = opendir("/proc/self/fd");
+  if (!fds) return;
+  while (const dirent* entry = readdir(fds)) {
+    const int fd = std::atoi(entry->d_name);
+    int listening = 0;
+    socklen_t size = sizeof listening;
+    sockaddr_storage address{};
+    socklen_t address_size = sizeof address;
+    if (fd <= 2 || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 ||
+        !listening || getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_size) != 0)
+      continue;
+    const int bound = address.ss_family == AF_INET
+                          ? ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port)
+                      : address.ss_family == AF_INET6
+                          ? ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port)
+                          : -1;
+    if (bound == port) listen(fd, SOMAXCONN);
+  }
+  closedir(fds);
+}
 
 int run_serve(ServeOptions o) {
   if (o.api_key.empty()) {
@@ -41,6 +70,7 @@ int run_serve(ServeOptions o) {
   if (port < 0 || (o.port != 0 && !server.bind_to_port(o.host, o.port)))
     throw Error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
                 " (address in use, or not this machine's?)");
+  raise_listen_backlog(port);
   std::cerr << "musiq: listening on http://" << o.host << ":" << port << std::endl;
   service.read_weights();
   if (o.api_key.empty() && o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
