@@ -235,7 +235,7 @@ class ServeTest(unittest.TestCase):
         reply = self.raw_exchange(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                                   b"Content-Length: 1000000000\r\n\r\n")
         self.assertTrue(reply.startswith(b"HTTP/1.1 413"), reply[:100])
-        self.assertLess(time.monotonic() - start, 5)
+        self.assertLess(time.monotonic() - start, 10)  # closed by --read-timeout 5 at the latest
         self.assertIn(b"--max-body-bytes", reply)
         # A body of unknown length (chunked) is refused before it is read.
         chunk = b"x" * 1000000
