@@ -336,6 +336,16 @@ TEST(ImageDecode, TruncatedPsdIsAnError) {
   expect_error(psd, "truncated PSD");
 }
 
+TEST(ImageDecode, PsdWithAlphaIsRefused) {
+  // 1x1 RGBA, raw planes: a half-transparent dark pixel, which stb_image's matte removal
+  // would take below zero in a float cast to a byte.
+  std::vector<uint8_t> psd = {'8', 'B', 'P', 'S', 0, 1, 0, 0, 0, 0, 0, 0, 0, 4,
+                              0, 0, 0, 1, 0, 0, 0, 1, 0, 8, 0, 3};
+  psd.insert(psd.end(), 12 + 2, 0);
+  for (uint8_t v : {10, 10, 10, 128}) psd.push_back(v);
+  expect_error(psd, "a PSD with more than 3 channels (alpha) is not supported");
+}
+
 TEST(ImageDecode, JpegWarningIsKept) {
   auto bytes = read_bytes(test::source_path("tests/data/chelsea_200x133_q90.jpg"));
   EXPECT_EQ(decode_image(bytes, "ok.jpg").warning, "");

@@ -194,6 +194,11 @@ Image decode_with_stb(const std::vector<uint8_t>& file, const std::string& name,
   if (file.size() > size_t{1} << 31) throw Error(name + ": file too large to decode");
   if (unsupported_stb_format(file))
     throw Error(name + ": not a supported image (Radiance HDR and Softimage PIC are not)");
+  // With an alpha channel, stb_image takes a PSD's colours off a white matte in floats that
+  // can fall outside a byte before the cast (undefined behaviour, found by fuzzing); no
+  // official MUSIQ pipeline reads PSD at all.
+  if (starts_with(file, 0, "8BPS") && file.size() >= 14 && (file[12] << 8 | file[13]) > 3)
+    throw Error(name + ": a PSD with more than 3 channels (alpha) is not supported");
   const bool pnm = starts_with(file, 0, "P5") || starts_with(file, 0, "P6");
   const bool png = starts_with(file, 0, "\x89PNG\r\n\x1a\n");
   std::vector<uint8_t> cleaned_png;
