@@ -78,8 +78,9 @@ void Batcher::run() {
     try {
       items = score_(images);
     } catch (...) {
-      items.assign(pass.size(),
-                   BatchItem{{}, describe_exception(std::current_exception()).message});
+      BatchItem failed;
+      failed.error = describe_exception(std::current_exception()).message;
+      items.assign(pass.size(), failed);
     }
     for (size_t i = 0; i < pass.size(); ++i) pass[i].result.set_value(std::move(items[i]));
     on_pass_(pass.size(), rows);
