@@ -1,15 +1,10 @@
 # The library form of musiq (included from the root CMakeLists.txt):
-# - musiq_api: what the C API and the Python module share (api/shared_scorer.h);
 # - libmusiq.so (target musiq_shared): the C API, include/musiq/musiq.h, exporting only
-#   musiq_* (api/libmusiq.map), with SONAME libmusiq.so.1 (MUSIQ_ABI_VERSION in the header);
+#   musiq_* (api/libmusiq.map), with SONAME libmusiq.so.2 (MUSIQ_ABI_VERSION in the header);
 # - `cmake --install` rules: header, library, the CMake package (find_package(musiq) ->
 #   musiq::musiq), musiq.pc for pkg-config, and LICENSE (Apache-2.0).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
-
-add_library(musiq_api STATIC ${CMAKE_CURRENT_LIST_DIR}/shared_scorer.cc)
-target_link_libraries(musiq_api PUBLIC musiq_engine)
-target_compile_options(musiq_api PRIVATE ${MUSIQ_WARNINGS})
 
 # The SONAME's number is the header's MUSIQ_ABI_VERSION, so that the two cannot drift.
 file(STRINGS ${CMAKE_SOURCE_DIR}/include/musiq/musiq.h MUSIQ_ABI_LINE
@@ -22,7 +17,7 @@ endif()
 add_library(musiq_shared SHARED ${CMAKE_CURRENT_LIST_DIR}/c_api.cc)
 target_include_directories(musiq_shared PUBLIC
   $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-target_link_libraries(musiq_shared PRIVATE musiq_api)
+target_link_libraries(musiq_shared PRIVATE musiq_engine)
 target_compile_definitions(musiq_shared PRIVATE MUSIQ_VERSION="${PROJECT_VERSION}")
 target_compile_options(musiq_shared PRIVATE ${MUSIQ_WARNINGS})
 target_link_options(musiq_shared PRIVATE

@@ -22,7 +22,7 @@ enum class ErrorKind {
 };
 
 struct ErrorReport {
-  ErrorKind kind;
+  ErrorKind kind = ErrorKind::kError;
   std::string message;  // one line
 };
 

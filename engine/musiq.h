@@ -128,6 +128,8 @@ PreparedImagePtr prepare_image(Image image, const ModelConfig& config,
 // The rows (tokens + CLS) the image takes in a packed forward pass: what it costs a batch
 // (ScorerParams::batch_rows).
 int64_t prepared_rows(const PreparedImage& image);
+// The decoder's warning about the image (Image::warning), "" if none.
+const std::string& prepared_warning(const PreparedImage& image);
 
 class Scorer {
  public:

@@ -130,6 +130,7 @@ PreparedImagePtr prepare_image(Image image, const ModelConfig& config, DeviceKin
 }
 
 int64_t prepared_rows(const PreparedImage& image) { return image.rows; }
+const std::string& prepared_warning(const PreparedImage& image) { return image.warning; }
 
 struct Scorer::Impl {
   ModelInfo info;

@@ -4,7 +4,7 @@ find_package(Python 3.9 REQUIRED COMPONENTS Interpreter Development.Module)
 find_package(nanobind CONFIG REQUIRED)
 nanobind_add_module(musiq_native NB_STATIC ${CMAKE_CURRENT_LIST_DIR}/native_module.cc)
 set_target_properties(musiq_native PROPERTIES OUTPUT_NAME _native)
-target_link_libraries(musiq_native PRIVATE musiq_api)
+target_link_libraries(musiq_native PRIVATE musiq_engine)
 # The engine's symbols (static libraries) stay inside the module.
 target_link_options(musiq_native PRIVATE "LINKER:--exclude-libs,ALL")
 if(MUSIQ_CUDA)

@@ -32,13 +32,14 @@ struct FakeModel {
   std::vector<std::vector<const PreparedImage*>> passes;
   std::exception_ptr failure;  // what every pass throws, if set
   Batcher::Score score() {
-    return [this](std::span<const PreparedImage* const> images) {
+    return [this](std::span<const std::string>, std::span<const PreparedImage* const> images) {
       std::lock_guard<std::mutex> lock(mutex);
       if (failure) std::rethrow_exception(failure);
       passes.emplace_back(images.begin(), images.end());
-      std::vector<BatchItem> items(images.size());
-      for (size_t i = 0; i < images.size(); ++i) items[i].result.tokens = prepared_rows(*images[i]);
-      return items;
+      std::vector<Outcome> outcomes(images.size());
+      for (size_t i = 0; i < images.size(); ++i)
+        outcomes[i].result.tokens = prepared_rows(*images[i]);
+      return outcomes;
     };
   }
 };
@@ -61,8 +62,8 @@ TEST(Batcher, PassesKeepTheRowBudgetFirstComeFirstServed) {
   {
     Batcher batcher(model.score(), options(milliseconds(100), 2 * rows, 32),
                     [&](size_t n, int64_t) { counted += n; });
-    std::vector<std::future<BatchItem>> results;
-    for (const auto& im : images) results.push_back(batcher.submit(*im));
+    std::vector<std::future<Outcome>> results;
+    for (const auto& im : images) results.push_back(batcher.submit("x.jpg", *im));
     for (auto& r : results) {
       ASSERT_EQ(r.wait_for(std::chrono::seconds(30)), std::future_status::ready);
       EXPECT_EQ(r.get().result.tokens, rows);
@@ -82,9 +83,9 @@ TEST(Batcher, ImageCountLimitsAPassAndAHugeImageRunsAlone) {
   FakeModel model;
   {
     Batcher batcher(model.score(), options(milliseconds(100), budget, 2), [](size_t, int64_t) {});
-    std::vector<std::future<BatchItem>> results;
+    std::vector<std::future<Outcome>> results;
     for (const PreparedImage* im : {small.get(), huge.get(), small.get(), small.get()})
-      results.push_back(batcher.submit(*im));
+      results.push_back(batcher.submit("x.jpg", *im));
     for (auto& r : results) ASSERT_EQ(r.wait_for(std::chrono::seconds(30)), std::future_status::ready);
   }
   std::vector<size_t> sizes;
@@ -97,19 +98,19 @@ TEST(Batcher, ALoneRequestWaitsNoLongerThanMaxWait) {
   const PreparedImagePtr im = image(50, 50);
   FakeModel model;
   Batcher batcher(model.score(), options(milliseconds(50), 1 << 20, 32), [](size_t, int64_t) {});
-  auto result = batcher.submit(*im);
+  auto result = batcher.submit("x.jpg", *im);
   EXPECT_EQ(result.wait_for(std::chrono::seconds(30)), std::future_status::ready);
 }
 
 TEST(Batcher, StoppingRunsWhatIsQueuedAtOnce) {
   const PreparedImagePtr im = image(50, 50);
   FakeModel model;
-  std::future<BatchItem> result;
+  std::future<Outcome> result;
   const auto start = std::chrono::steady_clock::now();
   {
     Batcher batcher(model.score(), options(milliseconds(60000), 1 << 20, 32),
                     [](size_t, int64_t) {});
-    result = batcher.submit(*im);
+    result = batcher.submit("x.jpg", *im);
   }
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
   ASSERT_EQ(result.wait_for(milliseconds(0)), std::future_status::ready);
@@ -120,7 +121,7 @@ TEST(Batcher, AfterStopWaitingQueuedRequestsRunAtOnce) {
   const PreparedImagePtr im = image(50, 50);
   FakeModel model;
   Batcher batcher(model.score(), options(milliseconds(60000), 1 << 20, 32), [](size_t, int64_t) {});
-  auto result = batcher.submit(*im);
+  auto result = batcher.submit("x.jpg", *im);
   EXPECT_EQ(result.wait_for(milliseconds(300)), std::future_status::timeout);  // waits for company
   batcher.stop_waiting();
   EXPECT_EQ(result.wait_for(std::chrono::seconds(30)), std::future_status::ready);
@@ -131,10 +132,10 @@ TEST(Batcher, AFailedPassIsEachRequestsError) {
   FakeModel model;
   model.failure = std::make_exception_ptr(Error("device lost"));
   Batcher batcher(model.score(), options(milliseconds(200), 1 << 20, 32), [](size_t, int64_t) {});
-  auto ra = batcher.submit(*a);
-  auto rb = batcher.submit(*b);
-  EXPECT_EQ(ra.get().error, "device lost");
-  EXPECT_EQ(rb.get().error, "device lost");
+  auto ra = batcher.submit("x.jpg", *a);
+  auto rb = batcher.submit("x.jpg", *b);
+  EXPECT_EQ(ra.get().error, "x.jpg: device lost");
+  EXPECT_EQ(rb.get().error, "x.jpg: device lost");
 }
 
 // Whatever a pass throws is worded as describe_exception words it everywhere.
@@ -148,7 +149,7 @@ TEST(Batcher, AnyExceptionFromAPassIsReported) {
     FakeModel model;
     model.failure = failure;
     Batcher batcher(model.score(), options(milliseconds(0), 1 << 20, 32), [](size_t, int64_t) {});
-    EXPECT_EQ(batcher.submit(*a).get().error, message);
+    EXPECT_EQ(batcher.submit("x.jpg", *a).get().error, "x.jpg: " + message);
   }
 }
 

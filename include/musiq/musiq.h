@@ -39,7 +39,7 @@
 extern "C" {
 #endif
 
-#define MUSIQ_ABI_VERSION 1
+#define MUSIQ_ABI_VERSION 2
 
 /* Return codes. */
 enum {
@@ -59,8 +59,8 @@ typedef struct musiq_params {
   const char* model;
   /* A weights file (.h5, see the README); overrides the lookup by name. NULL: none. */
   const char* weights;
-  /* "auto" (the GPU when usable and it passes its self-check, else the CPU), "cpu" or
-   * "cuda". NULL: "auto". */
+  /* "auto" (the GPU when usable and it passes its self-check, else the CPU; a GPU that
+   * fails part way is given up for the CPU), "cpu" or "cuda". NULL: "auto". */
   const char* device;
   /* Worker threads that decode and preprocess ahead of the model in musiq_score_batch
    * (as the CLI's --threads). <= 0: 2. */
@@ -78,6 +78,10 @@ typedef struct musiq_params {
    * scored at its own size (the default). Anything else fails musiq_open. */
   int target_width;
   int target_height;
+  /* Nonzero: an image the decoder warns about (corrupt data it would fill in, as the
+   * result's `warning` says) fails with MUSIQ_ERROR_IMAGE instead of scoring (the CLI's
+   * --strict). 0: it scores, with the warning (the default). */
+  int strict;
 } musiq_params;
 
 typedef struct musiq_result {
@@ -92,6 +96,9 @@ typedef struct musiq_result {
   const char* error;
   int scored_width; /* the size the model scored: width x height, or the target size */
   int scored_height;
+  /* NULL, or the decoder's warning about a scored image (e.g. a truncated JPEG whose
+   * missing part was filled in); valid as `error` is. */
+  const char* warning;
 } musiq_result;
 
 /* One image of a batch. */
@@ -109,7 +116,7 @@ typedef struct musiq_info {
   const char* model;        /* the model name given, or the weights file's variant */
   const char* variant;      /* spaq, koniq, paq2piq, ava, or random (test weights) */
   const char* weights_path;
-  const char* device;       /* "cpu" or "cuda" */
+  const char* device;       /* "cpu" or "cuda", as opened */
   const char* device_note;  /* why "auto" did not use a GPU that is present, else "" */
   int random_weights;       /* 1: random test weights; scores are not meaningful */
   int gpu_available;        /* 1: a usable GPU was found (whichever device scores) */
@@ -119,7 +126,7 @@ typedef struct musiq_info {
 MUSIQ_API const char* musiq_version(void);
 
 /* Defaults: model "koniq", device "auto", 2 threads, 134,217,728 pixels at most, no target
- * size. */
+ * size, not strict. */
 MUSIQ_API musiq_params musiq_default_params(void);
 
 /* Loads the weights and picks the device. On failure *scorer is NULL. */

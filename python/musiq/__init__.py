@@ -50,7 +50,8 @@ class Result:
     `error` is "". `width` and `height` are the image as decoded, `scored_width` and
     `scored_height` the size the model scored it at (the Scorer's `target_size`, else the
     same). `tokens` is the sequence length the model ran on (CLS included) and `ms` the
-    time for decode, preprocessing and model.
+    time for decode, preprocessing and model. `warning` is the decoder's warning about a
+    scored image (corrupt data it filled in, e.g. a truncated JPEG), else "".
     """
 
     score: float
@@ -61,6 +62,7 @@ class Result:
     error: str
     scored_width: int = 0
     scored_height: int = 0
+    warning: str = ""
 
     @property
     def ok(self) -> bool:
@@ -151,7 +153,7 @@ class Scorer:
             installs them). None: "koniq".
         weights: a weights file (.h5), used instead of the lookup by name.
         device: "auto" (the GPU when one is usable and passes its self-check, else the
-            CPU), "cpu" or "cuda".
+            CPU; a GPU that fails part way is given up for the CPU), "cpu" or "cuda".
         threads: worker threads that decode and preprocess ahead of the model in
             `score_many` (the CLI's --threads).
         max_pixels: refuse larger images before decoding them (0: the default).
@@ -162,6 +164,8 @@ class Scorer:
             CLI's --target-size (TensorFlow's bilinear resize with antialiasing, rounded to
             8 bits). MUSIQ is made to score native resolution: see the README. None: each
             image at its own size.
+        strict: refuse (as a failed image) any image the decoder warns about, instead of
+            scoring it with `Result.warning` set (the CLI's --strict).
 
     Raises:
         Error: weights missing or invalid, device unusable (the CLI's message).
@@ -173,7 +177,7 @@ class Scorer:
     def __init__(self, model: Optional[str] = None, weights: Optional[Union[str, "os.PathLike[str]"]] = None,
                  device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_tokens: int = DEFAULT_MAX_TOKENS,
-                 target_size: Optional[Tuple[int, int]] = None):
+                 target_size: Optional[Tuple[int, int]] = None, strict: bool = False):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         target_width, target_height = 0, 0
@@ -188,7 +192,8 @@ class Scorer:
         weights_path = "" if weights is None else os.fsdecode(os.fspath(weights))
         self._native = _native.Scorer(model or "", weights_path, device, _whole("threads", threads),
                                       _limit("max_pixels", max_pixels),
-                                      _limit("max_tokens", max_tokens), target_width, target_height)
+                                      _limit("max_tokens", max_tokens), target_width, target_height,
+                                      bool(strict))
         self._threads = int(threads)
 
     @property
@@ -198,7 +203,7 @@ class Scorer:
 
     @property
     def device(self) -> str:
-        """"cpu" or "cuda": where the model runs."""
+        """"cpu" or "cuda": where the model runs now."""
         return self._native.device
 
     @property
@@ -275,7 +280,8 @@ class Scorer:
         outcomes = self._native.score_many(items, names if names is not None else default_names,
                                            self._threads if threads is None else _whole("threads", threads))
         return [Result(o.score if not o.error else math.nan, o.width, o.height, o.tokens, o.ms,
-                       _with_path_hint(o.error, item), o.scored_width, o.scored_height)
+                       _with_path_hint(o.error, item), o.scored_width, o.scored_height,
+                       o.warning)
                 for o, item in zip(outcomes, items)]
 
     def score_tar(self, path: Union[str, "os.PathLike[str]"], *, batch: int = 8,

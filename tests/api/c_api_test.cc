@@ -3,6 +3,8 @@
 #include "musiq/musiq.h"
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -70,6 +72,43 @@ TEST(CApi, NonFiniteScoresAreErrors) {
   expect_refused(MUSIQ_ERROR_IMAGE, results[0], "batch file");
   expect_refused(MUSIQ_ERROR_IMAGE, results[1], "batch pixels");
   musiq_close(scorer);
+}
+
+// A JPEG cut short, which libjpeg fills in with a warning: scored with the warning, or
+// refused in strict mode, from every entry point.
+TEST(CApi, DecoderWarningsAreReportedAndStrictModeRefusesThem) {
+  std::ifstream f(musiq::test::source_path("tests/data/chelsea_200x133_q90.jpg"), std::ios::binary);
+  std::vector<uint8_t> cut{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  cut.resize(cut.size() * 2 / 3);
+  cut.insert(cut.end(), {0xFF, 0xD9});
+  musiq_image image{MUSIQ_IMAGE_ENCODED, "cut.jpg", cut.data(), cut.size(), 0, 0, 0, 0};
+  for (int strict : {0, 1}) {
+    musiq_params params = musiq_default_params();
+    params.strict = strict;
+    musiq_scorer* scorer = open_cpu(params, musiq::test::small_test_model());
+    ASSERT_NE(scorer, nullptr);
+    musiq_result one{}, batch[1];
+    const int one_status = musiq_score_encoded(scorer, cut.data(), cut.size(), &one);
+    const int batch_status = musiq_score_batch(scorer, &image, 1, batch);
+    for (const musiq_result* r : {&one, &batch[0]}) {
+      if (strict) {
+        EXPECT_EQ(r->status, MUSIQ_ERROR_IMAGE);
+        ASSERT_NE(r->error, nullptr);
+        EXPECT_NE(std::string(r->error).find("(refused by strict mode)"), std::string::npos)
+            << r->error;
+        EXPECT_EQ(r->warning, nullptr);
+      } else {
+        EXPECT_EQ(r->status, MUSIQ_OK) << (r->error ? r->error : "");
+        ASSERT_NE(r->warning, nullptr);
+        EXPECT_NE(std::string(r->warning).find("premature end of data segment"),
+                  std::string::npos)
+            << r->warning;
+      }
+    }
+    EXPECT_EQ(one_status, strict ? MUSIQ_ERROR_IMAGE : MUSIQ_OK);
+    EXPECT_EQ(batch_status, strict ? MUSIQ_ERROR_IMAGE : MUSIQ_OK);
+    musiq_close(scorer);
+  }
 }
 
 }  // namespace

@@ -195,7 +195,7 @@ class HostileInput(unittest.TestCase):
         self.assertIn("premature end of data segment", rec["warning"])
         r = self.score(corrupt, "--strict")
         self.assertEqual(r.returncode, 1)
-        self.assertIn("(refused by --strict)", records(r.stdout)[0]["error"])
+        self.assertIn("(refused by strict mode)", records(r.stdout)[0]["error"])
         clean = self.score(os.path.join(ROOT, "tests", "data", "chelsea_200x133_q90.jpg"), "--strict")
         self.assertEqual(clean.returncode, 0)
         self.assertNotIn("warning", records(clean.stdout)[0])

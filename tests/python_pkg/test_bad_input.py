@@ -79,6 +79,21 @@ def test_empty_and_oversized_arrays_are_per_image_errors(scorer):
         scorer.score(wide)
 
 
+def test_decoder_warnings_are_reported_and_strict_refuses_them(model):
+    with open(os.path.join(os.path.dirname(__file__), "..", "data", "chelsea_200x133_q90.jpg"),
+              "rb") as f:
+        jpeg = f.read()
+    cut = jpeg[: len(jpeg) * 2 // 3] + b"\xff\xd9"  # libjpeg fills the rest in and warns
+    lenient = musiq.Scorer(weights=model, device="cpu").score_many_results([cut])[0]
+    assert lenient.ok and "premature end of data segment" in lenient.warning
+    strict = musiq.Scorer(weights=model, device="cpu", strict=True)
+    refused, clean = strict.score_many_results([cut, jpeg])
+    assert not refused.ok and "(refused by strict mode)" in refused.error
+    assert clean.ok and clean.warning == ""
+    with pytest.raises(musiq.Error, match="decoder warning"):
+        strict.score(cut)
+
+
 def test_zero_limits_mean_the_defaults(model):
     scorer = musiq.Scorer(weights=model, device="cpu", max_pixels=0, max_tokens=0)
     assert np.isfinite(scorer.score(PHOTOS[0]))

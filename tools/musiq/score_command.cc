@@ -7,12 +7,11 @@
 #include <sstream>
 
 #include "engine/musiq.h"
+#include "engine/pipeline.h"
 #include "tools/musiq/bench.h"
 #include "tools/musiq/commands.h"
 #include "tools/musiq/input_items.h"
 #include "tools/musiq/inputs.h"
-#include "tools/musiq/model_runner.h"
-#include "tools/musiq/prefetcher.h"
 #include "tools/musiq/progress.h"
 #include "tools/musiq/records.h"
 #include "tools/musiq/stop_signals.h"
@@ -58,12 +57,6 @@ std::vector<std::string> split_models(const std::string& list) {
   return models;
 }
 
-bool same_preprocessing(const ModelConfig& a, const ModelConfig& b) {
-  return a.patch_size == b.patch_size && a.hse_grid_size == b.hse_grid_size &&
-         a.longer_side_lengths == b.longer_side_lengths &&
-         a.max_seq_len_from_original_res == b.max_seq_len_from_original_res;
-}
-
 DecodeOptions decode_options(const ScoreOptions& o) {
   DecodeOptions decode;
   decode.max_pixels = o.max_pixels;
@@ -72,39 +65,47 @@ DecodeOptions decode_options(const ScoreOptions& o) {
   return decode;
 }
 
-std::vector<ModelRunner> open_models(const ScoreOptions& o) {
-  const std::vector<std::string> names = split_models(o.models);
-  if (!o.weights.empty() && names.size() > 1)
+std::unique_ptr<Pipeline> open_pipeline(const ScoreOptions& o) {
+  PipelineParams params;
+  params.models = split_models(o.models);
+  if (!o.weights.empty() && params.models.size() > 1)
     throw Error("--weights names one file: use it with a single --model");
-  std::vector<ModelRunner> runners;
-  for (const std::string& name : names) {
-    ScorerParams params;
-    params.weights_path = locate_weights(name, o.weights);
-    if (o.weights.empty() || o.model_given) params.model_name = name;
-    params.device = parse_device_kind(o.device);
-    params.decode = decode_options(o);
-    std::unique_ptr<Scorer> scorer = Scorer::open(params);
-    const std::string label = o.weights.empty() ? name : scorer->model().variant;
-    auto open_on_cpu = [params]() mutable {
-      params.device = DeviceKind::kCpu;
-      return backend_for(Scorer::open(params));
-    };
-    runners.emplace_back(label, backend_for(std::move(scorer)), params.device, open_on_cpu);
-    if (!same_preprocessing(runners.front().backend().model().config,
-                            runners.back().backend().model().config))
-      throw Error(params.weights_path + ": preprocessing settings differ from the other models'");
-  }
-  const DeviceChoice& device = runners.front().backend().device();
-  // Worth a note only when a GPU is there and still not used.
-  if (device.gpu_present && device.kind == DeviceKind::kCpu && !o.quiet)
-    std::cerr << "musiq: using the CPU: " << device.fallback_reason << "\n";
-  return runners;
+  params.weights = o.weights;
+  params.check_variant = o.model_given;
+  params.device = parse_device_kind(o.device);
+  params.decode = decode_options(o);
+  params.threads = o.threads;
+  params.batch_images = o.batch;
+  params.strict = o.strict;
+  if (!o.quiet) params.on_note = [](const std::string& note) { std::cerr << "musiq: " << note << "\n"; };
+  return Pipeline::open(params);
 }
 
-// Prepared images a run holds in one batch, and again decoded ahead of it, so memory stays
-// bounded whatever --batch and the images' sizes: tokens take 12 KB each on the CPU, 10,900
-// of them fit (a 1024x768 photo makes 919); a larger image (a 12-MP photo: 146 MB) goes alone.
-constexpr size_t kHeldBytes = size_t{128} << 20;
+// One image's record from one model.
+Record record_of(const InputItem& item, const Pipeline& pipeline, size_t model,
+                 const Outcome& o, const ScoreOptions& options) {
+  Record r;
+  r.path = item.path;  // a member's record names its shard apart
+  r.member = item.member;
+  r.model = pipeline.label(model);
+  if (!o.ok()) {
+    r.error = o.error;
+    return r;
+  }
+  const ScoreResult& s = o.result;
+  r.score = s.score;
+  r.device = o.device;
+  r.gpu_available = pipeline.gpu_available();
+  r.width = s.width;
+  r.height = s.height;
+  r.scored_width = options.target.width;
+  r.scored_height = options.target.height;
+  r.tokens = s.tokens;
+  r.ms = s.total_ms();
+  r.random_weights = pipeline.model(model).random_weights;
+  r.warning = s.warning;
+  return r;
+}
 
 std::string interruption_note(const ScoreOptions& o, Format format, int64_t done,
                               size_t total) {
@@ -142,10 +143,9 @@ int run_score(ScoreOptions o) {
     throw Error("no images given (paths, --image, directories, or --files-from FILE)");
   const InputList inputs = collect_inputs(o.inputs);
   if (o.benchmark) return run_benchmark(o, inputs);
-  std::vector<ModelRunner> models = open_models(o);
+  const std::unique_ptr<Pipeline> pipeline = open_pipeline(o);
   int64_t skipped_members = 0;
   const std::vector<InputItem> all_items = expand_tar_shards(inputs.images, skipped_members);
-  const bool gpu_found = gpu_available(models.front().backend().device());
   if (inputs.skipped_non_images && !o.quiet)
     std::cerr << "musiq: skipped " << inputs.skipped_non_images
               << " files without an image extension\n";
@@ -155,13 +155,13 @@ int run_score(ScoreOptions o) {
   const std::unique_ptr<RecordSink> sink = RecordSink::open(format, o.output, o.resume, o.overwrite);
 
   // Images with at least one model still to run (all of them unless resuming).
-  auto done_already = [&](const InputItem& item, const std::string& model) {
-    return sink->done().count({item_identity(item.path, item.member), model}) > 0;
+  auto done_already = [&](const InputItem& item, size_t model) {
+    return sink->done().count({item_identity(item.path, item.member), pipeline->label(model)}) > 0;
   };
   std::vector<InputItem> todo;
   for (const InputItem& item : all_items)
-    for (const ModelRunner& m : models)
-      if (!done_already(item, m.label())) {
+    for (size_t m = 0; m < pipeline->model_count(); ++m)
+      if (!done_already(item, m)) {
         todo.push_back(item);
         break;
       }
@@ -187,94 +187,40 @@ int run_score(ScoreOptions o) {
     }
     std::cerr << "\n" << interruption_note(o, format, done, todo.size());
   });
-  const DeviceKind device = models.front().backend().device().kind;
-  const size_t batch = size_t(o.batch > 0 ? o.batch : default_batch_images(device));
   Progress progress(static_cast<int64_t>(todo.size()), !o.quiet);
-  std::vector<std::string> names;
+  Pipeline::Run run;
   std::vector<size_t> tar_turn(todo.size());  // the order tar members are read in
   for (size_t i = 0, turns = 0; i < todo.size(); ++i) {
-    names.push_back(todo[i].name());
+    run.names.push_back(todo[i].name());
     if (todo[i].in_tar()) tar_turn[i] = turns++;
   }
   TarMemberReader tar_reader;
-  const ModelConfig& config = models.front().backend().model().config;
-  const DecodeOptions decode = decode_options(o);
-  auto load = [&](size_t i) -> PreparedImagePtr {
+  run.load = [&](size_t i) -> PreparedImagePtr {
     const InputItem& item = todo[i];
     if (!item.error.empty()) throw Error(item.error);
-    if (!item.in_tar()) return prepare_image_file(item.path, config, decode, device);
-    return prepare_encoded_image(tar_reader.read(tar_turn[i], item), item.name(), config, decode,
-                                 device);
+    if (!item.in_tar()) return pipeline->prepare(ImageSource::file(item.path));
+    const std::vector<uint8_t> bytes = tar_reader.read(tar_turn[i], item);
+    return pipeline->prepare(ImageSource::encoded_bytes(item.name(), bytes.data(), bytes.size()));
   };
-  Prefetcher prefetcher(names, load, o.threads,
-                        std::max(2 * static_cast<size_t>(std::max(o.threads, 1)), batch),
-                        kHeldBytes);
-  for (size_t first = 0; first < todo.size() && !signals.stop_requested();) {
-    // Up to `batch` images in input order, fewer once they hold kHeldBytes (a large image
-    // alone); those that failed to decode are records too.
-    std::vector<Prefetcher::Item> items;
-    size_t held = 0;
-    for (size_t i = first; i < std::min(first + batch, todo.size()) && held < kHeldBytes; ++i) {
-      items.push_back(prefetcher.take(i));
-      if (items.back().image) held += prepared_image_bytes(*items.back().image);
-    }
-    std::vector<std::string> errors(items.size());  // the first error per image
-    for (size_t j = 0; j < items.size(); ++j) errors[j] = items[j].error;
-    for (ModelRunner& model : models) {
-      std::vector<std::string> paths;  // decoded, and not yet done for this model
-      std::vector<const PreparedImage*> ready;
-      std::vector<size_t> item_of;
-      for (size_t j = 0; j < items.size(); ++j)
-        if (items[j].image && !done_already(todo[first + j], model.label())) {
-          paths.push_back(todo[first + j].name());
-          ready.push_back(items[j].image.get());
-          item_of.push_back(j);
-        }
-      std::vector<Record> records = model.score(paths, ready);
-      for (size_t k = 0; k < records.size(); ++k) {
-        Record& r = records[k];
-        r.path = todo[first + item_of[k]].path;  // a member's record names its shard apart
-        r.member = todo[first + item_of[k]].member;
-        if (o.strict && !r.warning.empty()) {
-          Record refused;
-          refused.path = r.path;
-          refused.member = r.member;
-          refused.model = r.model;
-          refused.error = paths[k] + ": decoder warning: " + r.warning + " (refused by --strict)";
-          r = refused;
-        }
-        if (r.error.empty()) {
-          r.gpu_available = gpu_found;
-          r.scored_width = o.target.width;
-          r.scored_height = o.target.height;
-        }
-        if (errors[item_of[k]].empty()) errors[item_of[k]] = r.error;
-      }
+  run.skip = [&](size_t i, size_t model) { return done_already(todo[i], model); };
+  run.stop = [&] { return signals.stop_requested(); };
+  run.deliver = [&](size_t i, const std::vector<std::optional<Outcome>>& outcomes) {
+    std::string error;  // the image's first
+    {
       std::lock_guard<std::timed_mutex> lock(output);
-      size_t k = 0;
-      for (size_t j = 0; j < items.size(); ++j) {
-        if (done_already(todo[first + j], model.label())) continue;
-        if (items[j].image) {
-          sink->write(records[k++]);
-          continue;
-        }
-        Record r;
-        r.path = todo[first + j].path;
-        r.member = todo[first + j].member;
-        r.model = model.label();
-        r.error = items[j].error;
-        sink->write(r);
+      for (size_t m = 0; m < outcomes.size(); ++m) {
+        if (!outcomes[m]) continue;
+        sink->write(record_of(todo[i], *pipeline, m, *outcomes[m], o));
+        if (error.empty()) error = outcomes[m]->error;
       }
     }
-    for (const std::string& error : errors) {
-      if (!error.empty()) {
-        ++failed;
-        if (!o.quiet) progress.note("musiq: " + error);
-      }
-      progress.update(++done, failed);
+    if (!error.empty()) {
+      ++failed;
+      if (!o.quiet) progress.note("musiq: " + error);
     }
-    first += items.size();
-  }
+    progress.update(++done, failed);
+  };
+  pipeline->run(run);
   {
     std::lock_guard<std::timed_mutex> lock(output);
     sink->finish();

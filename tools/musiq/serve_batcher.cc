@@ -17,9 +17,9 @@ Batcher::~Batcher() {
   worker_.join();
 }
 
-std::future<BatchItem> Batcher::submit(const PreparedImage& image) {
-  Request request{&image, prepared_rows(image), {}, std::chrono::steady_clock::now()};
-  std::future<BatchItem> result = request.result.get_future();
+std::future<Outcome> Batcher::submit(const std::string& name, const PreparedImage& image) {
+  Request request{name, &image, prepared_rows(image), {}, std::chrono::steady_clock::now()};
+  std::future<Outcome> result = request.result.get_future();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     queued_rows_ += request.rows;
@@ -68,21 +68,26 @@ void Batcher::run() {
   for (;;) {
     std::vector<Request> pass = next_pass();
     if (pass.empty()) return;  // stopping, and the queue is empty
+    std::vector<std::string> names;
     std::vector<const PreparedImage*> images;
     int64_t rows = 0;
     for (const Request& r : pass) {
+      names.push_back(r.name);
       images.push_back(r.image);
       rows += r.rows;
     }
-    std::vector<BatchItem> items;
+    std::vector<Outcome> outcomes;
     try {
-      items = score_(images);
-    } catch (...) {
-      BatchItem failed;
-      failed.error = describe_exception(std::current_exception()).message;
-      items.assign(pass.size(), failed);
+      outcomes = score_(names, images);
+    } catch (...) {  // the device can no longer score
+      const ErrorReport report = describe_exception(std::current_exception());
+      outcomes.resize(pass.size());
+      for (size_t i = 0; i < pass.size(); ++i) {
+        outcomes[i].failure = Failure::kInternal;
+        outcomes[i].error = names[i] + ": " + report.message;
+      }
     }
-    for (size_t i = 0; i < pass.size(); ++i) pass[i].result.set_value(std::move(items[i]));
+    for (size_t i = 0; i < pass.size(); ++i) pass[i].result.set_value(std::move(outcomes[i]));
     on_pass_(pass.size(), rows);
   }
 }

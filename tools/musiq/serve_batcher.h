@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/musiq.h"
+#include "engine/pipeline.h"
 
 namespace musiq::cli {
 
@@ -27,15 +28,17 @@ struct BatcherOptions {
 
 class Batcher {
  public:
-  using Score = std::function<std::vector<BatchItem>(std::span<const PreparedImage* const>)>;
+  // Pipeline::score: one outcome per image, named as `names` say.
+  using Score = std::function<std::vector<Outcome>(std::span<const std::string> names,
+                                                   std::span<const PreparedImage* const>)>;
   // `on_pass`: called after each pass with its image count and rows (for metrics).
   Batcher(Score score, BatcherOptions options,
           std::function<void(size_t images, int64_t rows)> on_pass);
   ~Batcher();  // scores what is queued, then stops
 
-  // Queues the image; the future gives its item once its pass has run. `image` must stay
-  // alive until then.
-  std::future<BatchItem> submit(const PreparedImage& image);
+  // Queues the image; the future gives its outcome once its pass has run. `image` must stay
+  // alive until then; `name` is what messages call it.
+  std::future<Outcome> submit(const std::string& name, const PreparedImage& image);
   size_t queued() const;
   // From now on a pass starts as soon as the model is free, without waiting for company
   // (the server is stopping: what is queued is all there will be).
@@ -43,9 +46,10 @@ class Batcher {
 
  private:
   struct Request {
+    std::string name;
     const PreparedImage* image;
     int64_t rows;
-    std::promise<BatchItem> result;
+    std::promise<Outcome> result;
     std::chrono::steady_clock::time_point arrived;
   };
   void run();

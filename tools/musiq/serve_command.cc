@@ -114,9 +114,9 @@ int run_serve(ServeOptions o) {
     end_watcher();
     throw;
   }
-  const ModelInfo& model = service.scorer().model();
+  const ModelInfo& model = service.pipeline().model();
   std::cerr << "musiq: ready: " << service.label() << " (" << model.weights_path << ") on "
-            << service.scorer().device().name
+            << service.pipeline().device().name
             << (model.random_weights ? "; random test weights: scores are not meaningful" : "")
             << std::endl;
   listener.join();  // returns once stop() ran and every connection is closed

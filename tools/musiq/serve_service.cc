@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <future>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <semaphore>
 
@@ -104,23 +105,23 @@ struct ScoringService::Impl {
 
   // Loads the model; requests before this is done get 503.
   void load() {
-    ScorerParams params;
-    params.weights_path = weights_->path;
-    params.weights = std::move(weights_);
-    // Looked up by name: the file must hold that model.
-    if (o_.weights.empty()) params.model_name = o_.model;
+    PipelineParams params;
+    params.models = {o_.model};
+    params.weights = o_.weights;
+    params.weights_read = std::move(weights_);
     params.device = parse_device_kind(o_.device);
     params.decode = decode_;
     params.batch_rows = o_.batch_rows;
-    scorer_ = Scorer::open(params);
-    label_ = o_.weights.empty() ? o_.model : scorer_->model().variant;
+    params.threads = o_.threads;
+    params.on_note = [](const std::string& note) { std::cerr << "musiq: " << note << std::endl; };
+    pipeline_ = Pipeline::open(params);
     BatcherOptions batching;
     batching.max_wait = std::chrono::milliseconds(o_.max_wait_ms);
     batching.max_rows = o_.batch_rows;
     batching.max_images = static_cast<size_t>(o_.max_batch);
     batcher_ = std::make_unique<Batcher>(
-        [this](std::span<const PreparedImage* const> images) {
-          return scorer_->score_batch(images);
+        [this](std::span<const std::string> names, std::span<const PreparedImage* const> images) {
+          return pipeline_->score(names, images);
         },
         batching, [this](size_t images, int64_t rows) { metrics_.pass(images, rows); });
     loaded_ = true;
@@ -133,8 +134,8 @@ struct ScoringService::Impl {
   }
   // Scores what is queued; call after the connections are closed.
   void finish() { batcher_.reset(); }
-  const Scorer& scorer() const { return *scorer_; }
-  const std::string& label() const { return label_; }
+  const Pipeline& pipeline() const { return *pipeline_; }
+  const std::string& label() const { return pipeline_->label(); }
 
   void install(httplib::Server& server) {
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -155,12 +156,12 @@ struct ScoringService::Impl {
     server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
       json models = json::array();
       if (loaded_)
-        models.push_back({{"name", label_},
-                          {"variant", scorer_->model().variant},
-                          {"device", scorer_->device().name},
+        models.push_back({{"name", pipeline_->label()},
+                          {"variant", pipeline_->model().variant},
+                          {"device", pipeline_->device().name},
                           {"precision", "fp32"},
-                          {"random_weights", scorer_->model().random_weights},
-                          {"weights", scorer_->model().weights_path}});
+                          {"random_weights", pipeline_->model().random_weights},
+                          {"weights", pipeline_->model().weights_path}});
       reply(res, 200, {{"models", models}});
       metrics_.request("/v1/models", res.status, 0);
     });
@@ -263,8 +264,7 @@ struct ScoringService::Impl {
         std::counting_semaphore<>& slots;
         ~Release() { slots.release(); }
       } release{decode_slots_};
-      image = prepare_encoded_image(bytes, name, scorer_->model().config, decode_,
-                                    scorer_->device().kind);
+      image = pipeline_->prepare(ImageSource::encoded_bytes(name, bytes.data(), bytes.size()));
     } catch (...) {
       const ErrorReport report = describe_exception(std::current_exception(), name, "decoding");
       const DecodeFailure failure = decode_failure(report.kind);
@@ -272,27 +272,26 @@ struct ScoringService::Impl {
       status = failure.status;
       return {{"error", report.message}};
     }
-    const BatchItem item = batcher_->submit(*image).get();
-    if (!item.ok() || !std::isfinite(item.result.score)) {
+    const Outcome outcome = batcher_->submit(name, *image).get();
+    if (!outcome.ok()) {
       metrics_.error("scoring_failed");
       status = 500;
-      return {{"error", name + ": scoring failed on " + scorer_->device().name + ": " +
-                            (item.ok() ? "non-finite score" : item.error)}};
+      return {{"error", outcome.error}};
     }
-    const ScoreResult& r = item.result;
+    const ScoreResult& r = outcome.result;
     metrics_.image(r.tokens);
     status = 200;
     json record = {{"score", r.score},
                    {"width", r.width},
                    {"height", r.height},
                    {"tokens", r.tokens},
-                   {"model", label_},
-                   {"device", scorer_->device().name},
+                   {"model", pipeline_->label()},
+                   {"device", outcome.device},
                    {"precision", "fp32"},
                    {"batch_images", r.batch_images},
                    {"ms", std::round(std::chrono::duration<double, std::milli>(
                                          Clock::now() - start).count() * 10) / 10}};
-    if (scorer_->model().random_weights)
+    if (pipeline_->model().random_weights)
       record["note"] = "random demo weights (musiq-make-test-model): this score is not meaningful";
     if (!r.warning.empty()) record["warning"] = r.warning;
     return record;
@@ -344,12 +343,11 @@ struct ScoringService::Impl {
   DecodeOptions decode_;
   std::counting_semaphore<> decode_slots_;
   std::shared_ptr<const WeightsFile> weights_;  // from read_weights() until load()
-  std::unique_ptr<Scorer> scorer_;
-  std::string label_;
+  std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<Batcher> batcher_;
   ServeMetrics metrics_;
   std::atomic<State> state_{State::kLoading};
-  std::atomic<bool> loaded_{false};  // scorer_ and batcher_ are set (until finish())
+  std::atomic<bool> loaded_{false};  // pipeline_ and batcher_ are set (until finish())
 };
 
 ScoringService::ScoringService(const ServeOptions& o) : impl_(std::make_unique<Impl>(o)) {}
@@ -358,7 +356,7 @@ void ScoringService::read_weights() { impl_->read_weights(); }
 void ScoringService::load() { impl_->load(); }
 void ScoringService::stopping() { impl_->stopping(); }
 void ScoringService::finish() { impl_->finish(); }
-const Scorer& ScoringService::scorer() const { return impl_->scorer(); }
+const Pipeline& ScoringService::pipeline() const { return impl_->pipeline(); }
 const std::string& ScoringService::label() const { return impl_->label(); }
 void ScoringService::install(httplib::Server& server) { impl_->install(server); }
 

@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include "engine/musiq.h"
+#include "engine/pipeline.h"
 
 namespace musiq::cli {
 
@@ -44,7 +45,7 @@ class ScoringService {
   void stopping();
   // Scores what is queued; call after the connections are closed.
   void finish();
-  const Scorer& scorer() const;
+  const Pipeline& pipeline() const;
   const std::string& label() const;
   void install(httplib::Server& server);
 

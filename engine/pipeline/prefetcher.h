@@ -9,15 +9,16 @@
 #include <thread>
 #include <vector>
 
+#include "base/error.h"
 #include "engine/musiq.h"
 
-namespace musiq::cli {
+namespace musiq {
 
 class Prefetcher {
  public:
   struct Item {
     PreparedImagePtr image;  // null when the image failed
-    std::string error;
+    ErrorReport error;       // why, when it failed
   };
 
   // Prepares image `index` (prepare_image_file or prepare_encoded_image); throws on failure.
@@ -26,6 +27,7 @@ class Prefetcher {
 
   // `names`: what messages call each image. Workers run at most `lookahead` images ahead of
   // the consumer, and start no new image while the ready ones hold `max_bytes` or more.
+  // When not every worker can be started, fewer do the work (none: std::system_error).
   Prefetcher(std::vector<std::string> names, Load load, int threads, size_t lookahead,
              size_t max_bytes);
   ~Prefetcher();  // stops the workers
@@ -48,4 +50,4 @@ class Prefetcher {
   std::vector<std::thread> workers_;
 };
 
-}  // namespace musiq::cli
+}  // namespace musiq

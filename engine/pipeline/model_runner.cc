@@ -1,10 +1,6 @@
-#include "tools/musiq/model_runner.h"
+#include "engine/pipeline/model_runner.h"
 
-#include <iostream>
-
-#include "engine/musiq.h"
-
-namespace musiq::cli {
+namespace musiq {
 namespace {
 
 class ScorerBackend : public ScoringBackend {
@@ -31,61 +27,60 @@ Image tiny_image() {
 
 }  // namespace
 
+Failure failure_of(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kError: return Failure::kImage;
+    case ErrorKind::kOutOfMemory: return Failure::kOutOfMemory;
+    case ErrorKind::kInternal: break;
+  }
+  return Failure::kInternal;
+}
+
 std::unique_ptr<ScoringBackend> backend_for(std::unique_ptr<Scorer> scorer) {
   return std::make_unique<ScorerBackend>(std::move(scorer));
 }
 
-ModelRunner::ModelRunner(std::string label, std::unique_ptr<ScoringBackend> backend,
-                         DeviceKind requested, OpenOnCpu open_on_cpu)
-    : label_(std::move(label)),
-      backend_(std::move(backend)),
+ModelRunner::ModelRunner(std::unique_ptr<ScoringBackend> backend, DeviceKind requested,
+                         OpenOnCpu open_on_cpu, Note note)
+    : backend_(std::move(backend)),
       requested_(requested),
-      open_on_cpu_(std::move(open_on_cpu)) {}
+      open_on_cpu_(std::move(open_on_cpu)),
+      note_(std::move(note)) {}
 
-std::vector<Record> ModelRunner::score(std::span<const std::string> paths,
-                                       std::span<const PreparedImage* const> images) {
+std::vector<Outcome> ModelRunner::score(std::span<const std::string> names,
+                                        std::span<const PreparedImage* const> images) {
   const std::string device = backend_->device().name;  // before recover() may change it
   std::vector<BatchItem> items;
-  BatchItem failed;  // every image's, when the whole call fails
+  Failure whole = Failure::kNone;  // the call's own failure, every image's
   try {
     items = backend_->score_batch(images);
   } catch (...) {
-    failed.error = describe_exception(std::current_exception()).message;
+    const ErrorReport report = describe_exception(std::current_exception());
+    whole = failure_of(report.kind);
+    items.assign(images.size(), {});
+    for (BatchItem& item : items) item.error = report.message;
   }
-  if (!failed.ok()) items.assign(images.size(), failed);
-  std::vector<Record> records(images.size());
+  std::vector<Outcome> outcomes(images.size());
   std::string failure;  // the first, for recover()
   for (size_t i = 0; i < images.size(); ++i) {
-    Record& r = records[i];
-    r.path = paths[i];
-    r.model = label_;
+    Outcome& o = outcomes[i];
     const BatchItem& item = items[i];
     if (item.non_finite) {
-      r.error = r.path + ": " + item.error;  // the weights' fault, not the device's
+      o.failure = Failure::kImage;
+      o.error = names[i] + ": " + item.error;  // the weights' fault, not the device's
       continue;
     }
     if (!item.ok()) {
-      r.error = r.path + ": scoring failed on " + device + ": " + item.error;
+      o.failure = whole != Failure::kNone ? whole : Failure::kImage;
+      o.error = names[i] + ": scoring failed on " + device + ": " + item.error;
       if (failure.empty()) failure = item.error;
       continue;
     }
-    const ScoreResult& s = item.result;
-    r.score = s.score;
-    r.device = device;
-    r.width = s.width;
-    r.height = s.height;
-    r.tokens = s.tokens;
-    r.ms = s.total_ms();
-    r.random_weights = backend_->model().random_weights;
-    r.warning = s.warning;
+    o.result = item.result;
+    o.device = device;
   }
   if (!failure.empty()) recover(failure);
-  return records;
-}
-
-Record ModelRunner::score(const std::string& path, const PreparedImage& image) {
-  const PreparedImage* one[] = {&image};
-  return std::move(score({&path, 1}, one)[0]);
+  return outcomes;
 }
 
 void ModelRunner::recover(const std::string& failure) {
@@ -95,11 +90,12 @@ void ModelRunner::recover(const std::string& failure) {
   } catch (const std::exception&) {
   }
   const std::string device = backend_->device().name;
+  const std::string problem = "device " + device + " can no longer score (" + failure + ")";
   if (requested_ != DeviceKind::kAuto || backend_->device().kind == DeviceKind::kCpu)
-    throw Error("device " + device + " can no longer score (" + failure + ")");
-  std::cerr << "musiq: device " << device << " can no longer score (" << failure
-            << "); scoring the rest on the CPU\n";
+    throw Error(problem);
+  if (note_) note_(problem + "; scoring the rest on the CPU");
   backend_ = open_on_cpu_();
+  fallback_reason_ = problem;
 }
 
-}  // namespace musiq::cli
+}  // namespace musiq

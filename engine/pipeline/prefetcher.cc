@@ -1,8 +1,8 @@
-#include "tools/musiq/prefetcher.h"
+#include "engine/pipeline/prefetcher.h"
 
-#include "engine/musiq.h"
+#include <system_error>
 
-namespace musiq::cli {
+namespace musiq {
 
 Prefetcher::Prefetcher(std::vector<std::string> names, Load load, int threads, size_t lookahead,
                        size_t max_bytes)
@@ -10,7 +10,14 @@ Prefetcher::Prefetcher(std::vector<std::string> names, Load load, int threads, s
       load_(std::move(load)),
       lookahead_(std::max<size_t>(lookahead, 1)),
       max_bytes_(max_bytes) {
-  for (int t = 0; t < std::max(threads, 1); ++t) workers_.emplace_back([this] { work(); });
+  for (int t = 0; t < std::max(threads, 1); ++t) {
+    try {
+      workers_.emplace_back([this] { work(); });
+    } catch (const std::system_error&) {
+      if (workers_.empty()) throw;
+      break;
+    }
+  }
 }
 
 Prefetcher::~Prefetcher() {
@@ -40,8 +47,7 @@ void Prefetcher::work() {
     try {
       item.image = load_(index);
     } catch (...) {  // whatever it is, only this image fails
-      item.error =
-          describe_exception(std::current_exception(), names_[index], "decoding").message;
+      item.error = describe_exception(std::current_exception(), names_[index], "decoding");
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -64,4 +70,4 @@ Prefetcher::Item Prefetcher::take(size_t index) {
   return item;
 }
 
-}  // namespace musiq::cli
+}  // namespace musiq
