@@ -39,9 +39,26 @@ struct Pipeline::Impl {
   std::vector<ModelInfo> infos;  // as opened: a fallback to the CPU keeps the model
   std::mutex model_mutex;        // one model call at a time: each uses every core, or the GPU
   std::vector<ModelRunner> runners;  // guarded by model_mutex
+  // The first model's device and why it left the GPU, if it did: readable while a model
+  // call runs (a server's status page must not wait for a pass).
+  mutable std::mutex device_mutex;
+  DeviceChoice device;
+  std::string device_note;
   // Where new images are prepared: the device scoring now.
   std::atomic<DeviceKind> prepare_device{DeviceKind::kCpu};
   size_t batch_images = 1;
+
+  // After a model call (under model_mutex): the device it left the first model on.
+  void note_device() {
+    const ModelRunner& runner = runners.front();
+    const std::lock_guard<std::mutex> lock(device_mutex);
+    device = runner.backend().device();
+    if (!runner.fallback_reason().empty())
+      device_note = runner.fallback_reason();
+    else if (device.gpu_present && device.kind == DeviceKind::kCpu)
+      device_note = device.fallback_reason;
+    prepare_device = device.kind;
+  }
 
   // The strict refusal of a prepared image, or nullopt.
   std::optional<Outcome> refusal(const std::string& name, const PreparedImage& image) const {
@@ -87,13 +104,13 @@ std::unique_ptr<Pipeline> Pipeline::open(const PipelineParams& params) {
     impl->runners.emplace_back(backend_for(std::move(opened)), params.device, open_on_cpu,
                                params.on_note);
   }
-  const DeviceChoice& device = impl->runners.front().backend().device();
-  impl->prepare_device = device.kind;
+  impl->note_device();
+  const DeviceChoice& device = impl->device;
   impl->batch_images = size_t(params.batch_images > 0 ? params.batch_images
                                                       : default_batch_images(device.kind));
   // Worth a note only when a GPU is there and still not used.
-  if (device.gpu_present && device.kind == DeviceKind::kCpu && params.on_note)
-    params.on_note("using the CPU: " + device.fallback_reason);
+  if (!impl->device_note.empty() && params.on_note)
+    params.on_note("using the CPU: " + impl->device_note);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
 }
 
@@ -102,16 +119,13 @@ const ModelInfo& Pipeline::model(size_t index) const { return impl_->infos.at(in
 const std::string& Pipeline::label(size_t index) const { return impl_->labels.at(index); }
 
 DeviceChoice Pipeline::device() const {
-  const std::lock_guard<std::mutex> lock(impl_->model_mutex);
-  return impl_->runners.front().backend().device();
+  const std::lock_guard<std::mutex> lock(impl_->device_mutex);
+  return impl_->device;
 }
 
 std::string Pipeline::device_note() const {
-  const std::lock_guard<std::mutex> lock(impl_->model_mutex);
-  const ModelRunner& runner = impl_->runners.front();
-  if (!runner.fallback_reason().empty()) return runner.fallback_reason();
-  const DeviceChoice& device = runner.backend().device();
-  return device.gpu_present && device.kind == DeviceKind::kCpu ? device.fallback_reason : "";
+  const std::lock_guard<std::mutex> lock(impl_->device_mutex);
+  return impl_->device_note;
 }
 
 PreparedImagePtr Pipeline::prepare(const ImageSource& source) const {
@@ -152,7 +166,7 @@ std::vector<Outcome> Pipeline::score(std::span<const std::string> names,
   ModelRunner& runner = m.runners.at(index);
   std::vector<Outcome> scored = runner.score(accepted_names, accepted);
   for (size_t k = 0; k < scored.size(); ++k) outcomes[outcome_of[k]] = std::move(scored[k]);
-  m.prepare_device = m.runners.front().backend().device().kind;
+  m.note_device();
   return outcomes;
 }
 
