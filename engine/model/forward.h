@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "base/conv2d_shape.h"
 #include "cpu/ops.h"  // cpu::Epilogue, cpu::Queries
 #include "engine/model/model_weights.h"
 #include "engine/model/packed_batch.h"
@@ -32,27 +33,34 @@ void stem_tile(Ops& ops, const WeightPointers& w, const StemScratch& s, const fl
   const int n = static_cast<int>(count);
   constexpr int kRoot = kStemRootOut, kPool = kStemPoolOut, hw = kPool * kPool;
   // Root: 7x7/2 SAME conv (pad 2 before, 3 after), GroupNorm + ReLU, 3x3/2 max-pool.
-  ops.conv2d(patches, n, kStemPatch, kStemPatch, 3, w.conv_root, 7, 7, kStemWidth, 2, 2, 2,
-             kRoot, kRoot, s.columns, s.root);
+  const Conv2dShape root{.batch = n, .height = kStemPatch, .width = kStemPatch,
+                         .in_channels = 3, .kernel = 7, .stride = 2, .pad_top = 2,
+                         .pad_left = 2, .out_channels = kStemWidth, .out_height = kRoot,
+                         .out_width = kRoot};
+  ops.conv2d(patches, root, w.conv_root, s.columns, s.root);
   ops.group_norm(s.root, n, kRoot * kRoot, kStemWidth, kStemGroups, w.gn_root.scale,
                  w.gn_root.bias, kRootGroupNormEps, true);
   ops.max_pool_3x3_s2(s.root, n, kRoot, kRoot, kStemWidth, kPool, kPool, s.pooled);
 
-  // block1/unit1: bottleneck with projection.
-  ops.conv2d(s.pooled, n, kPool, kPool, kStemWidth, w.conv_proj, 1, 1, kStemOutWidth, 1, 0, 0,
-             kPool, kPool, nullptr, s.proj);
+  // block1/unit1: bottleneck with projection, on the pooled maps: 1x1 convolutions to the
+  // stem's width (conv1) or the unit's (projection, conv3), and conv2's 3x3 SAME one.
+  const Conv2dShape narrow{.batch = n, .height = kPool, .width = kPool,
+                           .in_channels = kStemWidth, .out_channels = kStemWidth,
+                           .out_height = kPool, .out_width = kPool};
+  Conv2dShape wide = narrow, conv2 = narrow;
+  wide.out_channels = kStemOutWidth;
+  conv2.kernel = 3;
+  conv2.pad_top = conv2.pad_left = 1;
+  ops.conv2d(s.pooled, wide, w.conv_proj, nullptr, s.proj);
   ops.group_norm(s.proj, n, hw, kStemOutWidth, kStemGroups, w.gn_proj.scale, w.gn_proj.bias,
                  kUnitGroupNormEps, false);
-  ops.conv2d(s.pooled, n, kPool, kPool, kStemWidth, w.conv1, 1, 1, kStemWidth, 1, 0, 0, kPool,
-             kPool, nullptr, s.mid);
+  ops.conv2d(s.pooled, narrow, w.conv1, nullptr, s.mid);
   ops.group_norm(s.mid, n, hw, kStemWidth, kStemGroups, w.gn1.scale, w.gn1.bias,
                  kUnitGroupNormEps, true);
-  ops.conv2d(s.mid, n, kPool, kPool, kStemWidth, w.conv2, 3, 3, kStemWidth, 1, 1, 1, kPool,
-             kPool, s.columns, s.mid2);
+  ops.conv2d(s.mid, conv2, w.conv2, s.columns, s.mid2);
   ops.group_norm(s.mid2, n, hw, kStemWidth, kStemGroups, w.gn2.scale, w.gn2.bias,
                  kUnitGroupNormEps, true);
-  ops.conv2d(s.mid2, n, kPool, kPool, kStemWidth, w.conv3, 1, 1, kStemOutWidth, 1, 0, 0,
-             kPool, kPool, nullptr, unit);
+  ops.conv2d(s.mid2, wide, w.conv3, nullptr, unit);
   ops.group_norm(unit, n, hw, kStemOutWidth, kStemGroups, w.gn3.scale, w.gn3.bias,
                  kUnitGroupNormEps, false);
   ops.add_relu(unit, s.proj, int64_t{n} * kStemUnitPerToken);
