@@ -1,16 +1,9 @@
 // The MUSIQ forward pass (spec sections 3 and 4), written once for every device over a
-// packed batch of images (engine/model/packed_batch.h). `Ops` is the device: CpuOps
-// (engine/model/cpu_model.cc) or CudaOps (engine/model/gpu_model.cc). It provides the ops of cpu/ops.h
-// under the same names and arguments (the GPU's carry their stream and cuBLAS handle), plus:
-//   copy(dst, src, count)                      floats, on the device
-//   attention(qkv, batch, heads, head_dim, queries, out)   over the batch's segments
-//   head_scores(logits, images, classes, scores)
-//   range(name)                                a scope marking a stage (NVTX on the GPU)
-//   kStemChunk                                 tokens through the stem at once
-//   stem_tiles(ws, count, f)                   f(first, n, scratch) over tiles of the chunk's
-//                                              tokens, each with a StemScratch for n tokens
+// packed batch of images (engine/model/packed_batch.h). The device is a ForwardOps type:
+// CpuOps (engine/model/cpu_model.cc) or CudaOps (engine/model/gpu_model.cc).
 #pragma once
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 
 #include "base/conv2d_shape.h"
@@ -22,12 +15,40 @@
 #include "weights/config.h"
 
 namespace musiq {
+
+// What a device provides to the forward pass: the model's ops of cpu/ops.h under the same
+// names and arguments (the GPU's also carry their stream and cuBLAS handle), and the steps
+// each device takes its own way.
+template <typename Ops>
+concept ForwardOps = requires(Ops& ops, float* out, const float* in, const float* weights,
+                              int64_t rows, int size, float eps, bool relu,
+                              const Conv2dShape& conv, cpu::Epilogue epilogue,
+                              const int32_t* index, cpu::Queries queries,
+                              const PackedBatch& batch, const Workspace& ws,
+                              void (*tile)(int64_t first, int64_t n, const StemScratch&)) {
+  // Tokens through the stem at once: a constant, as the stem sizes an array by it.
+  requires std::same_as<decltype(Ops::kStemChunk), const int64_t>;
+  ops.copy(out, in, rows);  // floats, on the device
+  ops.conv2d(in, conv, weights, out, out);
+  ops.group_norm(out, size, size, size, size, weights, weights, eps, relu);
+  ops.max_pool_3x3_s2(in, size, size, size, size, size, size, out);
+  ops.add_relu(out, in, rows);
+  ops.linear(in, rows, size, weights, size, weights, epilogue, out);
+  ops.layer_norm(in, rows, size, weights, weights, eps, out);
+  ops.add_embeddings(out, rows, size, index, index, weights, weights);
+  ops.attention(in, batch, size, size, queries, out);  // each image's rows apart
+  ops.head_scores(in, size, size, out);                // logits, images, classes, scores
+  ops.range("stage");  // a scope marking a stage (NVTX on the GPU)
+  // tile(first, n, scratch) over tiles of `rows` tokens, each with a StemScratch for n.
+  ops.stem_tiles(ws, rows, tile);
+};
+
 namespace forward_detail {
 
 // The patch stem (root and block1/unit1) for `count` tokens' patches into unit
 // [count, 8*8*256], with `scratch` holding as many tokens. Each token's maps are its own
 // (GroupNorm is per token), so tiles of tokens may run at once.
-template <typename Ops>
+template <ForwardOps Ops>
 void stem_tile(Ops& ops, const WeightPointers& w, const StemScratch& s, const float* patches,
                int64_t count, float* unit) {
   const int n = static_cast<int>(count);
@@ -68,7 +89,7 @@ void stem_tile(Ops& ops, const WeightPointers& w, const StemScratch& s, const fl
 
 // Patch stem + embedding Dense for `count` patches into ws.embedded [count, hidden]: the
 // stem in tiles of tokens as the device runs them (Ops::stem_tiles), then one GEMM.
-template <typename Ops>
+template <ForwardOps Ops>
 void embed(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
            const float* patches, int64_t count) {
   const int64_t pv = c.patch_values();
@@ -82,7 +103,7 @@ void embed(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Worksp
 
 // The stem over every image's tokens, in chunks of Ops::kStemChunk that may span images
 // (so small images share their GEMMs), each chunk's embeddings copied to their rows of x.
-template <typename Ops>
+template <ForwardOps Ops>
 void stem(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
           const PackedBatch& batch) {
   const int h = c.hidden_size;
@@ -134,7 +155,7 @@ void stem(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspa
 
 // One pre-norm encoder block over every row; the last block (`cls_only`) computes only
 // the CLS query of each image, and its rows go on in ws.cls_x [images, hidden].
-template <typename Ops>
+template <ForwardOps Ops>
 void encoder_block(Ops& ops, const ModelConfig& c, const EncoderBlockParams<const float*>& b,
                    const Workspace& ws, const PackedBatch& batch, bool cls_only) {
   const int h = c.hidden_size;
@@ -163,7 +184,7 @@ void encoder_block(Ops& ops, const ModelConfig& c, const EncoderBlockParams<cons
 
 // Scores of every image of `batch` into ws.scores [images], on the device of `ops`; the
 // batch's inputs and batch.device_starts are on that device already.
-template <typename Ops>
+template <ForwardOps Ops>
 void forward(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
              const PackedBatch& batch) {
   namespace fd = forward_detail;

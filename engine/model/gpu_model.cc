@@ -115,13 +115,33 @@ struct CudaOps {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice,
                                stream));
   }
-  template <typename... A> void conv2d(A... a) { cuda::conv2d(a..., blas, stream); }
-  template <typename... A> void group_norm(A... a) { cuda::group_norm(a..., stream); }
-  template <typename... A> void max_pool_3x3_s2(A... a) { cuda::max_pool_3x3_s2(a..., stream); }
-  template <typename... A> void add_relu(A... a) { cuda::add_relu(a..., stream); }
-  template <typename... A> void linear(A... a) { cuda::linear(a..., blas, stream); }
-  template <typename... A> void layer_norm(A... a) { cuda::layer_norm(a..., stream); }
-  template <typename... A> void add_embeddings(A... a) { cuda::add_embeddings(a..., stream); }
+  void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
+              float* out) {
+    cuda::conv2d(in, shape, kernel, columns, out, blas, stream);
+  }
+  void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
+                  const float* bias, float eps, bool relu) {
+    cuda::group_norm(x, n, hw, c, groups, scale, bias, eps, relu, stream);
+  }
+  void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int out_w,
+                       float* out) {
+    cuda::max_pool_3x3_s2(in, n, h, w, c, out_h, out_w, out, stream);
+  }
+  void add_relu(float* x, const float* residual, int64_t count) {
+    cuda::add_relu(x, residual, count, stream);
+  }
+  void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
+              cpu::Epilogue epilogue, float* out) {
+    cuda::linear(a, m, k, b, n, bias, epilogue, out, blas, stream);
+  }
+  void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
+                  float eps, float* out) {
+    cuda::layer_norm(x, rows, dim, scale, bias, eps, out, stream);
+  }
+  void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
+                      const int32_t* scale_id, const float* pos_table, const float* scale_table) {
+    cuda::add_embeddings(x, rows, dim, spatial, scale_id, pos_table, scale_table, stream);
+  }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
                  cpu::Queries queries, float* out) {
     cuda::attention(qkv, batch.device_starts, batch.batch(), batch.longest(), heads, head_dim,
