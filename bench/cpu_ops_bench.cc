@@ -97,9 +97,8 @@ struct MakeCpuOp {
                             k, c.cout),
             cols = std::vector<float>(c.k == 1 ? 0 : columns),
             out = std::vector<float>(int64_t{c.n} * c.out_hw * c.out_hw * c.cout)]() mutable {
-      cpu::conv2d_packed(in.data(), c.n, c.in_hw, c.in_hw, c.cin, kernel.data(), c.k, c.k,
-                         c.cout, c.stride, c.pad, c.pad, c.out_hw, c.out_hw,
-                         c.k == 1 ? nullptr : cols.data(), out.data());
+      cpu::conv2d_packed(in.data(), c.shape(), kernel.data(), c.k == 1 ? nullptr : cols.data(),
+                         out.data());
     };
   }
   Op operator()(const GroupNormCall& c) const {

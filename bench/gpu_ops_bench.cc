@@ -243,8 +243,7 @@ struct MakeGpuOp {
     auto cols = scratch<float>(c.k == 1 ? 0 : int64_t{c.n} * c.out_hw * c.out_hw * c.k * c.k * c.cin);
     auto out = scratch<float>(int64_t{c.n} * c.out_hw * c.out_hw * c.cout);
     return [=](GpuBench& g) {
-      cuda::conv2d(in->get(), c.n, c.in_hw, c.in_hw, c.cin, kernel->get(), c.k, c.k, c.cout,
-                   c.stride, c.pad, c.pad, c.out_hw, c.out_hw, cols->get(), out->get(), g.blas,
+      cuda::conv2d(in->get(), c.shape(), kernel->get(), cols->get(), out->get(), g.blas,
                    g.stream);
     };
   }

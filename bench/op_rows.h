@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "base/conv2d_shape.h"
 #include "cpu/ops.h"
 #include "engine/preprocess/preprocess.h"
 
@@ -31,7 +32,14 @@ inline constexpr int kStemChunk = 64;  // tokens of the stem rows
 struct NormalizeCall { int64_t count; };
 struct ResizeCall { int in_h, in_w, out_h, out_w; };
 struct PatchesCall { int height, width; ScaleGeometry geometry; };
-struct ConvCall { int n, in_hw, cin, k, cout, stride, pad, out_hw; };
+struct ConvCall {
+  int n, in_hw, cin, k, cout, stride, pad, out_hw;
+  Conv2dShape shape() const {
+    return {.batch = n, .height = in_hw, .width = in_hw, .in_channels = cin, .kernel = k,
+            .stride = stride, .pad_top = pad, .pad_left = pad, .out_channels = cout,
+            .out_height = out_hw, .out_width = out_hw};
+  }
+};
 struct GroupNormCall { int n, hw, c; float eps; bool relu; };
 struct MaxPoolCall { int n, in_hw, c, out_hw; };
 struct AddReluCall { int64_t count; };

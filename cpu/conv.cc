@@ -6,11 +6,11 @@
 
 namespace musiq::cpu {
 
-void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
-            int cout, int stride, int pad_top, int pad_left, int out_h, int out_w, float* columns,
+void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
             float* out) {
-  conv2d_packed(in, n, h, w, cin, packed_for_call(kernel, kh * kw * cin, cout), kh, kw, cout,
-                stride, pad_top, pad_left, out_h, out_w, columns, out);
+  conv2d_packed(in, shape,
+                packed_for_call(kernel, static_cast<int>(shape.window()), shape.out_channels),
+                columns, out);
 }
 
 namespace {
@@ -43,19 +43,21 @@ void pad_input(const float* in, int n, int h, int w, int cin, int pad_top, int p
 // implicit im2col). It replaced an im2col matrix written in L2-sized blocks: at 4 tokens a
 // tile, conv_root's columns were 600 KB against the padded input's 66 KB, and writing them
 // took a fifth of conv_root's time.
-void conv2d_packed(const float* in, int n, int h, int w, int cin, const float* packed_kernel,
-                   int kh, int kw, int cout, int stride, int pad_top, int pad_left, int out_h,
-                   int out_w, float* columns, float* out) {
-  const int64_t positions = int64_t{n} * out_h * out_w;
-  if (kh == 1 && kw == 1 && stride == 1 && pad_top == 0 && pad_left == 0) {
-    linear_packed(in, positions, cin, packed_kernel, cout, nullptr, Epilogue::kBias, out);
+void conv2d_packed(const float* in, const Conv2dShape& s, const float* packed_kernel,
+                   float* columns, float* out) {
+  if (s.pointwise()) {
+    linear_packed(in, s.positions(), s.in_channels, packed_kernel, s.out_channels, nullptr,
+                  Epilogue::kBias, out);
     return;
   }
-  check_conv2d_windows(kh, kw, stride, columns);  // the padded input goes into `columns`
-  const int hp = (out_h - 1) * stride + kh, wp = (out_w - 1) * stride + kw;
-  pad_input(in, n, h, w, cin, pad_top, pad_left, hp, wp, columns);
-  gemm(ConvWindows{columns, hp, wp, cin, kh, kw, stride, out_h, out_w}, positions, packed_kernel,
-       cout, out);
+  check_conv2d_windows(s, columns);  // the padded input goes into `columns`
+  const int hp = (s.out_height - 1) * s.stride + s.kernel;
+  const int wp = (s.out_width - 1) * s.stride + s.kernel;
+  pad_input(in, s.batch, s.height, s.width, s.in_channels, s.pad_top, s.pad_left, hp, wp,
+            columns);
+  gemm(ConvWindows{columns, hp, wp, s.in_channels, s.kernel, s.kernel, s.stride, s.out_height,
+                   s.out_width},
+       s.positions(), packed_kernel, s.out_channels, out);
 }
 
 }  // namespace musiq::cpu

@@ -6,10 +6,10 @@
 
 namespace musiq::cpu {
 
-void check_conv2d_windows(int kh, int kw, int stride, const float* columns) {
-  const std::string kernel = std::to_string(kh) + "x" + std::to_string(kw);
-  if (stride > kh || stride > kw)
-    throw Error("conv2d: a stride of " + std::to_string(stride) + " is larger than the " +
+void check_conv2d_windows(const Conv2dShape& shape, const float* columns) {
+  const std::string kernel = std::to_string(shape.kernel) + "x" + std::to_string(shape.kernel);
+  if (shape.stride > shape.kernel)
+    throw Error("conv2d: a stride of " + std::to_string(shape.stride) + " is larger than the " +
                 kernel + " kernel");
   if (columns == nullptr) throw Error("conv2d: a " + kernel + " conv needs a columns buffer");
 }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "base/conv2d_shape.h"
 #include "base/resize_plan.h"
 
 namespace musiq::cpu {
@@ -21,18 +22,15 @@ void gaussian_resize(const float* in, int in_h, int in_w, int channels,
 void extract_patches(const float* image, int h, int w, int patch, int count_h, int count_w,
                      int pad_top, int pad_left, float* out);
 
-// NHWC convolution, HWIO kernel, no bias, explicit top/left padding (bottom/right
-// implied by the output size), stride <= kernel. `columns` is scratch of
-// n*out_h*out_w*kh*kw*cin floats (as the GPU's im2col needs; the CPU holds the padded
-// input there, which is no larger).
-void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
-            int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
-            float* columns, float* out);
-// conv2d() with the kernel, read as [kh*kw*cin, cout], packed once by pack_columns
+// Convolution of `shape` (base/conv2d_shape.h), no bias, stride <= kernel. `columns` is
+// scratch of shape.positions() * shape.window() floats (as the GPU's im2col needs; the CPU
+// holds the padded input there, which is no larger); unused for a pointwise shape.
+void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
+            float* out);
+// conv2d() with the kernel, read as [window, out_channels], packed once by pack_columns
 // (cpu/gemm.h), as the CPU model packs its stem's kernels when it loads.
-void conv2d_packed(const float* in, int n, int h, int w, int cin, const float* packed_kernel,
-                   int kh, int kw, int cout, int stride, int pad_top, int pad_left, int out_h,
-                   int out_w, float* columns, float* out);
+void conv2d_packed(const float* in, const Conv2dShape& shape, const float* packed_kernel,
+                   float* columns, float* out);
 
 // In place: GroupNorm over (H*W, channels of a group) per image, then per-channel
 // scale/bias, then ReLU if `relu`. x [n, hw, c].

@@ -45,23 +45,24 @@ __global__ void im2col_kernel(const float* __restrict__ in, int h, int w, int ci
 
 }  // namespace
 
-void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
-            int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
-            float* columns, float* out, cublasHandle_t blas, cudaStream_t stream) {
-  const int64_t k = int64_t{kh} * kw * cin;
-  const int64_t positions = int64_t{n} * out_h * out_w;
-  if (positions <= 0 || cout <= 0) return;
-  if (kh == 1 && kw == 1 && stride == 1 && pad_top == 0 && pad_left == 0) {
-    linear(in, positions, cin, kernel, cout, nullptr, cpu::Epilogue::kBias, out, blas, stream);
+void conv2d(const float* in, const Conv2dShape& s, const float* kernel, float* columns,
+            float* out, cublasHandle_t blas, cudaStream_t stream) {
+  const int64_t k = s.window();
+  const int64_t positions = s.positions();
+  if (positions <= 0 || s.out_channels <= 0) return;
+  if (s.pointwise()) {
+    linear(in, positions, s.in_channels, kernel, s.out_channels, nullptr, cpu::Epilogue::kBias,
+           out, blas, stream);
     return;
   }
-  cpu::check_conv2d_windows(kh, kw, stride, columns);
+  cpu::check_conv2d_windows(s, columns);
   const int64_t total = positions * k;
-  im2col_kernel<<<grid_for(total), kThreads, 0, stream>>>(in, h, w, cin, kh, kw, stride, pad_top, pad_left, out_h, out_w,
-                            total, columns);
+  im2col_kernel<<<grid_for(total), kThreads, 0, stream>>>(
+      in, s.height, s.width, s.in_channels, s.kernel, s.kernel, s.stride, s.pad_top, s.pad_left,
+      s.out_height, s.out_width, total, columns);
   CUDA_CHECK_LAUNCH();
-  linear(columns, positions, static_cast<int>(k), kernel, cout, nullptr, cpu::Epilogue::kBias,
-         out, blas, stream);
+  linear(columns, positions, static_cast<int>(k), kernel, s.out_channels, nullptr,
+         cpu::Epilogue::kBias, out, blas, stream);
 }
 
 }  // namespace musiq::cuda

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/conv2d_shape.h"
 #include "cpu/ops.h"  // cpu::Epilogue and cpu::Queries, shared by both sides
 
 namespace musiq::cuda {
@@ -104,12 +105,11 @@ void check_cublas(cublasStatus_t status, const char* what);
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
             cpu::Epilogue epilogue, float* out, cublasHandle_t blas, cudaStream_t stream);
 
-// kernels/conv.cu: NHWC convolution, HWIO kernel, no bias, explicit top/left padding, via
-// im2col into `columns` (n*out_h*out_w*kh*kw*cin floats; unused and may be null for a
-// 1x1/stride-1/unpadded conv, which is one GEMM as on the CPU) and one SGEMM.
-void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, int kh, int kw,
-            int cout, int stride, int pad_top, int pad_left, int out_h, int out_w,
-            float* columns, float* out, cublasHandle_t blas, cudaStream_t stream);
+// kernels/conv.cu: convolution of `shape` (base/conv2d_shape.h), no bias, via im2col into
+// `columns` (shape.positions() * shape.window() floats; unused and may be null for a
+// pointwise shape, which is one GEMM as on the CPU) and one SGEMM.
+void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
+            float* out, cublasHandle_t blas, cudaStream_t stream);
 
 // kernels/attention.cu: multi-head self-attention without a mask over packed sequences, as
 // cpu::attention: seq_starts [sequences + 1] on the device, `longest` the most rows of any

@@ -271,45 +271,46 @@ TEST(Gemm, OddShapesMatchDoublePrecision) {
 // inside a kernel row (conv2: 576 = 2 x 288, rows of 192), and windows that stop short of
 // the input's last rows and columns.
 TEST(Conv2d, WindowsInPlaceMatchIm2colBitForBit) {
-  struct Shape {
-    int n, h, w, cin, k, cout, stride, pad, out_h, out_w;
-  };
-  for (const Shape& s :
-       {Shape{2, 32, 32, 3, 7, 64, 2, 2, 16, 16}, Shape{3, 8, 8, 64, 3, 64, 1, 1, 8, 8},
-        Shape{3, 9, 7, 5, 3, 6, 2, 1, 5, 4}, Shape{2, 10, 11, 2, 3, 17, 2, 0, 4, 4},
-        Shape{1, 5, 5, 1, 5, 3, 1, 2, 5, 5}}) {
-    const int64_t positions = int64_t{s.n} * s.out_h * s.out_w, k = int64_t{s.k} * s.k * s.cin;
-    const auto in = random_floats(size_t(s.n) * s.h * s.w * s.cin, 36, -1.0f, 1.0f);
-    const auto kernel = random_floats(size_t(k) * s.cout, 37, -1.0f, 1.0f);
+  // {batch, height, width, in_channels, kernel, stride, pad_top, pad_left, out_channels,
+  //  out_height, out_width}
+  for (const Conv2dShape& s : {Conv2dShape{2, 32, 32, 3, 7, 2, 2, 2, 64, 16, 16},
+                               Conv2dShape{3, 8, 8, 64, 3, 1, 1, 1, 64, 8, 8},
+                               Conv2dShape{3, 9, 7, 5, 3, 2, 1, 1, 6, 5, 4},
+                               Conv2dShape{2, 10, 11, 2, 3, 2, 0, 0, 17, 4, 4},
+                               Conv2dShape{1, 5, 5, 1, 5, 1, 2, 2, 3, 5, 5}}) {
+    const int64_t positions = s.positions(), k = s.window();
+    const auto in = random_floats(size_t(s.batch) * s.height * s.width * s.in_channels, 36,
+                                  -1.0f, 1.0f);
+    const auto kernel = random_floats(size_t(k) * s.out_channels, 37, -1.0f, 1.0f);
     std::vector<float> im2col(size_t(positions * k), 0.0f);
-    std::vector<double> direct(size_t(positions) * s.cout, 0.0);
+    std::vector<double> direct(size_t(positions) * s.out_channels, 0.0);
     for (int64_t p = 0; p < positions; ++p) {
-      const int64_t img = p / (s.out_h * s.out_w);
-      const int oy = int(p / s.out_w % s.out_h), ox = int(p % s.out_w);
-      for (int dy = 0; dy < s.k; ++dy)
-        for (int dx = 0; dx < s.k; ++dx)
-          for (int c = 0; c < s.cin; ++c) {
-            const int y = oy * s.stride - s.pad + dy, x = ox * s.stride - s.pad + dx;
-            if (y < 0 || y >= s.h || x < 0 || x >= s.w) continue;
-            const int64_t col = (dy * s.k + dx) * s.cin + c;
-            const float v = in[size_t(((img * s.h + y) * s.w + x) * s.cin + c)];
+      const int64_t img = p / (s.out_height * s.out_width);
+      const int oy = int(p / s.out_width % s.out_height), ox = int(p % s.out_width);
+      for (int dy = 0; dy < s.kernel; ++dy)
+        for (int dx = 0; dx < s.kernel; ++dx)
+          for (int c = 0; c < s.in_channels; ++c) {
+            const int y = oy * s.stride - s.pad_top + dy, x = ox * s.stride - s.pad_left + dx;
+            if (y < 0 || y >= s.height || x < 0 || x >= s.width) continue;
+            const int64_t col = (dy * s.kernel + dx) * s.in_channels + c;
+            const float v = in[size_t(((img * s.height + y) * s.width + x) * s.in_channels + c)];
             im2col[size_t(p * k + col)] = v;
-            for (int o = 0; o < s.cout; ++o)
-              direct[size_t(p * s.cout + o)] += double(v) * kernel[size_t(col * s.cout + o)];
+            for (int o = 0; o < s.out_channels; ++o)
+              direct[size_t(p * s.out_channels + o)] +=
+                  double(v) * kernel[size_t(col * s.out_channels + o)];
           }
     }
-    std::vector<float> packed(size_t(cpu::packed_floats(int(k), s.cout)));
-    cpu::pack_columns(kernel.data(), int(k), s.cout, s.cout, packed.data());
-    std::vector<float> want(size_t(positions) * s.cout), got(want.size()),
+    std::vector<float> packed(size_t(cpu::packed_floats(int(k), s.out_channels)));
+    cpu::pack_columns(kernel.data(), int(k), s.out_channels, s.out_channels, packed.data());
+    std::vector<float> want(size_t(positions) * s.out_channels), got(want.size()),
         columns(size_t(positions * k));
-    cpu::gemm(im2col.data(), positions, int(k), packed.data(), s.cout, nullptr, false, false,
-              want.data(), s.cout);
-    cpu::conv2d(in.data(), s.n, s.h, s.w, s.cin, kernel.data(), s.k, s.k, s.cout, s.stride, s.pad,
-                s.pad, s.out_h, s.out_w, columns.data(), got.data());
-    EXPECT_TRUE(all_close(got, want, 0, 0)) << "k " << s.k << " cin " << s.cin;
+    cpu::gemm(im2col.data(), positions, int(k), packed.data(), s.out_channels, nullptr, false,
+              false, want.data(), s.out_channels);
+    cpu::conv2d(in.data(), s, kernel.data(), columns.data(), got.data());
+    EXPECT_TRUE(all_close(got, want, 0, 0)) << "k " << s.kernel << " cin " << s.in_channels;
     EXPECT_TRUE(all_close(got, std::vector<float>(direct.begin(), direct.end()),
                           2e-6f * std::sqrt(float(k)), 1e-5f))
-        << "k " << s.k << " cin " << s.cin;
+        << "k " << s.kernel << " cin " << s.in_channels;
   }
 }
 

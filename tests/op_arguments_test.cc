@@ -48,14 +48,14 @@ TEST(OpArguments, Conv2dRefusesTheSameOnEveryDevice) {
     const std::vector<float> in(size_t(h) * h, 1.0f), kernel(size_t(c.k) * c.k, 1.0f);
     std::vector<float> columns(size_t(out_hw) * out_hw * h * h), out(size_t(out_hw) * out_hw);
     float* cols = c.columns ? columns.data() : nullptr;
-    expect_refused(c.message, [&] {
-      cpu::conv2d(in.data(), 1, h, h, 1, kernel.data(), c.k, c.k, 1, c.stride, 0, 0, out_hw,
-                  out_hw, cols, out.data());
-    });
+    const Conv2dShape shape{.batch = 1, .height = h, .width = h, .in_channels = 1,
+                            .kernel = c.k, .stride = c.stride, .out_channels = 1,
+                            .out_height = out_hw, .out_width = out_hw};
+    expect_refused(c.message,
+                   [&] { cpu::conv2d(in.data(), shape, kernel.data(), cols, out.data()); });
 #ifdef MUSIQ_WITH_CUDA
     expect_refused(c.message, [&] {
-      cuda::conv2d(in.data(), 1, h, h, 1, kernel.data(), c.k, c.k, 1, c.stride, 0, 0, out_hw,
-                   out_hw, cols, out.data(), nullptr, nullptr);
+      cuda::conv2d(in.data(), shape, kernel.data(), cols, out.data(), nullptr, nullptr);
     });
 #endif
   }

@@ -368,12 +368,9 @@ struct OpCheck {
           }
     r.run({&in, &kernel, &columns, &out}, {}, [&](const auto& f, const auto&) {
       if (r.device() == Device::kCpu)
-        return cpu::conv2d(f[0], c.n, c.in_hw, c.in_hw, c.cin, f[1], c.k, c.k, c.cout, c.stride,
-                           c.pad, c.pad, c.out_hw, c.out_hw, f[2], f[3]);
+        return cpu::conv2d(f[0], c.shape(), f[1], f[2], f[3]);
 #ifdef MUSIQ_WITH_CUDA
-      cuda::conv2d(f[0], c.n, c.in_hw, c.in_hw, c.cin, f[1], c.k, c.k, c.cout, c.stride, c.pad,
-                   c.pad, c.out_hw, c.out_hw, f[2], f[3], cuda_context().blas,
-                   cuda_context().stream);
+      cuda::conv2d(f[0], c.shape(), f[1], f[2], f[3], cuda_context().blas, cuda_context().stream);
 #endif
     });
     return close_to(out, want, tol({5e-6, 2.5e-5}));

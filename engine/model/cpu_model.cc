@@ -45,14 +45,34 @@ struct CpuOps {
   }
   void copy(float* dst, const float* src, int64_t count) { std::copy_n(src, count, dst); }
   // forward.h's convolution kernels: packed by CpuModel's constructor.
-  template <typename... A> void conv2d(A... a) { cpu::conv2d_packed(a...); }
-  template <typename... A> void group_norm(A... a) { cpu::group_norm(a...); }
-  template <typename... A> void max_pool_3x3_s2(A... a) { cpu::max_pool_3x3_s2(a...); }
-  template <typename... A> void add_relu(A... a) { cpu::add_relu(a...); }
+  void conv2d(const float* in, const Conv2dShape& shape, const float* packed_kernel,
+              float* columns, float* out) {
+    cpu::conv2d_packed(in, shape, packed_kernel, columns, out);
+  }
+  void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
+                  const float* bias, float eps, bool relu) {
+    cpu::group_norm(x, n, hw, c, groups, scale, bias, eps, relu);
+  }
+  void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int out_w,
+                       float* out) {
+    cpu::max_pool_3x3_s2(in, n, h, w, c, out_h, out_w, out);
+  }
+  void add_relu(float* x, const float* residual, int64_t count) {
+    cpu::add_relu(x, residual, count);
+  }
   // forward.h's Dense kernels: packed by CpuModel's constructor.
-  template <typename... A> void linear(A... a) { cpu::linear_packed(a...); }
-  template <typename... A> void layer_norm(A... a) { cpu::layer_norm(a...); }
-  template <typename... A> void add_embeddings(A... a) { cpu::add_embeddings(a...); }
+  void linear(const float* a, int64_t m, int k, const float* packed_b, int n, const float* bias,
+              cpu::Epilogue epilogue, float* out) {
+    cpu::linear_packed(a, m, k, packed_b, n, bias, epilogue, out);
+  }
+  void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
+                  float eps, float* out) {
+    cpu::layer_norm(x, rows, dim, scale, bias, eps, out);
+  }
+  void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
+                      const int32_t* scale_id, const float* pos_table, const float* scale_table) {
+    cpu::add_embeddings(x, rows, dim, spatial, scale_id, pos_table, scale_table);
+  }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
                  cpu::Queries queries, float* out) {
     cpu::attention(qkv, batch.starts.data(), batch.batch(), heads, head_dim, queries, out);

@@ -1,18 +1,12 @@
 // The MUSIQ forward pass (spec sections 3 and 4), written once for every device over a
-// packed batch of images (engine/model/packed_batch.h). `Ops` is the device: CpuOps
-// (engine/model/cpu_model.cc) or CudaOps (engine/model/gpu_model.cc). It provides the ops of cpu/ops.h
-// under the same names and arguments (the GPU's carry their stream and cuBLAS handle), plus:
-//   copy(dst, src, count)                      floats, on the device
-//   attention(qkv, batch, heads, head_dim, queries, out)   over the batch's segments
-//   head_scores(logits, images, classes, scores)
-//   range(name)                                a scope marking a stage (NVTX on the GPU)
-//   kStemChunk                                 tokens through the stem at once
-//   stem_tiles(ws, count, f)                   f(first, n, scratch) over tiles of the chunk's
-//                                              tokens, each with a StemScratch for n tokens
+// packed batch of images (engine/model/packed_batch.h). The device is a ForwardOps type:
+// CpuOps (engine/model/cpu_model.cc) or CudaOps (engine/model/gpu_model.cc).
 #pragma once
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 
+#include "base/conv2d_shape.h"
 #include "cpu/ops.h"  // cpu::Epilogue, cpu::Queries
 #include "engine/model/model_weights.h"
 #include "engine/model/packed_batch.h"
@@ -21,38 +15,73 @@
 #include "weights/config.h"
 
 namespace musiq {
+
+// What a device provides to the forward pass: the model's ops of cpu/ops.h under the same
+// names and arguments (the GPU's also carry their stream and cuBLAS handle), and the steps
+// each device takes its own way.
+template <typename Ops>
+concept ForwardOps = requires(Ops& ops, float* out, const float* in, const float* weights,
+                              int64_t rows, int size, float eps, bool relu,
+                              const Conv2dShape& conv, cpu::Epilogue epilogue,
+                              const int32_t* index, cpu::Queries queries,
+                              const PackedBatch& batch, const Workspace& ws,
+                              void (*tile)(int64_t first, int64_t n, const StemScratch&)) {
+  // Tokens through the stem at once: a constant, as the stem sizes an array by it.
+  requires std::same_as<decltype(Ops::kStemChunk), const int64_t>;
+  ops.copy(out, in, rows);  // floats, on the device
+  ops.conv2d(in, conv, weights, out, out);
+  ops.group_norm(out, size, size, size, size, weights, weights, eps, relu);
+  ops.max_pool_3x3_s2(in, size, size, size, size, size, size, out);
+  ops.add_relu(out, in, rows);
+  ops.linear(in, rows, size, weights, size, weights, epilogue, out);
+  ops.layer_norm(in, rows, size, weights, weights, eps, out);
+  ops.add_embeddings(out, rows, size, index, index, weights, weights);
+  ops.attention(in, batch, size, size, queries, out);  // each image's rows apart
+  ops.head_scores(in, size, size, out);                // logits, images, classes, scores
+  ops.range("stage");  // a scope marking a stage (NVTX on the GPU)
+  // tile(first, n, scratch) over tiles of `rows` tokens, each with a StemScratch for n.
+  ops.stem_tiles(ws, rows, tile);
+};
+
 namespace forward_detail {
 
 // The patch stem (root and block1/unit1) for `count` tokens' patches into unit
 // [count, 8*8*256], with `scratch` holding as many tokens. Each token's maps are its own
 // (GroupNorm is per token), so tiles of tokens may run at once.
-template <typename Ops>
+template <ForwardOps Ops>
 void stem_tile(Ops& ops, const WeightPointers& w, const StemScratch& s, const float* patches,
                int64_t count, float* unit) {
   const int n = static_cast<int>(count);
   constexpr int kRoot = kStemRootOut, kPool = kStemPoolOut, hw = kPool * kPool;
   // Root: 7x7/2 SAME conv (pad 2 before, 3 after), GroupNorm + ReLU, 3x3/2 max-pool.
-  ops.conv2d(patches, n, kStemPatch, kStemPatch, 3, w.conv_root, 7, 7, kStemWidth, 2, 2, 2,
-             kRoot, kRoot, s.columns, s.root);
+  const Conv2dShape root{.batch = n, .height = kStemPatch, .width = kStemPatch,
+                         .in_channels = 3, .kernel = 7, .stride = 2, .pad_top = 2,
+                         .pad_left = 2, .out_channels = kStemWidth, .out_height = kRoot,
+                         .out_width = kRoot};
+  ops.conv2d(patches, root, w.conv_root, s.columns, s.root);
   ops.group_norm(s.root, n, kRoot * kRoot, kStemWidth, kStemGroups, w.gn_root.scale,
                  w.gn_root.bias, kRootGroupNormEps, true);
   ops.max_pool_3x3_s2(s.root, n, kRoot, kRoot, kStemWidth, kPool, kPool, s.pooled);
 
-  // block1/unit1: bottleneck with projection.
-  ops.conv2d(s.pooled, n, kPool, kPool, kStemWidth, w.conv_proj, 1, 1, kStemOutWidth, 1, 0, 0,
-             kPool, kPool, nullptr, s.proj);
+  // block1/unit1: bottleneck with projection, on the pooled maps: 1x1 convolutions to the
+  // stem's width (conv1) or the unit's (projection, conv3), and conv2's 3x3 SAME one.
+  const Conv2dShape narrow{.batch = n, .height = kPool, .width = kPool,
+                           .in_channels = kStemWidth, .out_channels = kStemWidth,
+                           .out_height = kPool, .out_width = kPool};
+  Conv2dShape wide = narrow, conv2 = narrow;
+  wide.out_channels = kStemOutWidth;
+  conv2.kernel = 3;
+  conv2.pad_top = conv2.pad_left = 1;
+  ops.conv2d(s.pooled, wide, w.conv_proj, nullptr, s.proj);
   ops.group_norm(s.proj, n, hw, kStemOutWidth, kStemGroups, w.gn_proj.scale, w.gn_proj.bias,
                  kUnitGroupNormEps, false);
-  ops.conv2d(s.pooled, n, kPool, kPool, kStemWidth, w.conv1, 1, 1, kStemWidth, 1, 0, 0, kPool,
-             kPool, nullptr, s.mid);
+  ops.conv2d(s.pooled, narrow, w.conv1, nullptr, s.mid);
   ops.group_norm(s.mid, n, hw, kStemWidth, kStemGroups, w.gn1.scale, w.gn1.bias,
                  kUnitGroupNormEps, true);
-  ops.conv2d(s.mid, n, kPool, kPool, kStemWidth, w.conv2, 3, 3, kStemWidth, 1, 1, 1, kPool,
-             kPool, s.columns, s.mid2);
+  ops.conv2d(s.mid, conv2, w.conv2, s.columns, s.mid2);
   ops.group_norm(s.mid2, n, hw, kStemWidth, kStemGroups, w.gn2.scale, w.gn2.bias,
                  kUnitGroupNormEps, true);
-  ops.conv2d(s.mid2, n, kPool, kPool, kStemWidth, w.conv3, 1, 1, kStemOutWidth, 1, 0, 0,
-             kPool, kPool, nullptr, unit);
+  ops.conv2d(s.mid2, wide, w.conv3, nullptr, unit);
   ops.group_norm(unit, n, hw, kStemOutWidth, kStemGroups, w.gn3.scale, w.gn3.bias,
                  kUnitGroupNormEps, false);
   ops.add_relu(unit, s.proj, int64_t{n} * kStemUnitPerToken);
@@ -60,7 +89,7 @@ void stem_tile(Ops& ops, const WeightPointers& w, const StemScratch& s, const fl
 
 // Patch stem + embedding Dense for `count` patches into ws.embedded [count, hidden]: the
 // stem in tiles of tokens as the device runs them (Ops::stem_tiles), then one GEMM.
-template <typename Ops>
+template <ForwardOps Ops>
 void embed(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
            const float* patches, int64_t count) {
   const int64_t pv = c.patch_values();
@@ -74,7 +103,7 @@ void embed(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Worksp
 
 // The stem over every image's tokens, in chunks of Ops::kStemChunk that may span images
 // (so small images share their GEMMs), each chunk's embeddings copied to their rows of x.
-template <typename Ops>
+template <ForwardOps Ops>
 void stem(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
           const PackedBatch& batch) {
   const int h = c.hidden_size;
@@ -126,7 +155,7 @@ void stem(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspa
 
 // One pre-norm encoder block over every row; the last block (`cls_only`) computes only
 // the CLS query of each image, and its rows go on in ws.cls_x [images, hidden].
-template <typename Ops>
+template <ForwardOps Ops>
 void encoder_block(Ops& ops, const ModelConfig& c, const EncoderBlockParams<const float*>& b,
                    const Workspace& ws, const PackedBatch& batch, bool cls_only) {
   const int h = c.hidden_size;
@@ -155,7 +184,7 @@ void encoder_block(Ops& ops, const ModelConfig& c, const EncoderBlockParams<cons
 
 // Scores of every image of `batch` into ws.scores [images], on the device of `ops`; the
 // batch's inputs and batch.device_starts are on that device already.
-template <typename Ops>
+template <ForwardOps Ops>
 void forward(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Workspace& ws,
              const PackedBatch& batch) {
   namespace fd = forward_detail;

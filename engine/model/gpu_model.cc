@@ -14,9 +14,10 @@
 // each encoder block, head. They time the host's enqueueing; Nsight Systems shows the
 // kernels launched inside each range.
 //
-// Decoded images are preprocessed on the device (normalize, the Gaussian resizes, patch
-// extraction; kernels bit-identical to the CPU's) into their rows of the packed patches,
-// with the plan (scales, resize taps, hashed indices) from plan_tokens on the host.
+// Decoded images are preprocessed on the device by the same code as on the CPU,
+// engine/preprocess/token_patches.h, over kernels bit-identical to the CPU's ops, into
+// their rows of the packed patches, with the plan (scales, resize taps, hashed indices)
+// from plan_tokens on the host.
 //
 // Unverified: written and compiled without a GPU. tests/gpu/gpu_model_test.cc compares
 // scores with CpuModel (1e-4 relative), batches with singles, and scores a ~12,000-token
@@ -29,12 +30,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
 #include <string>
 
 #include "base/error.h"
 #include "engine/model/forward.h"
 #include "engine/model/packed_batch.h"
 #include "engine/model/workspace.h"
+#include "engine/preprocess/token_patches.h"
 #include "kernels/cuda_check.h"
 #include "kernels/device_array.h"
 #include "kernels/ops.cuh"
@@ -99,11 +102,20 @@ float elapsed_ms(cudaEvent_t from, cudaEvent_t to) {
   return ms;
 }
 
-// The device of engine/model/forward.h on the GPU: kernels/ops.cuh on one stream and handle.
+// A host ResizePlan and its copy on the device.
+struct UploadedResizePlan {
+  const ResizePlan* host;
+  cuda::DeviceResizePlan device;
+};
+
+// The device of engine/model/forward.h and of engine/preprocess/token_patches.h on the GPU:
+// kernels/ops.cuh on one stream and handle.
 struct CudaOps {
   static constexpr int64_t kStemChunk = 512;  // tokens through the stem at once
   cublasHandle_t blas;
   cudaStream_t stream;
+  // The resize plans of the image being preprocessed, uploaded.
+  std::span<const UploadedResizePlan> resize_plans = {};
 
   NvtxRange range(const char* name) { return NvtxRange(name); }
   // The stem's kernels are parallel over the whole chunk already: one tile, with the
@@ -115,13 +127,47 @@ struct CudaOps {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice,
                                stream));
   }
-  template <typename... A> void conv2d(A... a) { cuda::conv2d(a..., blas, stream); }
-  template <typename... A> void group_norm(A... a) { cuda::group_norm(a..., stream); }
-  template <typename... A> void max_pool_3x3_s2(A... a) { cuda::max_pool_3x3_s2(a..., stream); }
-  template <typename... A> void add_relu(A... a) { cuda::add_relu(a..., stream); }
-  template <typename... A> void linear(A... a) { cuda::linear(a..., blas, stream); }
-  template <typename... A> void layer_norm(A... a) { cuda::layer_norm(a..., stream); }
-  template <typename... A> void add_embeddings(A... a) { cuda::add_embeddings(a..., stream); }
+
+  void normalize_image(const uint8_t* rgb, int64_t count, float* out) {
+    cuda::normalize_image(rgb, count, out, stream);
+  }
+  void gaussian_resize(const float* in, int in_h, int in_w, int channels, const ResizePlan& rows,
+                       const ResizePlan& cols, float* tmp, float* out) {
+    cuda::gaussian_resize(in, in_h, in_w, channels, uploaded(rows), uploaded(cols), tmp, out,
+                          stream);
+  }
+  void extract_patches(const float* image, int h, int w, int patch, int count_h, int count_w,
+                       int pad_top, int pad_left, float* out) {
+    cuda::extract_patches(image, h, w, patch, count_h, count_w, pad_top, pad_left, out, stream);
+  }
+
+  void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
+              float* out) {
+    cuda::conv2d(in, shape, kernel, columns, out, blas, stream);
+  }
+  void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
+                  const float* bias, float eps, bool relu) {
+    cuda::group_norm(x, n, hw, c, groups, scale, bias, eps, relu, stream);
+  }
+  void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int out_w,
+                       float* out) {
+    cuda::max_pool_3x3_s2(in, n, h, w, c, out_h, out_w, out, stream);
+  }
+  void add_relu(float* x, const float* residual, int64_t count) {
+    cuda::add_relu(x, residual, count, stream);
+  }
+  void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
+              cpu::Epilogue epilogue, float* out) {
+    cuda::linear(a, m, k, b, n, bias, epilogue, out, blas, stream);
+  }
+  void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
+                  float eps, float* out) {
+    cuda::layer_norm(x, rows, dim, scale, bias, eps, out, stream);
+  }
+  void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
+                      const int32_t* scale_id, const float* pos_table, const float* scale_table) {
+    cuda::add_embeddings(x, rows, dim, spatial, scale_id, pos_table, scale_table, stream);
+  }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
                  cpu::Queries queries, float* out) {
     cuda::attention(qkv, batch.device_starts, batch.batch(), batch.longest(), heads, head_dim,
@@ -129,6 +175,13 @@ struct CudaOps {
   }
   void head_scores(const float* logits, int images, int classes, float* scores) {
     cuda::head_score(logits, images, classes, scores, stream);
+  }
+
+ private:
+  cuda::DeviceResizePlan uploaded(const ResizePlan& plan) const {
+    for (const UploadedResizePlan& p : resize_plans)
+      if (p.host == &plan) return p.device;
+    throw Error("GPU: a resize plan was not uploaded before its resize");
   }
 };
 
@@ -164,20 +217,27 @@ class Uploads {
   size_t total_ = 0;
 };
 
-// A decoded image's resize plans as preprocess() reads them: per scale, rows then columns,
-// starts and weights each in one array.
+// A decoded image's resize plans in one array of starts and one of weights, for one upload
+// to `device_starts` and `device_weights`; `uploaded` says where each plan lands there.
 struct PackedPlans {
   std::vector<int32_t> starts;
   std::vector<float> weights;
+  std::vector<UploadedResizePlan> uploaded;
 };
 
-PackedPlans pack_plans(const TokenPlan& plan) {
+PackedPlans pack_plans(const TokenPlan& plan, const int32_t* device_starts,
+                       const float* device_weights) {
   PackedPlans p;
-  for (const ScalePlan& scale : plan.scales)
+  for (const ScalePlan& scale : plan.scales) {
+    if (!scale.resized) continue;
     for (const ResizePlan* axis : {&scale.rows, &scale.cols}) {
+      p.uploaded.push_back({axis, {axis->in_size, axis->out_size, axis->span,
+                                   device_starts + p.starts.size(),
+                                   device_weights + p.weights.size()}});
       p.starts.insert(p.starts.end(), axis->starts.begin(), axis->starts.end());
       p.weights.insert(p.weights.end(), axis->weights.begin(), axis->weights.end());
     }
+  }
   return p;
 }
 
@@ -195,9 +255,8 @@ struct GpuModel::Impl {
   DeviceArray<float> workspace;  // per batch, engine/model/workspace.h's layout
   PinnedBuffer staging;
 
-  // Device preprocessing of one decoded image at a time: the bytes, the normalized image,
-  // the resize intermediate and result, one scale's patches when a scale keeps fewer tokens
-  // than it has patches, and the resize plans. Grown to the largest image seen.
+  // Device preprocessing of one decoded image at a time: the bytes, write_token_patches's
+  // scratch, and the resize plans. Grown to the largest image seen.
   DeviceArray<uint8_t> rgb;
   DeviceArray<float> normalized, resize_tmp, resized, scale_patches, plan_weights;
   DeviceArray<int32_t> plan_starts;
@@ -215,7 +274,9 @@ struct GpuModel::Impl {
 
   Workspace ensure_workspace(const PackedBatch& batch);
   void grow_preprocessing(const Image& image, const TokenPlan& plan);
-  void preprocess(const Image& image, const TokenPlan& plan, float* patches);
+  TokenScratch token_scratch() const {
+    return {normalized.get(), resize_tmp.get(), resized.get(), scale_patches.get()};
+  }
 };
 
 Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
@@ -237,64 +298,20 @@ Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
 }
 
 void GpuModel::Impl::grow_preprocessing(const Image& image, const TokenPlan& plan) {
-  const size_t count = size_t(image.height) * image.width * 3;
-  size_t starts = 0, weights_count = 0, tmp = 0, out = 0, scratch = 0;
+  const TokenScratchSizes sizes =
+      token_scratch_sizes(image.height, image.width, plan, config.patch_size);
+  size_t starts = 0, weights_count = 0;
   for (const ScalePlan& scale : plan.scales) {
-    const ScaleGeometry& g = scale.geometry;
-    if (scale.resized) {
-      starts += scale.rows.starts.size() + scale.cols.starts.size();
-      weights_count += scale.rows.weights.size() + scale.cols.weights.size();
-      tmp = std::max(tmp, size_t(g.height) * image.width * 3);
-      out = std::max(out, size_t(g.height) * g.width * 3);
-    }
-    const int64_t all = int64_t{g.count_h} * g.count_w;
-    if (all != g.tokens) scratch = std::max(scratch, size_t(all) * config.patch_values());
+    starts += scale.rows.starts.size() + scale.cols.starts.size();
+    weights_count += scale.rows.weights.size() + scale.cols.weights.size();
   }
-  grow(rgb, count, "the decoded image");
-  grow(normalized, count, "the normalized image");
-  grow(resize_tmp, tmp, "the resize intermediate");
-  grow(resized, out, "the resized image");
-  grow(scale_patches, scratch, "one scale's patches");
+  grow(rgb, image.rgb.size(), "the decoded image");
+  grow(normalized, size_t(sizes.normalized), "the normalized image");
+  grow(resize_tmp, size_t(sizes.resize_tmp), "the resize intermediate");
+  grow(resized, size_t(sizes.resized), "the resized image");
+  grow(scale_patches, size_t(sizes.scale_patches), "one scale's patches");
   grow(plan_starts, starts, "the resize plans");
   grow(plan_weights, weights_count, "the resize plans");
-}
-
-// Mirrors make_tokens: the tokens of every scale of `plan` into `patches`, in order, from
-// the image's bytes and packed resize plans, uploaded just before into rgb, plan_starts and
-// plan_weights.
-void GpuModel::Impl::preprocess(const Image& image, const TokenPlan& plan, float* patches) {
-  const int h = image.height, w = image.width;
-  const int pv = config.patch_values();
-  const size_t count = size_t(h) * w * 3;
-  cuda::normalize_image(rgb.get(), static_cast<int64_t>(count), normalized.get(), stream);
-  const int32_t* next_starts = plan_starts.get();
-  const float* next_weights = plan_weights.get();
-  auto device_plan = [&](const ResizePlan& p) {
-    const cuda::DeviceResizePlan d{p.in_size, p.out_size, p.span, next_starts, next_weights};
-    next_starts += p.starts.size();
-    next_weights += p.weights.size();
-    return d;
-  };
-  int64_t offset = 0;
-  for (const ScalePlan& scale : plan.scales) {
-    const ScaleGeometry& g = scale.geometry;
-    const float* pixels = normalized.get();
-    if (scale.resized) {
-      const cuda::DeviceResizePlan rows = device_plan(scale.rows);
-      const cuda::DeviceResizePlan cols = device_plan(scale.cols);
-      cuda::gaussian_resize(normalized.get(), h, w, 3, rows, cols, resize_tmp.get(),
-                            resized.get(), stream);
-      pixels = resized.get();
-    }
-    float* dst = patches + offset * pv;
-    const bool keeps_all = int64_t{g.count_h} * g.count_w == g.tokens;
-    cuda::extract_patches(pixels, g.height, g.width, config.patch_size, g.count_h, g.count_w,
-                          g.pad_top, g.pad_left, keeps_all ? dst : scale_patches.get(), stream);
-    if (!keeps_all)
-      CUDA_CHECK(cudaMemcpyAsync(dst, scale_patches.get(), size_t(g.tokens) * pv * 4,
-                                 cudaMemcpyDeviceToDevice, stream));
-    offset += g.tokens;
-  }
 }
 
 GpuModel::GpuModel(const ModelWeights& w) : impl_(std::make_unique<Impl>()) {
@@ -371,7 +388,7 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
   const size_t inputs_end = up.count();
   for (size_t i = 0; i < images.size(); ++i) {
     if (const Image* const* image = std::get_if<const Image*>(&images[i])) {
-      packed[i] = pack_plans(plans[i]);
+      packed[i] = pack_plans(plans[i], m.plan_starts.get(), m.plan_weights.get());
       up.add(m.rgb.get(), (*image)->rgb.data(), (*image)->rgb.size());
       up.add(m.plan_starts.get(), packed[i].starts.data(), packed[i].starts.size() * sizeof(int32_t));
       up.add(m.plan_weights.get(), packed[i].weights.data(), packed[i].weights.size() * sizeof(float));
@@ -389,6 +406,7 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
     up.send(m.staging.get(), 0, inputs_end, m.stream);
     CUDA_CHECK(cudaEventRecord(m.uploaded, m.stream));
   }
+  CudaOps ops{m.blas, m.stream};
   {
     NvtxRange range("preprocess");
     size_t sent = inputs_end;
@@ -398,8 +416,12 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
       // The shared image buffers are reused image after image, in stream order.
       up.send(m.staging.get(), sent, group_end[i], m.stream);
       sent = group_end[i];
-      m.preprocess(**image, plans[i], ws.patches + (batch.starts[i] - int64_t(i)) * c.patch_values());
+      ops.resize_plans = packed[i].uploaded;
+      write_token_patches(ops, m.rgb.get(), (*image)->height, (*image)->width, plans[i],
+                          c.patch_size, m.token_scratch(),
+                          ws.patches + (batch.starts[i] - int64_t(i)) * c.patch_values());
     }
+    ops.resize_plans = {};
     CUDA_CHECK(cudaEventRecord(m.preprocessed, m.stream));
   }
   for (size_t i = 0; i < images.size(); ++i) {
@@ -407,7 +429,6 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
     batch.images.push_back({ws.patches + first * c.patch_values(), ws.spatial + first,
                             ws.scale_id + first, counts[i]});
   }
-  CudaOps ops{m.blas, m.stream};
   forward(ops, c, m.params, ws, batch);
   CUDA_CHECK(cudaEventRecord(m.done, m.stream));
   std::vector<float> scores(images.size());

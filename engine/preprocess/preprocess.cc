@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "base/resize_plan.h"
 #include "cpu/ops.h"
+#include "engine/preprocess/token_patches.h"
 
 namespace musiq {
 
@@ -79,41 +80,41 @@ void check_image(const Image& image) {
                 "x" + std::to_string(image.height) + ")");
 }
 
+namespace {
+
+// The device of token_patches.h on the CPU: cpu/ops.h as it is.
+struct CpuPreprocessOps {
+  void normalize_image(const uint8_t* rgb, int64_t count, float* out) {
+    cpu::normalize_image(rgb, count, out);
+  }
+  void gaussian_resize(const float* in, int in_h, int in_w, int channels, const ResizePlan& rows,
+                       const ResizePlan& cols, float* tmp, float* out) {
+    cpu::gaussian_resize(in, in_h, in_w, channels, rows, cols, tmp, out);
+  }
+  void extract_patches(const float* image, int h, int w, int patch, int count_h, int count_w,
+                       int pad_top, int pad_left, float* out) {
+    cpu::extract_patches(image, h, w, patch, count_h, count_w, pad_top, pad_left, out);
+  }
+  void copy(float* dst, const float* src, int64_t count) { std::copy_n(src, count, dst); }
+};
+
+}  // namespace
+
 Tokens make_tokens(const Image& image, const ModelConfig& config) {
   check_image(image);
   TokenPlan plan = plan_tokens(image.height, image.width, config);
   Tokens tokens;
   tokens.patch_values = config.patch_values();
-  const int h = image.height, w = image.width;
-  std::vector<float> normalized(size_t(h) * w * 3);
-  cpu::normalize_image(image.rgb.data(), static_cast<int64_t>(normalized.size()),
-                       normalized.data());
-  std::vector<float> tmp, resized, cut;
-  // tokens.patches is allocated once, at its final size, and a scale's patches are
-  // extracted in place unless the scale has more patches than its token limit.
-  int64_t token_count = 0;
-  for (const ScalePlan& scale : plan.scales) token_count += scale.geometry.tokens;
-  tokens.patches.resize(size_t(token_count * tokens.patch_values));
-  float* next = tokens.patches.data();
-  for (const ScalePlan& scale : plan.scales) {
-    const ScaleGeometry& g = scale.geometry;
-    const float* pixels = normalized.data();
-    if (scale.resized) {
-      tmp.resize(size_t(g.height) * w * 3);
-      resized.resize(size_t(g.height) * g.width * 3);
-      cpu::gaussian_resize(normalized.data(), h, w, 3, scale.rows, scale.cols, tmp.data(),
-                           resized.data());
-      pixels = resized.data();
-    }
-    const int64_t count = int64_t{g.count_h} * g.count_w, values = g.tokens * tokens.patch_values;
-    const bool cut_short = count > g.tokens;
-    if (cut_short) cut.resize(size_t(count * tokens.patch_values));
-    cpu::extract_patches(pixels, g.height, g.width, config.patch_size, g.count_h, g.count_w,
-                         g.pad_top, g.pad_left, cut_short ? cut.data() : next);
-    if (cut_short) std::copy_n(cut.data(), values, next);
-    next += values;
-    tokens.scales.push_back(g);
-  }
+  tokens.patches.resize(size_t(plan.count() * tokens.patch_values));
+  const TokenScratchSizes sizes =
+      token_scratch_sizes(image.height, image.width, plan, config.patch_size);
+  std::vector<float> normalized(size_t(sizes.normalized)), tmp(size_t(sizes.resize_tmp)),
+      resized(size_t(sizes.resized)), cut(size_t(sizes.scale_patches));
+  CpuPreprocessOps ops;
+  write_token_patches(ops, image.rgb.data(), image.height, image.width, plan, config.patch_size,
+                      {normalized.data(), tmp.data(), resized.data(), cut.data()},
+                      tokens.patches.data());
+  for (const ScalePlan& scale : plan.scales) tokens.scales.push_back(scale.geometry);
   tokens.spatial = std::move(plan.spatial);
   tokens.scale_id = std::move(plan.scale_id);
   return tokens;

@@ -39,9 +39,10 @@ std::vector<int32_t> hashed_axis_positions(int count, int grid);
 
 ScaleGeometry scale_geometry(int height, int width, int patch, int64_t max_length);
 
-// Where each scale's tokens come from, for an image of this size: what make_tokens (CPU)
-// and GpuModel::score_image (GPU) both follow. Scales in token order: the resized ones
-// (with their resize plans), then the native one (no plans).
+// Where each scale's tokens come from, for an image of this size: what
+// write_token_patches (engine/preprocess/token_patches.h) follows on either device.
+// Scales in token order: the resized ones (with their resize plans), then the native one
+// (no plans).
 struct ScalePlan {
   ScaleGeometry geometry;
   bool resized = false;

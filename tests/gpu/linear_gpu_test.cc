@@ -83,29 +83,22 @@ INSTANTIATE_TEST_SUITE_P(
       return test::name("m", c.m, "_k", c.k, "_n", c.n, "_", e, c.bias ? "" : "_nobias");
     });
 
-struct ConvCase {
-  int n, h, w, cin, kh, kw, cout, stride, pad_top, pad_left, out_h, out_w;
-};
-
-class ConvGpuTest : public ::testing::TestWithParam<ConvCase> {};
+class ConvGpuTest : public ::testing::TestWithParam<Conv2dShape> {};
 
 TEST_P(ConvGpuTest, MatchesCpu) {
   MUSIQ_SKIP_WITHOUT_GPU();
-  const ConvCase c = GetParam();
-  const int64_t positions = int64_t{c.n} * c.out_h * c.out_w;
-  const int64_t k = int64_t{c.kh} * c.kw * c.cin;
-  const auto in = test::random_floats(size_t(c.n) * c.h * c.w * c.cin, 51);
-  const auto kernel = test::random_floats(size_t(k) * c.cout, 52);
-  std::vector<float> columns(size_t(positions * k)), want(size_t(positions) * c.cout);
-  cpu::conv2d(in.data(), c.n, c.h, c.w, c.cin, kernel.data(), c.kh, c.kw, c.cout, c.stride,
-              c.pad_top, c.pad_left, c.out_h, c.out_w, columns.data(), want.data());
+  const Conv2dShape s = GetParam();
+  const int64_t positions = s.positions(), k = s.window();
+  const auto in = test::random_floats(size_t(s.batch) * s.height * s.width * s.in_channels, 51);
+  const auto kernel = test::random_floats(size_t(k) * s.out_channels, 52);
+  std::vector<float> columns(size_t(positions * k)), want(size_t(positions) * s.out_channels);
+  cpu::conv2d(in.data(), s, kernel.data(), columns.data(), want.data());
 
   gpu_test::Stream stream;
   Blas blas;
   DeviceBuffer<float> d_in(in), d_kernel(kernel), d_columns(columns.size()), d_out(want.size());
-  cuda::conv2d(d_in.get(), c.n, c.h, c.w, c.cin, d_kernel.get(), c.kh, c.kw, c.cout, c.stride,
-               c.pad_top, c.pad_left, c.out_h, c.out_w, d_columns.get(), d_out.get(),
-               blas.get(), stream.get());
+  cuda::conv2d(d_in.get(), s, d_kernel.get(), d_columns.get(), d_out.get(), blas.get(),
+               stream.get());
   stream.sync();
   EXPECT_TRUE(test::all_close(d_out.download(), want, abs_tol_for(k), kRelTol));
   EXPECT_TRUE(d_out.guard_intact());
@@ -115,20 +108,22 @@ TEST_P(ConvGpuTest, MatchesCpu) {
 INSTANTIATE_TEST_SUITE_P(
     StemShapes, ConvGpuTest,
     ::testing::Values(
+        // {batch, height, width, in_channels, kernel, stride, pad_top, pad_left,
+        //  out_channels, out_height, out_width}
         // conv_root 7x7/2 SAME 32 -> 16 (pad 2 before), for 1, 33 and 512 tokens
-        ConvCase{1, 32, 32, 3, 7, 7, 64, 2, 2, 2, 16, 16},
-        ConvCase{33, 32, 32, 3, 7, 7, 64, 2, 2, 2, 16, 16},
-        ConvCase{512, 32, 32, 3, 7, 7, 64, 2, 2, 2, 16, 16},
+        Conv2dShape{1, 32, 32, 3, 7, 2, 2, 2, 64, 16, 16},
+        Conv2dShape{33, 32, 32, 3, 7, 2, 2, 2, 64, 16, 16},
+        Conv2dShape{512, 32, 32, 3, 7, 2, 2, 2, 64, 16, 16},
         // conv2 3x3/1 SAME on 8x8x64; conv1 and conv3/proj 1x1 (the plain-GEMM path)
-        ConvCase{33, 8, 8, 64, 3, 3, 64, 1, 1, 1, 8, 8},
-        ConvCase{33, 8, 8, 64, 1, 1, 64, 1, 0, 0, 8, 8},
-        ConvCase{33, 8, 8, 64, 1, 1, 256, 1, 0, 0, 8, 8},
+        Conv2dShape{33, 8, 8, 64, 3, 1, 1, 1, 64, 8, 8},
+        Conv2dShape{33, 8, 8, 64, 1, 1, 0, 0, 64, 8, 8},
+        Conv2dShape{33, 8, 8, 64, 1, 1, 0, 0, 256, 8, 8},
         // awkward: odd sizes, stride 2 with a 3x3 kernel
-        ConvCase{3, 9, 7, 5, 3, 3, 6, 2, 1, 1, 5, 4}),
+        Conv2dShape{3, 9, 7, 5, 3, 2, 1, 1, 6, 5, 4}),
     [](const auto& info) {
-      const ConvCase& c = info.param;
-      return test::name("n", c.n, "_", c.h, "x", c.w, "x", c.cin, "_k", c.kh, "x", c.kw,
-                            "s", c.stride, "_cout", c.cout);
+      const Conv2dShape& s = info.param;
+      return test::name("n", s.batch, "_", s.height, "x", s.width, "x", s.in_channels, "_k",
+                        s.kernel, "x", s.kernel, "s", s.stride, "_cout", s.out_channels);
     });
 
 // cuda::set_blas_workspace: afterwards the GEMMs allocate no device memory. Had the
