@@ -8,6 +8,7 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 add_library(musiq_api STATIC ${CMAKE_CURRENT_LIST_DIR}/shared_scorer.cc)
+musiq_layer_headers(musiq_api api)
 target_link_libraries(musiq_api PUBLIC musiq_engine)
 target_compile_options(musiq_api PRIVATE ${MUSIQ_WARNINGS})
 
@@ -30,7 +31,7 @@ target_link_options(musiq_shared PRIVATE
 set_target_properties(musiq_shared PROPERTIES OUTPUT_NAME musiq EXPORT_NAME musiq
   VERSION ${PROJECT_VERSION} SOVERSION ${MUSIQ_ABI_VERSION}
   LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/libmusiq.map)
-if(MUSIQ_CUDA)
+if(MUSIQ_HAS_CUDA)
   # The installed library finds the CUDA runtime and cuBLAS where it was built against them.
   set_property(TARGET musiq_shared APPEND PROPERTY INSTALL_RPATH ${CUDAToolkit_LIBRARY_DIR})
 endif()

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "api/shared_scorer.h"
-#include "base/error.h"
+#include "engine/musiq.h"  // musiq::Error, describe_exception
 
 #ifndef MUSIQ_VERSION
 #define MUSIQ_VERSION "unknown"

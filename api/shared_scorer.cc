@@ -7,8 +7,7 @@
 #include <system_error>
 #include <thread>
 
-#include "base/error.h"
-#include "weights/weights_locator.h"
+#include "engine/musiq.h"  // musiq::Error, describe_exception, locate_weights
 
 namespace musiq::api {
 namespace {

@@ -14,7 +14,7 @@
 // for conv_root).
 #include <cstdint>
 
-#include "cpu/op_arguments.h"
+#include "base/op_arguments.h"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
@@ -52,15 +52,15 @@ void conv2d(const float* in, int n, int h, int w, int cin, const float* kernel, 
   const int64_t positions = int64_t{n} * out_h * out_w;
   if (positions <= 0 || cout <= 0) return;
   if (kh == 1 && kw == 1 && stride == 1 && pad_top == 0 && pad_left == 0) {
-    linear(in, positions, cin, kernel, cout, nullptr, cpu::Epilogue::kBias, out, blas, stream);
+    linear(in, positions, cin, kernel, cout, nullptr, Epilogue::kBias, out, blas, stream);
     return;
   }
-  cpu::check_conv2d_windows(kh, kw, stride, columns);
+  check_conv2d_windows(kh, kw, stride, columns);
   const int64_t total = positions * k;
   im2col_kernel<<<grid_for(total), kThreads, 0, stream>>>(in, h, w, cin, kh, kw, stride, pad_top, pad_left, out_h, out_w,
                             total, columns);
   CUDA_CHECK_LAUNCH();
-  linear(columns, positions, static_cast<int>(k), kernel, cout, nullptr, cpu::Epilogue::kBias,
+  linear(columns, positions, static_cast<int>(k), kernel, cout, nullptr, Epilogue::kBias,
          out, blas, stream);
 }
 

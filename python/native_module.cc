@@ -11,7 +11,7 @@
 #include <climits>
 
 #include "api/shared_scorer.h"
-#include "base/error.h"
+#include "engine/musiq.h"  // musiq::Error
 
 namespace nb = nanobind;
 using musiq::api::Input;

@@ -54,7 +54,7 @@ struct CpuOps {
   template <typename... A> void layer_norm(A... a) { cpu::layer_norm(a...); }
   template <typename... A> void add_embeddings(A... a) { cpu::add_embeddings(a...); }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
-                 cpu::Queries queries, float* out) {
+                 Queries queries, float* out) {
     cpu::attention(qkv, batch.starts.data(), batch.batch(), heads, head_dim, queries, out);
   }
   void head_scores(const float* logits, int images, int classes, float* scores) {

@@ -123,7 +123,7 @@ struct CudaOps {
   template <typename... A> void layer_norm(A... a) { cuda::layer_norm(a..., stream); }
   template <typename... A> void add_embeddings(A... a) { cuda::add_embeddings(a..., stream); }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
-                 cpu::Queries queries, float* out) {
+                 Queries queries, float* out) {
     cuda::attention(qkv, batch.device_starts, batch.batch(), batch.longest(), heads, head_dim,
                     queries, out, stream);
   }
