@@ -25,7 +25,7 @@ target_link_options(musiq_shared PRIVATE
 set_target_properties(musiq_shared PROPERTIES OUTPUT_NAME musiq EXPORT_NAME musiq
   VERSION ${PROJECT_VERSION} SOVERSION ${MUSIQ_ABI_VERSION}
   LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/libmusiq.map)
-if(MUSIQ_CUDA)
+if(MUSIQ_HAS_CUDA)
   # The installed library finds the CUDA runtime and cuBLAS where it was built against them.
   set_property(TARGET musiq_shared APPEND PROPERTY INSTALL_RPATH ${CUDAToolkit_LIBRARY_DIR})
 endif()

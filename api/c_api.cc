@@ -6,8 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "base/error.h"
-#include "engine/pipeline.h"
+#include "engine/pipeline.h"  // with engine/musiq.h: musiq::Error, describe_exception
 
 #ifndef MUSIQ_VERSION
 #define MUSIQ_VERSION "unknown"

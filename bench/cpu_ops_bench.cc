@@ -154,7 +154,7 @@ struct MakeCpuOp {
             out = std::vector<float>(c.q_rows * config.hidden_size)]() mutable {
       const int64_t starts[] = {0, c.len};
       cpu::attention(qkv.data(), starts, 1, config.num_heads, config.head_dim(),
-                     c.q_rows == 1 ? cpu::Queries::kFirst : cpu::Queries::kAll, out.data());
+                     c.q_rows == 1 ? Queries::kFirst : Queries::kAll, out.data());
     };
   }
   Op operator()(const HeadScoreCall& c) const {

@@ -306,8 +306,7 @@ struct MakeGpuOp {
     auto starts = upload(std::vector<int64_t>{0, c.len});
     return [=](GpuBench& g) {
       cuda::attention(qkv->get(), starts->get(), 1, c.len, config.num_heads, config.head_dim(),
-                      c.q_rows == 1 ? cpu::Queries::kFirst : cpu::Queries::kAll, out->get(),
-                      g.stream);
+                      c.q_rows == 1 ? Queries::kFirst : Queries::kAll, out->get(), g.stream);
     };
   }
   GpuOp operator()(const HeadScoreCall& c) const {

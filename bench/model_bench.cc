@@ -23,7 +23,7 @@
 #include "engine/model/model_weights.h"
 #include "engine/preprocess/preprocess.h"
 #include "weights/weights.h"
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
 #include "engine/model/gpu_model.h"
 #endif
 
@@ -162,7 +162,7 @@ void add_rows(const std::string& device_prefix, std::initializer_list<Part> part
 
 [[maybe_unused]] const bool registered = [] {
   add_rows<CpuModel>("", {Part::kEndToEnd, Part::kMakeTokens, Part::kScore});
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
   // Bounded for tools/gpu-check's time budget: 10 images a row.
   if (probe_gpu().usable) add_rows<GpuModel>("gpu/", {Part::kEndToEnd, Part::kScore}, 10);
 #endif

@@ -55,9 +55,9 @@ void add_preprocess_rows(const Photo& p, std::vector<OpRow>& rows) {
   }
 }
 
-void add_linear_row(const std::string& name, int64_t m, int k, int n, cpu::Epilogue epilogue,
+void add_linear_row(const std::string& name, int64_t m, int k, int n, Epilogue epilogue,
                     std::vector<OpRow>& rows) {
-  const bool residual = epilogue == cpu::Epilogue::kBiasResidual;
+  const bool residual = epilogue == Epilogue::kBiasResidual;
   const double flops = 2.0 * m * k * n + double(m) * n;  // GEMM + bias
   const double bytes = 4.0 * (m * k + int64_t{k} * n + n + m * n * (residual ? 2 : 1));
   rows.push_back({name, flops, bytes, LinearCall{m, k, n, epilogue}});
@@ -104,7 +104,7 @@ void add_stem_rows(std::vector<OpRow>& rows) {
     rows.push_back({"stem/add_relu/chunk64", 2.0 * count, 12.0 * count, AddReluCall{count}});
   }
   add_linear_row("stem/embedding/chunk64", n, hw * kStemOutWidth, ModelConfig().hidden_size,
-                 cpu::Epilogue::kBias, rows);
+                 Epilogue::kBias, rows);
 }
 
 void add_attention_row(const std::string& name, int64_t len, int64_t q_rows,
@@ -125,11 +125,11 @@ void add_encoder_rows(const std::string& tag, int64_t len, std::vector<OpRow>& r
   const int64_t tokens = len - 1;  // every token but CLS
   rows.push_back({"encoder/add_embeddings" + suffix, 2.0 * tokens * h,
                   4.0 * (2 * tokens * h + 2 * tokens), EmbeddingsCall{tokens, h}});
-  add_linear_row("encoder/qkv" + suffix, len, h, 3 * h, cpu::Epilogue::kBias, rows);
+  add_linear_row("encoder/qkv" + suffix, len, h, 3 * h, Epilogue::kBias, rows);
   add_attention_row("encoder/attention" + suffix, len, len, rows);
-  add_linear_row("encoder/out_proj" + suffix, len, h, h, cpu::Epilogue::kBiasResidual, rows);
-  add_linear_row("encoder/mlp0_gelu" + suffix, len, h, c.mlp_dim, cpu::Epilogue::kBiasGelu, rows);
-  add_linear_row("encoder/mlp1" + suffix, len, c.mlp_dim, h, cpu::Epilogue::kBiasResidual, rows);
+  add_linear_row("encoder/out_proj" + suffix, len, h, h, Epilogue::kBiasResidual, rows);
+  add_linear_row("encoder/mlp0_gelu" + suffix, len, h, c.mlp_dim, Epilogue::kBiasGelu, rows);
+  add_linear_row("encoder/mlp1" + suffix, len, c.mlp_dim, h, Epilogue::kBiasResidual, rows);
   // The last block computes the CLS query only, against all keys.
   add_attention_row("encoder/attention_cls_only" + suffix, len, 1, rows);
 }
@@ -137,12 +137,12 @@ void add_encoder_rows(const std::string& tag, int64_t len, std::vector<OpRow>& r
 void add_cls_rows(std::vector<OpRow>& rows) {
   const ModelConfig c;
   const int h = c.hidden_size;
-  add_linear_row("encoder/out_proj/cls_row", 1, h, h, cpu::Epilogue::kBiasResidual, rows);
-  add_linear_row("encoder/mlp0_gelu/cls_row", 1, h, c.mlp_dim, cpu::Epilogue::kBiasGelu, rows);
-  add_linear_row("encoder/mlp1/cls_row", 1, c.mlp_dim, h, cpu::Epilogue::kBiasResidual, rows);
+  add_linear_row("encoder/out_proj/cls_row", 1, h, h, Epilogue::kBiasResidual, rows);
+  add_linear_row("encoder/mlp0_gelu/cls_row", 1, h, c.mlp_dim, Epilogue::kBiasGelu, rows);
+  add_linear_row("encoder/mlp1/cls_row", 1, c.mlp_dim, h, Epilogue::kBiasResidual, rows);
   for (int classes : {1, 10}) {
     const std::string tag = "/classes" + std::to_string(classes);
-    add_linear_row("head/linear" + tag, 1, h, classes, cpu::Epilogue::kBias, rows);
+    add_linear_row("head/linear" + tag, 1, h, classes, Epilogue::kBias, rows);
     // Softmax and weighted mean: about 5 FLOP per class (exp counted as one).
     rows.push_back({"head/head_score" + tag, 5.0 * classes, 4.0 * classes,
                     HeadScoreCall{classes}});

@@ -43,7 +43,7 @@ struct ConvCall {
 struct GroupNormCall { int n, hw, c; float eps; bool relu; };
 struct MaxPoolCall { int n, in_hw, c, out_hw; };
 struct AddReluCall { int64_t count; };
-struct LinearCall { int64_t m; int k, n; cpu::Epilogue epilogue; };
+struct LinearCall { int64_t m; int k, n; Epilogue epilogue; };
 struct LayerNormCall { int64_t rows; int dim; };
 struct EmbeddingsCall { int64_t rows; int dim; };
 struct AttentionCall { int64_t len, q_rows; };

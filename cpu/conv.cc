@@ -1,7 +1,7 @@
 #include <algorithm>
 
+#include "base/op_arguments.h"
 #include "cpu/gemm.h"
-#include "cpu/op_arguments.h"
 #include "cpu/ops.h"
 
 namespace musiq::cpu {

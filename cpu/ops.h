@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "base/conv2d_shape.h"
+#include "base/op_arguments.h"  // Epilogue, Queries
 #include "base/resize_plan.h"
 
 namespace musiq::cpu {
@@ -44,8 +44,6 @@ void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int
 // x = relu(x + residual), count elements.
 void add_relu(float* x, const float* residual, int64_t count);
 
-enum class Epilogue { kBias, kBiasGelu, kBiasResidual };
-
 // out[m, n] = epilogue(a[m, k] @ b[k, n] + bias[n]); for kBiasResidual, out += result
 // (out holds the residual on entry).
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
@@ -62,10 +60,6 @@ void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const
 // x[i] += pos_table[spatial[i]] + scale_table[scale_id[i]], x [rows, dim].
 void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
                     const int32_t* scale_id, const float* pos_table, const float* scale_table);
-
-// Which queries attention computes in each sequence: all of them (out has the rows of
-// qkv), or the first alone, the CLS token (out [sequences, hidden]), for the last block.
-enum class Queries { kAll, kFirst };
 
 // Multi-head self-attention without a mask (padding tokens are dropped beforehand) over
 // packed sequences: sequence s is rows [seq_starts[s], seq_starts[s + 1]) of

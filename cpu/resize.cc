@@ -4,7 +4,7 @@
 // with its taps unrolled, so it vectorises without transposing the image.
 #include <algorithm>
 
-#include "cpu/op_arguments.h"
+#include "base/op_arguments.h"
 #include "cpu/ops.h"
 #include "cpu/vector_math.h"  // MUSIQ_VECTOR_CLONES
 

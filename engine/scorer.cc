@@ -7,7 +7,7 @@
 
 #include "engine/model/cpu_model.h"
 #include "base/error.h"
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
 #include "engine/model/gpu_model.h"  // no CUDA types: safe in this plain C++ file
 #include "engine/model/gpu_self_check.h"
 #endif
@@ -139,7 +139,7 @@ struct Scorer::Impl {
   int64_t batch_rows = kDefaultBatchRows;
   // Exactly one of the two is set, by the device chosen.
   std::unique_ptr<CpuModel> cpu_model;
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
   std::unique_ptr<GpuModel> gpu_model;
 #endif
 
@@ -153,7 +153,7 @@ struct Scorer::Impl {
   // Readies one image for the device: the GPU preprocesses it there, the CPU here (the
   // tokens go to `made`).
   Input input_for(const Image& image, std::deque<Tokens>& made, ScoreResult& result) {
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
     if (gpu_model) {
       check_image(image);
       return {nullptr, &image, plan_tokens(image.height, image.width, info.config).count() + 1};
@@ -175,7 +175,7 @@ struct Scorer::Impl {
     const auto start = Clock::now();
     std::vector<float> scores;
     double upload_ms = 0, device_preprocess_ms = 0;
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
     if (gpu_model) {
       std::vector<GpuInput> gpu_inputs;
       for (const Input& in : inputs)
@@ -224,7 +224,7 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
   if (!params.model_name.empty() && file.variant != params.model_name && !file.is_random())
     throw Error(file.path + ": holds the " + file.variant + " model, not " + params.model_name);
   impl->info = {file.path, file.variant, file.is_random(), file.config, file.parameter_count()};
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
   if (impl->device.kind == DeviceKind::kCuda) {
     // --device cuda: any failure is the user's answer. auto: the GPU must load the model
     // and pass its self-check, else the CPU runs and says why.

@@ -200,7 +200,7 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest,
-               int heads, int head_dim, cpu::Queries queries, float* out, cudaStream_t stream) {
+               int heads, int head_dim, Queries queries, float* out, cudaStream_t stream) {
   if (sequences <= 0 || longest <= 0) return;
   if (head_dim != kHeadDim)
     throw Error("attention: head_dim " + std::to_string(head_dim) +
@@ -208,7 +208,7 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64
   if (heads <= 0 || heads > 65535 || sequences > 65535)
     throw Error("attention: " + std::to_string(heads) + " heads, " + std::to_string(sequences) +
                 " sequences out of range (1 .. 65535 each)");
-  const bool first_only = queries == cpu::Queries::kFirst;
+  const bool first_only = queries == Queries::kFirst;
   const int64_t q_tiles = first_only ? 1 : (longest + kTileQ - 1) / kTileQ;
   if (q_tiles > int64_t{0x7FFFFFFF})
     throw Error("attention: " + std::to_string(longest) + " query rows exceed one launch");

@@ -14,7 +14,7 @@
 // for conv_root).
 #include <cstdint>
 
-#include "cpu/op_arguments.h"
+#include "base/op_arguments.h"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
@@ -51,18 +51,18 @@ void conv2d(const float* in, const Conv2dShape& s, const float* kernel, float* c
   const int64_t positions = s.positions();
   if (positions <= 0 || s.out_channels <= 0) return;
   if (s.pointwise()) {
-    linear(in, positions, s.in_channels, kernel, s.out_channels, nullptr, cpu::Epilogue::kBias,
+    linear(in, positions, s.in_channels, kernel, s.out_channels, nullptr, Epilogue::kBias,
            out, blas, stream);
     return;
   }
-  cpu::check_conv2d_windows(s, columns);
+  check_conv2d_windows(s, columns);
   const int64_t total = positions * k;
   im2col_kernel<<<grid_for(total), kThreads, 0, stream>>>(
       in, s.height, s.width, s.in_channels, s.kernel, s.kernel, s.stride, s.pad_top, s.pad_left,
       s.out_height, s.out_width, total, columns);
   CUDA_CHECK_LAUNCH();
   linear(columns, positions, static_cast<int>(k), kernel, s.out_channels, nullptr,
-         cpu::Epilogue::kBias, out, blas, stream);
+         Epilogue::kBias, out, blas, stream);
 }
 
 }  // namespace musiq::cuda

@@ -1,10 +1,12 @@
-// Device memory owned by the host code (GpuModel, the GPU benchmarks): RAII, move-only,
-// and an out-of-memory error that says how much was asked for and how much is free.
+// Device memory owned by the host code (GpuModel, the GPU benchmarks, the GPU tests'
+// DeviceBuffer): RAII, move-only, and an out-of-memory error that says how much was asked
+// for and how much is free.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -23,6 +25,11 @@ class DeviceArray {
   DeviceArray() = default;
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
+  DeviceArray(DeviceArray&& other) noexcept { swap(other); }
+  DeviceArray& operator=(DeviceArray&& other) noexcept {
+    swap(other);
+    return *this;
+  }
   ~DeviceArray() { reset(); }
 
   // Frees, then allocates `count` elements; out of memory -> musiq::Error naming `what`.
@@ -61,6 +68,10 @@ class DeviceArray {
   size_t size() const { return count_; }
 
  private:
+  void swap(DeviceArray& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(count_, other.count_);
+  }
   T* data_ = nullptr;
   size_t count_ = 0;
 };

@@ -65,20 +65,20 @@ void bind_stream(cublasHandle_t blas, cudaStream_t stream) {
 }  // namespace
 
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
-            cpu::Epilogue epilogue, float* out, cublasHandle_t blas, cudaStream_t stream) {
+            Epilogue epilogue, float* out, cublasHandle_t blas, cudaStream_t stream) {
   if (m == 0 || n == 0) return;
   if (m < 0 || m > INT_MAX || k < 0 || n < 0)
     throw Error("linear: shape [" + std::to_string(m) + ", " + std::to_string(k) + "] x [" +
                 std::to_string(k) + ", " + std::to_string(n) + "] outside cuBLAS's int sizes");
   bind_stream(blas, stream);
-  const bool accumulate = epilogue == cpu::Epilogue::kBiasResidual;
+  const bool accumulate = epilogue == Epilogue::kBiasResidual;
   if (accumulate) add_bias(out, m, n, bias, stream);  // no-op without a bias
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   check_cublas(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, n, static_cast<int>(m), k, &alpha, b,
                            n, a, k, &beta, out, n),
                "cublasSgemm (linear)");
-  if (epilogue == cpu::Epilogue::kBias) add_bias(out, m, n, bias, stream);
-  if (epilogue == cpu::Epilogue::kBiasGelu) gelu_bias(out, m, n, bias, stream);
+  if (epilogue == Epilogue::kBias) add_bias(out, m, n, bias, stream);
+  if (epilogue == Epilogue::kBiasGelu) gelu_bias(out, m, n, bias, stream);
 }
 
 }  // namespace musiq::cuda

@@ -10,8 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "base/conv2d_shape.h"
-#include "cpu/ops.h"  // cpu::Epilogue and cpu::Queries, shared by both sides
+#include "base/op_arguments.h"  // Epilogue, Queries: shared by both sides
 
 namespace musiq::cuda {
 
@@ -103,7 +102,7 @@ void check_cublas(cublasStatus_t status, const char* what);
 // the bias is added to it first, then the GEMM accumulates with beta = 1, the CPU's order).
 // Needs m, n, k < 2^31 (cuBLAS's int sizes).
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
-            cpu::Epilogue epilogue, float* out, cublasHandle_t blas, cudaStream_t stream);
+            Epilogue epilogue, float* out, cublasHandle_t blas, cudaStream_t stream);
 
 // kernels/conv.cu: convolution of `shape` (base/conv2d_shape.h), no bias, via im2col into
 // `columns` (shape.positions() * shape.window() floats; unused and may be null for a
@@ -117,6 +116,6 @@ void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, floa
 // out [rows, hidden] for Queries::kAll, [sequences, hidden] for kFirst. Fused, online
 // softmax: never holds more than a 64 x 64 tile of scores. head_dim must be 64.
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest,
-               int heads, int head_dim, cpu::Queries queries, float* out, cudaStream_t stream);
+               int heads, int head_dim, Queries queries, float* out, cudaStream_t stream);
 
 }  // namespace musiq::cuda

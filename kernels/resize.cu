@@ -15,7 +15,7 @@
 // Bound: DRAM, reading in, writing tmp, reading tmp, writing out.
 #include <cstdint>
 
-#include "cpu/op_arguments.h"
+#include "base/op_arguments.h"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
@@ -71,7 +71,7 @@ __global__ void resize_cols_kernel(const float* __restrict__ tmp, int in_w, int 
 void gaussian_resize(const float* in, int in_h, int in_w, int channels,
                      const DeviceResizePlan& rows, const DeviceResizePlan& cols, float* tmp,
                      float* out, cudaStream_t stream) {
-  cpu::check_gaussian_resize(in_h, in_w, channels, rows.in_size, cols.in_size);
+  check_gaussian_resize(in_h, in_w, channels, rows.in_size, cols.in_size);
   const int out_h = rows.out_size, out_w = cols.out_size;
   if (out_h <= 0 || out_w <= 0 || in_h <= 0 || in_w <= 0) return;
   const int64_t in_row = int64_t{in_w} * channels;

@@ -10,8 +10,7 @@
 
 #include <climits>
 
-#include "base/error.h"
-#include "engine/pipeline.h"
+#include "engine/pipeline.h"  // with engine/musiq.h: musiq::Error
 
 namespace nb = nanobind;
 using musiq::ImageSource;

@@ -7,7 +7,7 @@ set_target_properties(musiq_native PROPERTIES OUTPUT_NAME _native)
 target_link_libraries(musiq_native PRIVATE musiq_engine)
 # The engine's symbols (static libraries) stay inside the module.
 target_link_options(musiq_native PRIVATE "LINKER:--exclude-libs,ALL")
-if(MUSIQ_CUDA)
+if(MUSIQ_HAS_CUDA)
   set_property(TARGET musiq_native APPEND PROPERTY INSTALL_RPATH ${CUDAToolkit_LIBRARY_DIR})
 endif()
 install(TARGETS musiq_native LIBRARY DESTINATION musiq COMPONENT python)

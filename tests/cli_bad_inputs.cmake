@@ -1,14 +1,7 @@
 # The CLI on bad input: one line naming the file, a non-zero exit, and the good
 # images of the same run still scored. Run with cmake -P (see tests/CMakeLists.txt).
 file(MAKE_DIRECTORY ${WORK_DIR})
-set(model ${WORK_DIR}/small.h5)
-if(NOT EXISTS ${model})
-  execute_process(COMMAND ${PYTHON} ${SOURCE_DIR}/tools/musiq-make-test-model ${model}
-                  --seed 3 --size small RESULT_VARIABLE rc)
-  if(rc)
-    message(FATAL_ERROR "could not make the test model")
-  endif()
-endif()
+set(model ${MODEL_DIR}/small.h5)  # made by the fixture test_models
 file(WRITE ${WORK_DIR}/not_an_image.jpg "hello\n")
 
 execute_process(

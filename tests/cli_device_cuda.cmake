@@ -12,15 +12,7 @@ if(gpu_available)
   return()
 endif()
 
-file(MAKE_DIRECTORY ${WORK_DIR})
-set(model ${WORK_DIR}/device_cuda.h5)
-if(NOT EXISTS ${model})
-  execute_process(COMMAND ${PYTHON} ${SOURCE_DIR}/tools/musiq-make-test-model ${model}
-                  --seed 4 --size small RESULT_VARIABLE rc)
-  if(rc)
-    message(FATAL_ERROR "could not make the test model")
-  endif()
-endif()
+set(model ${MODEL_DIR}/small.h5)  # made by the fixture test_models
 execute_process(
   COMMAND ${MUSIQ} score --device cuda --weights ${model} ${SOURCE_DIR}/samples/chelsea.png
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

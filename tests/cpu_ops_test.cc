@@ -92,7 +92,7 @@ TEST_P(AttentionTest, MatchesFullSoftmax) {
     }
   const int64_t starts[] = {0, len};
   cpu::attention(qkv.data(), starts, 1, heads, hd,
-                 q_rows == len ? cpu::Queries::kAll : cpu::Queries::kFirst, out.data());
+                 q_rows == len ? Queries::kAll : Queries::kFirst, out.data());
   EXPECT_TRUE(all_close(out, want, 1e-5, 1e-4));
   double err = 0, plain_err = 0;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -117,8 +117,8 @@ TEST(AttentionPacked, EachSequenceAsAlone) {
   for (int64_t n : lens) starts.push_back(starts.back() + n);
   const int64_t rows = starts.back();
   const auto qkv = random_floats(size_t(rows) * 3 * hidden, 15, -2.0f, 2.0f);
-  for (cpu::Queries queries : {cpu::Queries::kAll, cpu::Queries::kFirst}) {
-    const bool all = queries == cpu::Queries::kAll;
+  for (Queries queries : {Queries::kAll, Queries::kFirst}) {
+    const bool all = queries == Queries::kAll;
     std::vector<float> packed(size_t(all ? rows : int64_t(lens.size())) * hidden);
     cpu::attention(qkv.data(), starts.data(), int(lens.size()), heads, hd, queries, packed.data());
     for (size_t s = 0; s < lens.size(); ++s) {

@@ -1,5 +1,5 @@
 // A bad argument to an op is refused with the same musiq::Error, word for word, by its CPU
-// twin and, in CUDA builds, by its CUDA twin (cpu/op_arguments.h). Both check before any
+// twin and, in CUDA builds, by its CUDA twin (base/op_arguments.h). Both check before any
 // work, so the CUDA twin runs here without a GPU: no device memory, handle or stream.
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include "base/error.h"
 #include "base/resize_plan.h"
 #include "cpu/ops.h"
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
 #include "kernels/ops.cuh"
 #endif
 
@@ -53,7 +53,7 @@ TEST(OpArguments, Conv2dRefusesTheSameOnEveryDevice) {
                             .out_height = out_hw, .out_width = out_hw};
     expect_refused(c.message,
                    [&] { cpu::conv2d(in.data(), shape, kernel.data(), cols, out.data()); });
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
     expect_refused(c.message, [&] {
       cuda::conv2d(in.data(), shape, kernel.data(), cols, out.data(), nullptr, nullptr);
     });
@@ -82,7 +82,7 @@ TEST(OpArguments, GaussianResizeRefusesTheSameOnEveryDevice) {
     expect_refused(c.message, [&] {
       cpu::gaussian_resize(in.data(), h, w, c.channels, rows, cols, tmp.data(), out.data());
     });
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
     const cuda::DeviceResizePlan d_rows{rows.in_size, rows.out_size, rows.span, nullptr, nullptr};
     const cuda::DeviceResizePlan d_cols{cols.in_size, cols.out_size, cols.span, nullptr, nullptr};
     expect_refused(c.message, [&] {

@@ -24,7 +24,7 @@
 #include "cpu/ops.h"
 #include "tests/test_util.h"
 #include "weights/config.h"
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
 #include "kernels/device_array.h"
 #include "kernels/ops.cuh"
 #endif
@@ -57,7 +57,7 @@ class Runner {
   Device device_;
 };
 
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
 // One stream and cuBLAS handle for the whole test binary.
 struct CudaContext {
   cudaStream_t stream = nullptr;
@@ -95,7 +95,7 @@ void Runner::run(std::vector<std::vector<float>*> f, std::vector<std::vector<int
     op(fp, ip);
     return;
   }
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
   std::deque<cuda::DeviceArray<float>> df;  // deque: the arrays never move
   std::deque<cuda::DeviceArray<int32_t>> di;
   const cudaStream_t stream = cuda_context().stream;  // the ops run there too
@@ -158,14 +158,14 @@ struct OpCheck {
         double acc = bias[j];
         for (int k = 0; k < c.k; ++k) acc += double(a[i * c.k + k]) * b[int64_t{k} * c.n + j];
         const size_t o = size_t(i) * c.n + j;
-        want[o] = c.epilogue == cpu::Epilogue::kBiasGelu       ? gelu(acc)
-                  : c.epilogue == cpu::Epilogue::kBiasResidual ? acc + out[o]
+        want[o] = c.epilogue == Epilogue::kBiasGelu       ? gelu(acc)
+                  : c.epilogue == Epilogue::kBiasResidual ? acc + out[o]
                                                                : acc;
       }
     auto av = a, bv = b;
     r.run({&av, &bv, &bias, &out}, {}, [&](const auto& f, const auto&) {
       if (r.device() == Device::kCpu) return cpu::linear(f[0], c.m, c.k, f[1], c.n, f[2], c.epilogue, f[3]);
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
       cuda::linear(f[0], c.m, c.k, f[1], c.n, f[2], c.epilogue, f[3], cuda_context().blas,
                    cuda_context().stream);
 #endif
@@ -186,7 +186,7 @@ struct OpCheck {
     }
     r.run({&x, &scale, &bias, &out}, {}, [&](const auto& f, const auto&) {
       if (r.device() == Device::kCpu) return cpu::layer_norm(f[0], c.rows, c.dim, f[1], f[2], 1e-6f, f[3]);
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
       cuda::layer_norm(f[0], c.rows, c.dim, f[1], f[2], 1e-6f, f[3], cuda_context().stream);
 #endif
     });
@@ -207,7 +207,7 @@ struct OpCheck {
                               scl[scale_id[i] * c.dim + j];
     r.run({&x, &pos, &scl}, {&spatial, &scale_id}, [&](const auto& f, const auto& n) {
       if (r.device() == Device::kCpu) return cpu::add_embeddings(f[0], c.rows, c.dim, n[0], n[1], f[1], f[2]);
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
       cuda::add_embeddings(f[0], c.rows, c.dim, n[0], n[1], f[1], f[2], cuda_context().stream);
 #endif
     });
@@ -239,13 +239,13 @@ struct OpCheck {
           want[i * hidden + h * hd + d] = acc;
         }
       }
-    const cpu::Queries queries = all ? cpu::Queries::kAll : cpu::Queries::kFirst;
+    const Queries queries = all ? Queries::kAll : Queries::kFirst;
     // The offsets travel as two int32 halves of each int64 (little-endian).
     std::vector<int32_t> starts = {0, 0, int32_t(c.len), int32_t(c.len >> 32)};
     r.run({&qkv, &out}, {&starts}, [&](const auto& f, const auto& n) {
       const auto* seq = reinterpret_cast<const int64_t*>(n[0]);
       if (r.device() == Device::kCpu) return cpu::attention(f[0], seq, 1, heads, hd, queries, f[1]);
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
       cuda::attention(f[0], seq, 1, c.len, heads, hd, queries, f[1], cuda_context().stream);
 #endif
     });
@@ -267,7 +267,7 @@ struct OpCheck {
     }
     r.run({&logits, &score}, {}, [&](const auto& f, const auto&) {
       if (r.device() == Device::kCpu) return void(f[1][0] = cpu::head_score(f[0], c.classes));
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
       cuda::head_score(f[0], 1, c.classes, f[1], cuda_context().stream);
 #endif
     });
@@ -298,7 +298,7 @@ struct OpCheck {
     r.run({&x, &scale, &bias}, {}, [&](const auto& f, const auto&) {
       if (r.device() == Device::kCpu)
         return cpu::group_norm(f[0], c.n, c.hw, c.c, kStemGroups, f[1], f[2], c.eps, c.relu);
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
       cuda::group_norm(f[0], c.n, c.hw, c.c, kStemGroups, f[1], f[2], c.eps, c.relu,
                        cuda_context().stream);
 #endif
@@ -323,7 +323,7 @@ struct OpCheck {
     r.run({&in, &out}, {}, [&](const auto& f, const auto&) {
       if (r.device() == Device::kCpu)
         return cpu::max_pool_3x3_s2(f[0], c.n, c.in_hw, c.in_hw, c.c, c.out_hw, c.out_hw, f[1]);
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
       cuda::max_pool_3x3_s2(f[0], c.n, c.in_hw, c.in_hw, c.c, c.out_hw, c.out_hw, f[1],
                             cuda_context().stream);
 #endif
@@ -337,7 +337,7 @@ struct OpCheck {
     for (int64_t k = 0; k < c.count; ++k) want[k] = std::max(double(x[k]) + residual[k], 0.0);
     r.run({&x, &residual}, {}, [&](const auto& f, const auto&) {
       if (r.device() == Device::kCpu) return cpu::add_relu(f[0], f[1], c.count);
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
       cuda::add_relu(f[0], f[1], c.count, cuda_context().stream);
 #endif
     });
@@ -369,7 +369,7 @@ struct OpCheck {
     r.run({&in, &kernel, &columns, &out}, {}, [&](const auto& f, const auto&) {
       if (r.device() == Device::kCpu)
         return cpu::conv2d(f[0], c.shape(), f[1], f[2], f[3]);
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
       cuda::conv2d(f[0], c.shape(), f[1], f[2], f[3], cuda_context().blas, cuda_context().stream);
 #endif
     });
@@ -401,7 +401,7 @@ void PrintTo(const OpCase& c, std::ostream* out) {
 
 std::vector<OpCase> op_cases() {
   std::vector<Device> devices = {Device::kCpu};
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
   devices.push_back(Device::kCuda);
 #endif
   std::vector<OpCase> cases;
@@ -415,7 +415,7 @@ class OpsTest : public ::testing::TestWithParam<OpCase> {};
 
 TEST_P(OpsTest, MatchesDoublePrecisionFormula) {
   const OpCase& c = GetParam();
-#ifdef MUSIQ_WITH_CUDA
+#ifdef MUSIQ_HAS_CUDA
   std::string reason;
   if (c.device == Device::kCuda && !cuda_usable(&reason)) GTEST_SKIP() << reason;
 #endif

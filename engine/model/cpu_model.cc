@@ -62,7 +62,7 @@ struct CpuOps {
   }
   // forward.h's Dense kernels: packed by CpuModel's constructor.
   void linear(const float* a, int64_t m, int k, const float* packed_b, int n, const float* bias,
-              cpu::Epilogue epilogue, float* out) {
+              Epilogue epilogue, float* out) {
     cpu::linear_packed(a, m, k, packed_b, n, bias, epilogue, out);
   }
   void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
@@ -74,7 +74,7 @@ struct CpuOps {
     cpu::add_embeddings(x, rows, dim, spatial, scale_id, pos_table, scale_table);
   }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
-                 cpu::Queries queries, float* out) {
+                 Queries queries, float* out) {
     cpu::attention(qkv, batch.starts.data(), batch.batch(), heads, head_dim, queries, out);
   }
   void head_scores(const float* logits, int images, int classes, float* scores) {

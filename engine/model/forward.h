@@ -6,8 +6,7 @@
 #include <concepts>
 #include <cstdint>
 
-#include "base/conv2d_shape.h"
-#include "cpu/ops.h"  // cpu::Epilogue, cpu::Queries
+#include "base/op_arguments.h"  // Epilogue, Queries
 #include "engine/model/model_weights.h"
 #include "engine/model/packed_batch.h"
 #include "engine/model/stem_scratch.h"
@@ -22,8 +21,8 @@ namespace musiq {
 template <typename Ops>
 concept ForwardOps = requires(Ops& ops, float* out, const float* in, const float* weights,
                               int64_t rows, int size, float eps, bool relu,
-                              const Conv2dShape& conv, cpu::Epilogue epilogue,
-                              const int32_t* index, cpu::Queries queries,
+                              const Conv2dShape& conv, Epilogue epilogue,
+                              const int32_t* index, Queries queries,
                               const PackedBatch& batch, const Workspace& ws,
                               void (*tile)(int64_t first, int64_t n, const StemScratch&)) {
   // Tokens through the stem at once: a constant, as the stem sizes an array by it.
@@ -98,7 +97,7 @@ void embed(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Worksp
   });
   // Flatten (h, w, c) -> 16384 and project to the hidden size.
   ops.linear(ws.unit, count, static_cast<int>(kStemUnitPerToken), w.embedding_kernel,
-             c.hidden_size, w.embedding_bias, cpu::Epilogue::kBias, ws.embedded);
+             c.hidden_size, w.embedding_bias, Epilogue::kBias, ws.embedded);
 }
 
 // The stem over every image's tokens, in chunks of Ops::kStemChunk that may span images
@@ -161,9 +160,9 @@ void encoder_block(Ops& ops, const ModelConfig& c, const EncoderBlockParams<cons
   const int h = c.hidden_size;
   const int64_t rows = batch.rows();
   ops.layer_norm(ws.x, rows, h, b.ln0_scale, b.ln0_bias, kLayerNormEps, ws.y);
-  ops.linear(ws.y, rows, h, b.qkv_kernel, 3 * h, b.qkv_bias, cpu::Epilogue::kBias, ws.qkv);
+  ops.linear(ws.y, rows, h, b.qkv_kernel, 3 * h, b.qkv_bias, Epilogue::kBias, ws.qkv);
   ops.attention(ws.qkv, batch, c.num_heads, c.head_dim(),
-                cls_only ? cpu::Queries::kFirst : cpu::Queries::kAll, ws.ctx);
+                cls_only ? Queries::kFirst : Queries::kAll, ws.ctx);
   float* stream = ws.x;
   int64_t m = rows;
   if (cls_only) {
@@ -172,11 +171,11 @@ void encoder_block(Ops& ops, const ModelConfig& c, const EncoderBlockParams<cons
     stream = ws.cls_x;
     m = batch.batch();
   }
-  ops.linear(ws.ctx, m, h, b.out_kernel, h, b.out_bias, cpu::Epilogue::kBiasResidual, stream);
+  ops.linear(ws.ctx, m, h, b.out_kernel, h, b.out_bias, Epilogue::kBiasResidual, stream);
   ops.layer_norm(stream, m, h, b.ln2_scale, b.ln2_bias, kLayerNormEps, ws.y);
-  ops.linear(ws.y, m, h, b.mlp0_kernel, c.mlp_dim, b.mlp0_bias, cpu::Epilogue::kBiasGelu,
+  ops.linear(ws.y, m, h, b.mlp0_kernel, c.mlp_dim, b.mlp0_bias, Epilogue::kBiasGelu,
              ws.mlp);
-  ops.linear(ws.mlp, m, c.mlp_dim, b.mlp1_kernel, h, b.mlp1_bias, cpu::Epilogue::kBiasResidual,
+  ops.linear(ws.mlp, m, c.mlp_dim, b.mlp1_kernel, h, b.mlp1_bias, Epilogue::kBiasResidual,
              stream);
 }
 
@@ -211,7 +210,7 @@ void forward(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Work
   [[maybe_unused]] auto range = ops.range("head");
   ops.layer_norm(ws.cls_x, images, h, w.encoder_norm_scale, w.encoder_norm_bias, kLayerNormEps,
                  ws.y);
-  ops.linear(ws.y, images, h, w.head_kernel, c.num_classes, w.head_bias, cpu::Epilogue::kBias,
+  ops.linear(ws.y, images, h, w.head_kernel, c.num_classes, w.head_bias, Epilogue::kBias,
              ws.logits);
   ops.head_scores(ws.logits, images, c.num_classes, ws.scores);
 }

@@ -157,7 +157,7 @@ struct CudaOps {
     cuda::add_relu(x, residual, count, stream);
   }
   void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
-              cpu::Epilogue epilogue, float* out) {
+              Epilogue epilogue, float* out) {
     cuda::linear(a, m, k, b, n, bias, epilogue, out, blas, stream);
   }
   void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
@@ -169,7 +169,7 @@ struct CudaOps {
     cuda::add_embeddings(x, rows, dim, spatial, scale_id, pos_table, scale_table, stream);
   }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
-                 cpu::Queries queries, float* out) {
+                 Queries queries, float* out) {
     cuda::attention(qkv, batch.device_starts, batch.batch(), batch.longest(), heads, head_dim,
                     queries, out, stream);
   }

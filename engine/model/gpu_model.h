@@ -1,7 +1,7 @@
 // The MUSIQ forward pass on a CUDA GPU: engine/model/forward.h over the kernels of
 // kernels/ops.cuh. CUDA builds only (engine/CMakeLists.txt adds engine/model/gpu_model.cc);
 // this header has no CUDA types, so engine/scorer.cc can include it under
-// #ifdef MUSIQ_WITH_CUDA without the CUDA headers.
+// #ifdef MUSIQ_HAS_CUDA without the CUDA headers.
 #pragma once
 #include <memory>
 #include <span>

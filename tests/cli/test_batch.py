@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """musiq score on collections: inputs, formats, resume, shards, several models, bad files.
 
-Run by ctest with MUSIQ_BIN set to the built binary; uses a small random model, made by
-tools/musiq-make-test-model under this interpreter (sys.executable, not the tool's #! line).
+Run by ctest with MUSIQ_BIN set to the built binary; uses the small random models of the
+cli.test_models fixture (fixture_models.py).
 """
 import csv
 import io
@@ -11,13 +11,13 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import unittest
 
+from fixture_models import SMALL_MODEL, SMALL_MODEL_10_CLASSES
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MUSIQ = os.environ.get("MUSIQ_BIN", os.path.join(ROOT, "build", "musiq"))
-MAKE_MODEL = os.path.join(ROOT, "tools", "musiq-make-test-model")
 
 
 def run(*args, stdin=None, env=None):
@@ -29,9 +29,7 @@ class BatchScoring(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="musiq-batch-")
-        cls.model = os.path.join(cls.tmp, "small.h5")
-        subprocess.run([sys.executable, MAKE_MODEL, cls.model, "--seed", "5", "--size", "small"],
-                       check=True, capture_output=True)
+        cls.model = SMALL_MODEL
         # A collection: photos at two levels, a non-image file, bad images.
         cls.photos = os.path.join(cls.tmp, "photos")
         os.makedirs(os.path.join(cls.photos, "sub"))
@@ -123,9 +121,7 @@ class BatchScoring(unittest.TestCase):
         weights_dir = os.path.join(self.tmp, "weights")
         os.makedirs(weights_dir, exist_ok=True)
         shutil.copy(self.model, os.path.join(weights_dir, "spaq.h5"))
-        subprocess.run([sys.executable, MAKE_MODEL, os.path.join(weights_dir, "ava.h5"),
-                        "--seed", "6", "--size", "small", "--num-classes", "10"],
-                       check=True, capture_output=True)
+        shutil.copy(SMALL_MODEL_10_CLASSES, os.path.join(weights_dir, "ava.h5"))
         env = dict(os.environ, MUSIQ_WEIGHTS_DIR=weights_dir)
         r = run("score", "--model", "spaq,ava", "-q", os.path.join(self.photos, "rocket.jpg"), env=env)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -29,9 +29,10 @@ import h5py
 import numpy as np
 from PIL import Image
 
+from fixture_models import SMALL_MODEL
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MUSIQ = os.path.abspath(os.environ.get("MUSIQ_BIN", os.path.join(ROOT, "build", "musiq")))
-MAKE_MODEL = os.path.join(ROOT, "tools", "musiq-make-test-model")
 BAD_NAME = b"caf\xe9-\xff.png"  # Latin-1 bytes: not UTF-8
 
 
@@ -83,9 +84,7 @@ class HostileInput(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="musiq-hostile-")
-        cls.model = os.path.join(cls.tmp, "small.h5")
-        subprocess.run([sys.executable, MAKE_MODEL, cls.model, "--seed", "5", "--size", "small"],
-                       check=True, capture_output=True)
+        cls.model = SMALL_MODEL
         cls.photos = os.path.join(cls.tmp, "photos")
         os.makedirs(cls.photos)
         for name in ("chelsea.png", "rocket.jpg"):

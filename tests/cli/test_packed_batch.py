@@ -9,13 +9,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
+from fixture_models import SMALL_MODEL
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MUSIQ = os.environ.get("MUSIQ_BIN", os.path.join(ROOT, "build", "musiq"))
-MAKE_MODEL = os.path.join(ROOT, "tools", "musiq-make-test-model")
 
 
 def run(*args):
@@ -26,9 +26,7 @@ class PackedBatches(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="musiq-packed-")
-        cls.model = os.path.join(cls.tmp, "small.h5")
-        subprocess.run([sys.executable, MAKE_MODEL, cls.model, "--seed", "6", "--size", "small"],
-                       check=True, capture_output=True)
+        cls.model = SMALL_MODEL
         cls.bad = os.path.join(cls.tmp, "broken.jpg")
         with open(cls.bad, "wb") as f:
             f.write(b"\xff\xd8\xff not really a jpeg")

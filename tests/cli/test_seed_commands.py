@@ -30,9 +30,9 @@ import h5py
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 from tf_resize_reference import resize_bilinear_antialias, to_uint8  # noqa: E402
+from fixture_models import SMALL_MODEL, SMALL_MODEL_10_CLASSES  # noqa: E402
 
 MUSIQ = os.environ.get("MUSIQ_BIN", os.path.join(ROOT, "build", "musiq"))
-MAKE_MODEL = os.path.join(ROOT, "tools", "musiq-make-test-model")
 PHOTO = os.path.join(ROOT, "samples", "rocket.jpg")  # 640 x 427
 
 
@@ -42,10 +42,8 @@ class SeedCommands(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="musiq-seed-")
         weights = os.path.join(cls.tmp, "weights")
         os.mkdir(weights)
-        for name, classes in (("koniq", "1"), ("ava", "10")):
-            subprocess.run([sys.executable, MAKE_MODEL, os.path.join(weights, name + ".h5"),
-                            "--seed", "30", "--size", "small", "--num-classes", classes],
-                           check=True, capture_output=True)
+        shutil.copy(SMALL_MODEL, os.path.join(weights, "koniq.h5"))
+        shutil.copy(SMALL_MODEL_10_CLASSES, os.path.join(weights, "ava.h5"))
         cls.work = os.path.join(cls.tmp, "photos")
         os.mkdir(cls.work)
         shutil.copy(PHOTO, os.path.join(cls.work, "sample.jpg"))

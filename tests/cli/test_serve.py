@@ -15,16 +15,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import unittest
 import uuid
 
+from fixture_models import SMALL_MODEL
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MUSIQ = os.environ.get("MUSIQ_BIN", os.path.join(ROOT, "build", "musiq"))
-MAKE_MODEL = os.path.join(ROOT, "tools", "musiq-make-test-model")
 DATA = os.path.join(ROOT, "tests", "data")
 HOST = "127.0.0.1"
 IMAGES = [os.path.join(DATA, n) for n in ("chelsea_200x133_q90.jpg", "camera_gray_459x371_q90.jpg",
@@ -106,9 +106,7 @@ class ServeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="musiq-serve-")
-        cls.model = os.path.join(cls.tmp, "small.h5")
-        subprocess.run([sys.executable, MAKE_MODEL, cls.model, "--seed", "8", "--size", "small"],
-                       check=True, capture_output=True)
+        cls.model = SMALL_MODEL
         r = subprocess.run([MUSIQ, "score", "--weights", cls.model, "--device", "cpu", "-q",
                             *IMAGES], capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr

@@ -12,14 +12,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import unittest
 
+from fixture_models import SMALL_MODEL
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MUSIQ = os.environ.get("MUSIQ_BIN", os.path.join(ROOT, "build", "musiq"))
-MAKE_MODEL = os.path.join(ROOT, "tools", "musiq-make-test-model")
 DATA = os.path.join(ROOT, "tests", "data")
 
 # (member name, source file or bytes): images, a caption, a broken image, a nested key.
@@ -61,9 +61,7 @@ class TarShards(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="musiq-tar-")
-        cls.model = os.path.join(cls.tmp, "small.h5")
-        subprocess.run([sys.executable, MAKE_MODEL, cls.model, "--seed", "7", "--size", "small"],
-                       check=True, capture_output=True)
+        cls.model = SMALL_MODEL
         cls.shard0 = os.path.join(cls.tmp, "shard-000000.tar")
         cls.shard1 = os.path.join(cls.tmp, "shard-000001.tar")
         write_tar(cls.shard0, SHARD0)

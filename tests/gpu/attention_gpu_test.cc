@@ -25,8 +25,8 @@ struct AttentionCase {
   int heads;
 };
 
-cpu::Queries queries_of(int64_t len, int64_t q_rows) {
-  return q_rows == len ? cpu::Queries::kAll : cpu::Queries::kFirst;
+Queries queries_of(int64_t len, int64_t q_rows) {
+  return q_rows == len ? Queries::kAll : Queries::kFirst;
 }
 
 class AttentionGpuTest : public ::testing::TestWithParam<AttentionCase> {};
@@ -90,8 +90,8 @@ TEST(AttentionGpu, PackedSequencesMatchCpu) {
   gpu_test::Stream stream;
   DeviceBuffer<float> d_qkv(qkv);
   DeviceBuffer<int64_t> d_starts(starts);
-  for (cpu::Queries queries : {cpu::Queries::kAll, cpu::Queries::kFirst}) {
-    const int64_t out_rows = queries == cpu::Queries::kAll ? rows : int64_t(lens.size());
+  for (Queries queries : {Queries::kAll, Queries::kFirst}) {
+    const int64_t out_rows = queries == Queries::kAll ? rows : int64_t(lens.size());
     std::vector<float> want(size_t(out_rows) * hidden);
     cpu::attention(qkv.data(), starts.data(), int(lens.size()), heads, head_dim, queries,
                    want.data());
@@ -100,7 +100,7 @@ TEST(AttentionGpu, PackedSequencesMatchCpu) {
                     d_out.get(), stream.get());
     stream.sync();
     EXPECT_TRUE(test::all_close(d_out.download(), want, kAbsTol, kRelTol))
-        << (queries == cpu::Queries::kAll ? "all queries" : "CLS queries");
+        << (queries == Queries::kAll ? "all queries" : "CLS queries");
     EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
   }
 }
@@ -110,7 +110,7 @@ TEST(AttentionGpu, RejectsUnsupportedHeadDim) {
   gpu_test::Stream stream;
   DeviceBuffer<float> qkv(3 * 2 * 32), out(2 * 32);
   DeviceBuffer<int64_t> starts(std::vector<int64_t>{0, 1});
-  EXPECT_THROW(cuda::attention(qkv.get(), starts.get(), 1, 1, 2, 32, cpu::Queries::kFirst,
+  EXPECT_THROW(cuda::attention(qkv.get(), starts.get(), 1, 1, 2, 32, Queries::kFirst,
                                out.get(), stream.get()),
                Error);
 }

@@ -149,7 +149,7 @@ std::vector<float> identity(int n) {
 
 // cpu::linear(x @ I, bias, epilogue): the CPU's epilogue applied to x itself.
 std::vector<float> cpu_epilogue(const std::vector<float>& x, int64_t rows, int cols,
-                                const float* bias, cpu::Epilogue epilogue) {
+                                const float* bias, Epilogue epilogue) {
   std::vector<float> out(size_t(rows) * cols, 0.0f);
   cpu::linear(x.data(), rows, cols, identity(cols).data(), cols, bias, epilogue, out.data());
   return out;
@@ -164,7 +164,7 @@ TEST_P(BiasGpuTest, AddBiasMatchesCpuLinearBitForBit) {
   const auto x = test::random_floats(n, 51, -3.0f, 3.0f);
   const auto bias = test::random_floats(size_t(c.cols), 52, -1.0f, 1.0f);
   const float* bias_ptr = c.has_bias ? bias.data() : nullptr;
-  const auto want = cpu_epilogue(x, c.rows, c.cols, bias_ptr, cpu::Epilogue::kBias);
+  const auto want = cpu_epilogue(x, c.rows, c.cols, bias_ptr, Epilogue::kBias);
 
   std::vector<float> padded(size_t(c.offset), 7.0f);
   padded.insert(padded.end(), x.begin(), x.end());
@@ -186,7 +186,7 @@ TEST_P(BiasGpuTest, GeluBiasMatchesCpuLinear) {
   const auto x = test::random_floats(n, 53, -6.0f, 6.0f);
   const auto bias = test::random_floats(size_t(c.cols), 54, -1.0f, 1.0f);
   const float* bias_ptr = c.has_bias ? bias.data() : nullptr;
-  const auto want = cpu_epilogue(x, c.rows, c.cols, bias_ptr, cpu::Epilogue::kBiasGelu);
+  const auto want = cpu_epilogue(x, c.rows, c.cols, bias_ptr, Epilogue::kBiasGelu);
 
   std::vector<float> padded(size_t(c.offset), 7.0f);
   padded.insert(padded.end(), x.begin(), x.end());
@@ -208,7 +208,7 @@ TEST(GeluGpuTest, NegativeTailWithinRelativeBound) {
   constexpr int64_t kRows = 961;
   constexpr int kCols = 1152;  // the MLP's hidden layer at 1024x768
   const auto x = test::random_floats(size_t(kRows) * kCols, 55, -10.0f, -3.0f);
-  const auto want = cpu_epilogue(x, kRows, kCols, nullptr, cpu::Epilogue::kBiasGelu);
+  const auto want = cpu_epilogue(x, kRows, kCols, nullptr, Epilogue::kBiasGelu);
   gpu_test::Stream stream;
   DeviceBuffer<float> d_x(x);
   cuda::gelu_bias(d_x.get(), kRows, kCols, nullptr, stream.get());

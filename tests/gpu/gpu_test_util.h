@@ -1,6 +1,6 @@
-// The GPU side of the test utilities: skip without a device, and device buffers (RAII)
-// with a guard band that catches out-of-bounds writes. Random data, tolerance checks and
-// test names are tests/test_util.h's, shared with the CPU tests.
+// The GPU side of the test utilities: skip without a device, and device buffers (the
+// engine's DeviceArray) with a guard band that catches out-of-bounds writes. Random data,
+// tolerance checks and test names are tests/test_util.h's, shared with the CPU tests.
 #pragma once
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -13,11 +13,11 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "engine/device.h"
 #include "kernels/cuda_check.h"
+#include "kernels/device_array.h"
 #include "tests/test_util.h"
 
 namespace musiq::gpu_test {
@@ -36,66 +36,54 @@ inline bool large_tests_enabled() {
   return v != nullptr && std::strcmp(v, "1") == 0;
 }
 
-// Device memory owned by the test. `count` elements plus a guard band of kGuard elements
-// after them, filled with 0xA5 bytes; guard_intact() says whether a kernel wrote past the
-// end. Move-only. Uploads and the guard fill are complete on the device when they return,
-// and downloads wait for all device work first: the tests' kernels run on non-blocking
-// streams, which are not ordered with cudaMemcpy/cudaMemset on the legacy default stream.
+// Device memory owned by the test: a DeviceArray of `count` elements plus a guard band of
+// kGuard elements after them, filled with 0xA5 bytes; guard_intact() says whether a kernel
+// wrote past the end. Move-only. Uploads and the guard fill are complete on the device when
+// they return, and downloads wait for all device work first: the tests' kernels run on
+// non-blocking streams, which are not ordered with cudaMemcpy/cudaMemset on the legacy
+// default stream.
 template <typename T>
 class DeviceBuffer {
  public:
   static constexpr size_t kGuard = 64;
 
   DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t count) : count_(count) {
-    CUDA_CHECK(cudaMalloc(&data_, (count + kGuard) * sizeof(T)));
-    CUDA_CHECK(cudaMemset(data_ + count, 0xA5, kGuard * sizeof(T)));
+  explicit DeviceBuffer(size_t count) {
+    memory_.allocate(count + kGuard, "a test buffer");
+    CUDA_CHECK(cudaMemset(get() + count, 0xA5, kGuard * sizeof(T)));
     CUDA_CHECK(cudaDeviceSynchronize());
   }
   explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
     upload(host);
   }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& other) noexcept { swap(other); }
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
-    swap(other);
-    return *this;
-  }
-  ~DeviceBuffer() {
-    if (data_) cudaFree(data_);  // never throw from a destructor
-  }
 
-  T* get() const { return data_; }
-  size_t size() const { return count_; }
+  T* get() const { return memory_.get(); }
+  size_t size() const { return memory_.size() == 0 ? 0 : memory_.size() - kGuard; }
 
   void upload(const std::vector<T>& host) {
-    if (host.size() != count_) throw Error("DeviceBuffer::upload: size mismatch");
-    if (count_) CUDA_CHECK(cudaMemcpy(data_, host.data(), count_ * sizeof(T), cudaMemcpyHostToDevice));
+    if (host.size() != size()) throw Error("DeviceBuffer::upload: size mismatch");
+    if (size())
+      CUDA_CHECK(cudaMemcpy(get(), host.data(), size() * sizeof(T), cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaDeviceSynchronize());  // a pageable copy may still be in flight
   }
   std::vector<T> download() const {
     CUDA_CHECK(cudaDeviceSynchronize());
-    std::vector<T> host(count_);
-    if (count_) CUDA_CHECK(cudaMemcpy(host.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost));
+    std::vector<T> host(size());
+    if (size())
+      CUDA_CHECK(cudaMemcpy(host.data(), get(), size() * sizeof(T), cudaMemcpyDeviceToHost));
     return host;
   }
   bool guard_intact() const {
     std::vector<unsigned char> guard(kGuard * sizeof(T));
     CUDA_CHECK(cudaDeviceSynchronize());
-    CUDA_CHECK(cudaMemcpy(guard.data(), data_ + count_, guard.size(), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(guard.data(), get() + size(), guard.size(), cudaMemcpyDeviceToHost));
     for (unsigned char b : guard)
       if (b != 0xA5) return false;
     return true;
   }
 
  private:
-  void swap(DeviceBuffer& other) noexcept {
-    std::swap(data_, other.data_);
-    std::swap(count_, other.count_);
-  }
-  T* data_ = nullptr;
-  size_t count_ = 0;
+  cuda::DeviceArray<T> memory_;
 };
 
 // A stream per test (the kernels must honour the stream they are given). RAII.

@@ -1,8 +1,8 @@
 # GPU kernel tests: each kernel of kernels/ops.cuh against its CPU counterpart in cpu/ops.h.
 # Built only in CUDA builds; every test skips (GTEST_SKIP, with the reason) when no CUDA
 # device is usable, so the suite passes on machines without a GPU.
-# Included after enable_testing(), inside if(MUSIQ_CUDA), e.g. from the root CMakeLists.txt:
-#   if(MUSIQ_BUILD_TESTS AND MUSIQ_CUDA)
+# Included after enable_testing(), inside if(MUSIQ_HAS_CUDA), e.g. from the root CMakeLists.txt:
+#   if(MUSIQ_BUILD_TESTS AND MUSIQ_HAS_CUDA)
 #     include(tests/gpu/gpu_tests.cmake)
 #   endif()
 # Opt-in tests past 2^31 elements: MUSIQ_GPU_LARGE_TESTS=1 (tens of GB of host and GPU memory).
@@ -27,6 +27,7 @@ target_compile_definitions(musiq_gpu_tests PRIVATE
   MUSIQ_SOURCE_DIR="${CMAKE_SOURCE_DIR}" MUSIQ_PYTHON="${MUSIQ_PYTHON}"
   MUSIQ_TEST_TMP="${CMAKE_BINARY_DIR}/tests/gpu/tmp")
 target_link_libraries(musiq_gpu_tests PRIVATE musiq_engine musiq_kernels GTest::gtest_main)
+target_include_directories(musiq_gpu_tests PRIVATE ${CMAKE_SOURCE_DIR})  # tests/ helpers
 if(MUSIQ_CUDA_EMULATION)  # a few cases shrink where the emulator's cost is unreasonable
   target_compile_definitions(musiq_gpu_tests PRIVATE MUSIQ_CUDA_EMULATION=1)
 endif()

@@ -35,7 +35,7 @@ class Blas {
 struct LinearCase {
   int64_t m;
   int k, n;
-  cpu::Epilogue epilogue;
+  Epilogue epilogue;
   bool bias;
 };
 
@@ -63,7 +63,7 @@ TEST_P(LinearGpuTest, MatchesCpu) {
   EXPECT_TRUE(d_out.guard_intact());
 }
 
-using E = cpu::Epilogue;
+using E = Epilogue;
 INSTANTIATE_TEST_SUITE_P(
     Shapes, LinearGpuTest,
     ::testing::Values(
@@ -136,12 +136,12 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(LinearGpuWorkspace, NoAllocationAfterSetBlasWorkspace) {
   MUSIQ_SKIP_WITHOUT_GPU();
   // The model's GEMMs at 961 tokens, the stem's embedding on 64 tokens and the head.
-  const LinearCase cases[] = {{962, 384, 1152, cpu::Epilogue::kBias, true},
-                              {962, 384, 384, cpu::Epilogue::kBiasResidual, true},
-                              {962, 384, 1152, cpu::Epilogue::kBiasGelu, true},
-                              {962, 1152, 384, cpu::Epilogue::kBiasResidual, true},
-                              {64, 16384, 384, cpu::Epilogue::kBias, true},
-                              {1, 384, 1, cpu::Epilogue::kBias, true}};
+  const LinearCase cases[] = {{962, 384, 1152, Epilogue::kBias, true},
+                              {962, 384, 384, Epilogue::kBiasResidual, true},
+                              {962, 384, 1152, Epilogue::kBiasGelu, true},
+                              {962, 1152, 384, Epilogue::kBiasResidual, true},
+                              {64, 16384, 384, Epilogue::kBias, true},
+                              {1, 384, 1, Epilogue::kBias, true}};
   gpu_test::Stream stream;
   DeviceBuffer<float> a(test::random_floats(962 * 16384, 45));
   DeviceBuffer<float> b(test::random_floats(16384 * 1152, 46));

@@ -1,5 +1,6 @@
-"""Shared fixtures: a small random model (tools/musiq-make-test-model, never downloaded
-weights), the CLI's own records for reference scores, a directory of photos with bad files.
+"""Shared fixtures: a small random model (never downloaded weights: ctest's fixture
+cli.test_models makes it into $MUSIQ_TEST_MODELS), the CLI's own records for reference
+scores, a directory of photos with bad files.
 
 MUSIQ_BIN names the CLI (ctest sets it; default build/musiq); MUSIQ_PYTHON the interpreter
 that runs the repository's Python tools (run_in_venv.py sets it)."""
@@ -7,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -22,12 +22,8 @@ PHOTOS = [os.path.join(ROOT, "samples", "chelsea.png"),
 
 
 @pytest.fixture(scope="session")
-def model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "small.h5"
-    subprocess.run([os.environ.get("MUSIQ_PYTHON", sys.executable),
-                    os.path.join(ROOT, "tools", "musiq-make-test-model"), str(path),
-                    "--seed", "31", "--size", "small"], check=True, capture_output=True)
-    return str(path)
+def model():
+    return os.path.join(os.environ["MUSIQ_TEST_MODELS"], "small.h5")
 
 
 @pytest.fixture(scope="session")

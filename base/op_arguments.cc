@@ -1,10 +1,10 @@
-#include "cpu/op_arguments.h"
+#include "base/op_arguments.h"
 
 #include <string>
 
 #include "base/error.h"
 
-namespace musiq::cpu {
+namespace musiq {
 
 void check_conv2d_windows(const Conv2dShape& shape, const float* columns) {
   const std::string kernel = std::to_string(shape.kernel) + "x" + std::to_string(shape.kernel);
@@ -24,4 +24,4 @@ void check_gaussian_resize(int in_h, int in_w, int channels, int rows_in_size,
     throw Error("gaussian_resize: 1 to 4 channels, not " + std::to_string(channels));
 }
 
-}  // namespace musiq::cpu
+}  // namespace musiq
