@@ -18,6 +18,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "cli"))
+from fixture_models import SMALL_MODEL  # noqa: E402  (the cli.test_models fixture's)
+
 MUSIQ = os.environ.get("MUSIQ_BIN", os.path.join(ROOT, "build", "musiq"))
 BUILD = os.environ.get("MUSIQ_BUILD_DIR", os.path.join(ROOT, "build"))
 IMAGES = [os.path.join(ROOT, "samples", "chelsea.png"),
@@ -42,9 +45,7 @@ class InstalledCApi(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="musiq-capi-")
         cls.prefix = os.path.join(cls.tmp, "prefix")
         run("cmake", "--install", BUILD, "--prefix", cls.prefix, "--component", "c_api")
-        cls.model = os.path.join(cls.tmp, "small.h5")
-        run(sys.executable, os.path.join(ROOT, "tools", "musiq-make-test-model"), cls.model,
-            "--seed", "13", "--size", "small")
+        cls.model = SMALL_MODEL
         cls.bad = os.path.join(cls.tmp, "truncated.jpg")
         with open(IMAGES[1], "rb") as f:
             data = f.read()
