@@ -67,8 +67,8 @@ struct ModelParams {
 // "Transformer/encoderblock_3/" for block 3.
 std::string encoder_block_prefix(int block);
 
-// Calls f(field, ParamField) for every field of `p` in the weights file's order, but for
-// each block's q, k and v: their kernels come before their biases. Sizes p.blocks first.
+// Calls f(field, ParamField) for every field of `p`, in tools/musiq_params.py's order but
+// for each block's q, k and v: their kernels come before their biases. Sizes p.blocks first.
 template <typename P, typename F>
 void for_each_param(ModelParams<P>& p, const ModelConfig& c, F&& f) {
   using enum ParamKind;
