@@ -69,11 +69,11 @@ CpuModel::CpuModel(ModelWeights weights)
   // Each Dense kernel [k, n] and convolution kernel (HWIO read as [kh*kw*cin, cout])
   // repacked once for cpu::linear_packed and conv2d_packed: in place where the packed form
   // is as large (n a multiple of 16), else (the head's few classes) beside.
-  for_each_param(params_, w_.config, [this](const float*& field, const ParamField& f) {
-    if (f.kind == ParamKind::kValues) return;
-    const int n = static_cast<int>(f.shape.back());
-    const int k = static_cast<int>(element_count(f.shape) / n);
-    float* raw = w_.block.data() + (field - w_.block.data());
+  for_each_param(params_, w_.config, [this](const float*& weights, const ParamField& field) {
+    if (field.kind == ParamKind::kValues) return;
+    const int n = static_cast<int>(field.shape.back());
+    const int k = static_cast<int>(element_count(field.shape) / n);
+    float* raw = w_.block.data() + (weights - w_.block.data());
     std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
     cpu::pack_columns(raw, k, n, n, packed.data());
     if (packed.size() == size_t(k) * size_t(n)) {
@@ -81,7 +81,7 @@ CpuModel::CpuModel(ModelWeights weights)
       return;
     }
     packed_beside_.push_back(std::move(packed));
-    field = packed_beside_.back().data();
+    weights = packed_beside_.back().data();
   });
 }
 
