@@ -1,21 +1,24 @@
 #include "engine/device.h"
 
+#include <algorithm>
+
+#include "base/alternatives.h"
 #include "base/error.h"
 #include "cpu/threads.h"
 
 namespace musiq {
 
 DeviceKind parse_device_kind(const std::string& name) {
-  if (name == "auto") return DeviceKind::kAuto;
-  if (name == "cpu") return DeviceKind::kCpu;
-  if (name == "cuda") return DeviceKind::kCuda;
-  throw Error("unknown device '" + name + "' (use auto, cpu or cuda)");
+  const auto found = std::ranges::find(kDeviceNames, name);
+  if (found == kDeviceNames.end())
+    throw Error("unknown device '" + name + "' (use " + alternatives(kDeviceNames) + ")");
+  return DeviceKind(found - kDeviceNames.begin());
 }
 
 DeviceChoice cpu_device(const std::string& fallback_reason, bool gpu_present) {
   DeviceChoice cpu;
   cpu.kind = DeviceKind::kCpu;
-  cpu.name = "cpu";
+  cpu.name = device_name(cpu.kind);
   // Fewer while other processes keep cores busy (engine/model/thread_budget.h).
   cpu.description = "CPU (up to " + std::to_string(cpu::max_threads()) + " threads)";
   cpu.fallback_reason = fallback_reason;
@@ -36,7 +39,7 @@ DeviceChoice select_device(DeviceKind requested) {
   }
   DeviceChoice cuda;
   cuda.kind = DeviceKind::kCuda;
-  cuda.name = "cuda";
+  cuda.name = device_name(cuda.kind);
   cuda.description = "GPU " + gpu.name + " (CUDA, fp32)";
   cuda.gpu_present = true;
   return cuda;

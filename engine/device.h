@@ -1,6 +1,7 @@
 // Which processor runs the model: the GPU when one is usable, else the CPU, and why.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "kernels/gpu_device.h"  // GpuProbe, GpuInfo: probe_gpu, query_gpu_info
 
@@ -8,11 +9,15 @@ namespace musiq {
 
 enum class DeviceKind { kAuto, kCpu, kCuda };
 
-DeviceKind parse_device_kind(const std::string& name);  // auto|cpu|cuda, throws otherwise
+// DeviceKind's names, in its order: what --device and the APIs take.
+inline const std::vector<std::string> kDeviceNames = {"auto", "cpu", "cuda"};
+inline const std::string& device_name(DeviceKind kind) { return kDeviceNames[size_t(kind)]; }
+
+DeviceKind parse_device_kind(const std::string& name);  // one of kDeviceNames, throws otherwise
 
 struct DeviceChoice {
   DeviceKind kind = DeviceKind::kCpu;  // never kAuto
-  std::string name;                    // "cpu" or "cuda"
+  std::string name;                    // device_name(kind)
   std::string description;             // e.g. "CPU (up to 2 threads)"
   std::string fallback_reason;         // why auto did not use the GPU, if it did not
   bool gpu_present = false;            // a usable GPU exists (whether or not it is used)

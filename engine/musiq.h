@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/alternatives.h"        // alternatives: "spaq, koniq, paq2piq or ava"
 #include "base/error.h"               // musiq::Error
 #include "engine/decode/image.h"       // Image, DecodeOptions, load_image_file
 #include "engine/device.h"             // DeviceKind, select_device, query_*_info

@@ -1,5 +1,6 @@
 // The public Scorer on the CPU: a file, a decoded image, and an image prepared either way
 // (tokens made ahead, or pixels kept for a GPU scorer) all give the same score and tokens.
+// The device names it takes.
 #include "engine/decode/image.h"
 #include "base/error.h"
 #include "engine/musiq.h"
@@ -7,6 +8,19 @@
 
 namespace musiq {
 namespace {
+
+TEST(Devices, EachNameIsItsKind) {
+  EXPECT_EQ(parse_device_kind("auto"), DeviceKind::kAuto);
+  EXPECT_EQ(parse_device_kind("cpu"), DeviceKind::kCpu);
+  EXPECT_EQ(parse_device_kind("cuda"), DeviceKind::kCuda);
+  for (const std::string& name : kDeviceNames) EXPECT_EQ(device_name(parse_device_kind(name)), name);
+  try {
+    parse_device_kind("gpu");
+    ADD_FAILURE() << "parsed 'gpu'";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "unknown device 'gpu' (use auto, cpu or cuda)");
+  }
+}
 
 TEST(Scorer, EveryInputPathGivesTheSameScore) {
   ScorerParams params;

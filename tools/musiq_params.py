@@ -2,7 +2,8 @@
 """MUSIQ parameter table, validation and the HDF5 writer (weights/FORMAT.md).
 
 Shared by tools/musiq-export, tools/musiq-make-test-model and the Python tests.
-weights/param_table.cc mirrors expected_params(); keep the two in step.
+The C++ engine's table is weights/param_table.h; tests/param_table_test.cc requires
+expected_params() and VARIANTS to agree with it.
 Names follow the official code (google-research musiq/model/*.py), without the
 `opt/target/` prefix of the checkpoints.
 """

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <new>
 #include <set>
@@ -10,12 +11,11 @@
 #include "weights/hdf5_file.h"
 #include "weights/isolated_process.h"
 #include "weights/param_table.h"
+#include "weights/weights_locator.h"
 #include "weights/weights_stream.h"
 
 namespace musiq {
 namespace {
-
-const std::set<std::string> kVariants = {"spaq", "koniq", "paq2piq", "ava", "random"};
 
 void check_finite(const std::string& path, const std::string& name, const Tensor& t) {
   for (size_t i = 0; i < t.data.size(); ++i) {
@@ -113,7 +113,8 @@ WeightsFile load_weights(const std::string& path, const IsolationLimits& limits)
         }
       },
       [&path, &w](int fd) { w = read_weights_stream(fd, path); }, limits);
-  if (!kVariants.count(w.variant)) throw Error(path + ": unknown variant '" + w.variant + "'");
+  if (!w.is_random() && std::ranges::find(kModelNames, w.variant) == kModelNames.end())
+    throw Error(path + ": unknown variant '" + w.variant + "'");
   // The official heads: AVA's 10-bin score distribution, one score for the others.
   const int classes = w.variant == "ava" ? 10 : 1;
   if (w.variant != "random" && w.config.num_classes != classes)

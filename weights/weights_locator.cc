@@ -8,6 +8,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include "base/alternatives.h"
 #include "base/error.h"
 
 namespace musiq {
@@ -34,7 +35,7 @@ std::string locate_weights(const std::string& model, const std::string& explicit
     throw Error("weights path with a NUL byte (it would name another file)");
   if (!explicit_path.empty()) return explicit_path;
   if (std::find(kModelNames.begin(), kModelNames.end(), model) == kModelNames.end())
-    throw Error("unknown model '" + model + "' (use spaq, koniq, paq2piq or ava)");
+    throw Error("unknown model '" + model + "' (use " + alternatives(kModelNames) + ")");
   std::vector<std::string> tried;
   if (const char* dir = std::getenv("MUSIQ_WEIGHTS_DIR"); dir && *dir) {
     tried.push_back(std::string(dir) + "/" + model + ".h5");

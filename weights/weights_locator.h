@@ -5,6 +5,7 @@
 
 namespace musiq {
 
+// The official models, as --model, the weights cache and a weights file's variant name them.
 inline const std::vector<std::string> kModelNames = {"spaq", "koniq", "paq2piq", "ava"};
 
 // $XDG_CACHE_HOME/musiq, else ~/.cache/musiq (~: $HOME, else the user's home in the

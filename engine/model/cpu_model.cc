@@ -89,33 +89,20 @@ CpuModel::CpuModel(ModelWeights weights)
   // Each Dense kernel [k, n] and convolution kernel (HWIO read as [kh*kw*cin, cout])
   // repacked once for cpu::linear_packed and conv2d_packed: in place where the packed form
   // is as large (n a multiple of 16), else (the head's few classes) beside.
-  auto pack = [this](int64_t offset, int k, int n) -> const float* {
-    float* raw = w_.block.data() + offset;
+  for_each_param(params_, w_.config, [this](const float*& weights, const ParamField& field) {
+    if (field.kind == ParamKind::kValues) return;
+    const int n = static_cast<int>(field.shape.back());
+    const int k = static_cast<int>(element_count(field.shape) / n);
+    float* raw = w_.block.data() + (weights - w_.block.data());
     std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
     cpu::pack_columns(raw, k, n, n, packed.data());
     if (packed.size() == size_t(k) * size_t(n)) {
       std::copy(packed.begin(), packed.end(), raw);
-      return raw;
+      return;
     }
     packed_beside_.push_back(std::move(packed));
-    return packed_beside_.back().data();
-  };
-  const ModelConfig& c = w_.config;
-  const int h = c.hidden_size;
-  const ModelParams<int64_t>& at = w_.offsets;
-  params_.conv_root = pack(at.conv_root, 7 * 7 * 3, kStemWidth);
-  params_.conv_proj = pack(at.conv_proj, kStemWidth, kStemOutWidth);
-  params_.conv1 = pack(at.conv1, kStemWidth, kStemWidth);
-  params_.conv2 = pack(at.conv2, 3 * 3 * kStemWidth, kStemWidth);
-  params_.conv3 = pack(at.conv3, kStemWidth, kStemOutWidth);
-  params_.embedding_kernel = pack(at.embedding_kernel, kStemOutWidth * 8 * 8, h);
-  for (size_t i = 0; i < params_.blocks.size(); ++i) {
-    params_.blocks[i].qkv_kernel = pack(at.blocks[i].qkv_kernel, h, 3 * h);
-    params_.blocks[i].out_kernel = pack(at.blocks[i].out_kernel, h, h);
-    params_.blocks[i].mlp0_kernel = pack(at.blocks[i].mlp0_kernel, h, c.mlp_dim);
-    params_.blocks[i].mlp1_kernel = pack(at.blocks[i].mlp1_kernel, c.mlp_dim, h);
-  }
-  params_.head_kernel = pack(at.head_kernel, h, c.num_classes);
+    weights = packed_beside_.back().data();
+  });
 }
 
 float CpuModel::score(const Tokens& tokens) {

@@ -186,14 +186,14 @@ Command add_bench_command(CLI::App& app) {
       "bench", "Time scoring (latency, throughput, decode/preprocess/model); prints JSON");
   cmd->add_option("images", o->images,
                   "Image files, cycled through (default: samples/rocket.jpg of the source tree)");
-  cmd->add_option("--model", o->model, "Official model: spaq, koniq, paq2piq or ava")
-      ->check(CLI::IsMember({"spaq", "koniq", "paq2piq", "ava"}))
+  cmd->add_option("--model", o->model, "Official model: " + alternatives(kModelNames))
+      ->check(CLI::IsMember(kModelNames))
       ->capture_default_str();
   cmd->add_option("--weights", o->weights,
                   "Weights file (HDF5); default as for score, else a random full-size model "
                   "made in the cache");
-  cmd->add_option("--device", o->device, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+  cmd->add_option("--device", o->device, alternatives(kDeviceNames))
+      ->check(CLI::IsMember(kDeviceNames))
       ->capture_default_str();
   cmd->add_option("--runs", o->runs, "Timed steps")
       ->check(CLI::Range(1, 1000000))

@@ -50,7 +50,7 @@ std::vector<std::string> split_models(const std::string& list) {
   for (size_t i = 0; i < models.size(); ++i) {
     const std::string& m = models[i];
     if (std::find(kModelNames.begin(), kModelNames.end(), m) == kModelNames.end())
-      throw Error("--model: unknown model '" + m + "' (use spaq, koniq, paq2piq or ava)");
+      throw Error("--model: unknown model '" + m + "' (use " + alternatives(kModelNames) + ")");
     if (std::find(models.begin(), models.begin() + i, m) != models.begin() + i)
       throw Error("--model: '" + m + "' named twice");
   }
@@ -245,12 +245,12 @@ Command add_score_command(CLI::App& app) {
   cmd->add_flag("-r,--recursive", o->inputs.recursive, "Descend into subdirectories");
   cmd->add_option("--files-from", o->inputs.files_from, "File with one path (image, directory or tar shard) per line ('-': stdin)");
   CLI::Option* model = cmd->add_option("--model", o->models,
-                  "Official model(s), comma-separated: spaq, koniq, paq2piq, ava")
+                  "Official model(s), comma-separated: " + alternatives(kModelNames))
       ->capture_default_str();
   cmd->add_option("--weights", o->weights,
                   "Weights file (HDF5); default $MUSIQ_WEIGHTS_DIR/<model>.h5, then the cache");
-  cmd->add_option("--device", o->device, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+  cmd->add_option("--device", o->device, alternatives(kDeviceNames))
+      ->check(CLI::IsMember(kDeviceNames))
       ->capture_default_str();
   cmd->add_option("--format", o->format, "json, jsonl, csv or table")
       ->check(CLI::IsMember({"json", "jsonl", "csv", "table"}))

@@ -131,13 +131,13 @@ int run_serve(ServeOptions o) {
 Command add_serve_command(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* cmd = app.add_subcommand("serve", "Score images sent over HTTP (POST /v1/score)");
-  cmd->add_option("--model", o->model, "Official model: spaq, koniq, paq2piq, ava")
-      ->check(CLI::IsMember({"spaq", "koniq", "paq2piq", "ava"}))
+  cmd->add_option("--model", o->model, "Official model: " + alternatives(kModelNames))
+      ->check(CLI::IsMember(kModelNames))
       ->capture_default_str();
   cmd->add_option("--weights", o->weights,
                   "Weights file (HDF5); default $MUSIQ_WEIGHTS_DIR/<model>.h5, then the cache");
-  cmd->add_option("--device", o->device, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+  cmd->add_option("--device", o->device, alternatives(kDeviceNames))
+      ->check(CLI::IsMember(kDeviceNames))
       ->capture_default_str();
   cmd->add_option("--host", o->host,
                   "Address to listen on (loopback by default; anything else wants --api-key "
