@@ -2,6 +2,7 @@
 // here and becomes a return code and this thread's message.
 #include "musiq/musiq.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -140,8 +141,10 @@ int musiq_open(const musiq_params* params, musiq_scorer** out) {
     options.models = {params->model ? params->model : "koniq"};
     options.weights = params->weights ? params->weights : "";
     const std::string device = params->device ? params->device : "auto";
-    if (device != "auto" && device != "cpu" && device != "cuda")
-      return fail(MUSIQ_ERROR_ARGUMENT, "device \"" + device + "\": expected auto, cpu or cuda");
+    const std::vector<std::string>& names = musiq::kDeviceNames;
+    if (std::find(names.begin(), names.end(), device) == names.end())
+      return fail(MUSIQ_ERROR_ARGUMENT,
+                  "device \"" + device + "\": expected " + musiq::alternatives(names));
     options.device = musiq::parse_device_kind(device);
     options.threads = params->threads > 0 ? params->threads : 2;
     const musiq::DecodeOptions defaults;

@@ -102,6 +102,8 @@ std::vector<Outcome> score_items(Handle& handle, const nb::list& items, const nb
 NB_MODULE(_native, m) {
   m.doc() = "musiq's compiled core; use the musiq package, not this module.";
   nb::exception<musiq::Error>(m, "Error");
+  m.attr("MODEL_NAMES") = nb::tuple(nb::cast(musiq::kModelNames));
+  m.attr("DEVICE_NAMES") = nb::tuple(nb::cast(musiq::kDeviceNames));
 
   nb::class_<Outcome>(m, "Result")
       .def_prop_ro("score", [](const Outcome& o) { return o.result.score; })

@@ -178,8 +178,9 @@ class Scorer:
                  device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_tokens: int = DEFAULT_MAX_TOKENS,
                  target_size: Optional[Tuple[int, int]] = None, strict: bool = False):
-        if device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+        if device not in _native.DEVICE_NAMES:
+            raise ValueError(f"device must be one of {', '.join(_native.DEVICE_NAMES)}, "
+                             f"not {device!r}")
         target_width, target_height = 0, 0
         if target_size is not None:
             try:

@@ -1,7 +1,10 @@
 # Type stubs of the compiled module (python/native_module.cc). Use the musiq package.
-from typing import List, Sequence, Union
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
+
+MODEL_NAMES: Tuple[str, ...]  # the official models, as the library lists them
+DEVICE_NAMES: Tuple[str, ...]
 
 class Error(Exception): ...
 

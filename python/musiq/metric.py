@@ -19,18 +19,15 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-# pyiqa's names for the four official MUSIQ checkpoints ("musiq" is its KonIQ default).
-METRIC_MODELS = {
-    "musiq": "koniq",
-    "musiq-koniq": "koniq",
-    "musiq-spaq": "spaq",
-    "musiq-paq2piq": "paq2piq",
-    "musiq-ava": "ava",
-}
+from . import _native
 
-# pyiqa's `score_range` for each model: KonIQ, SPAQ and PaQ-2-PiQ are mean opinion scores
-# of about 0-100; AVA's is the mean of ten buckets, 1-10.
+# pyiqa's `score_range` for each official model (the library's list, _native.MODEL_NAMES):
+# KonIQ, SPAQ and PaQ-2-PiQ are mean opinion scores of about 0-100; AVA's is the mean of ten
+# buckets, 1-10.
 SCORE_RANGES = {"koniq": "~0, ~100", "spaq": "~0, ~100", "paq2piq": "~0, ~100", "ava": "1, 10"}
+
+# pyiqa's names for them: "musiq-<model>", and "musiq", its KonIQ default.
+METRIC_MODELS = {"musiq": "koniq", **{f"musiq-{m}": m for m in _native.MODEL_NAMES}}
 
 
 def floats_to_uint8(x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ def test_names_as_pyiqa_spells_them(model):
     for name, variant in [("musiq", "koniq"), ("musiq-koniq", "koniq"), ("musiq-spaq", "spaq"),
                           ("musiq-paq2piq", "paq2piq"), ("musiq-ava", "ava")]:
         assert musiq.metric.METRIC_MODELS[name] == variant
+    assert set(musiq.metric.SCORE_RANGES) == set(musiq._native.MODEL_NAMES)
     with pytest.raises(ValueError, match="musiq-koniq"):
         musiq.create_metric("niqe")
 
