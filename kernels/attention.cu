@@ -17,7 +17,7 @@
 //   instead of the 2 of a 4 x 4 tile of scalar loads. Per warp (two ty, sixteen tx) that is
 //   8 broadcast Q/P loads of one wavefront and 4 K/V loads of two: 16 shared-memory cycles
 //   per 128 warp FMAs, so at full FMA rate (4 warp FMAs per cycle per SM) shared memory is
-//   half busy; the old tile needed twice its bandwidth.
+//   half busy, where a 4 x 4 tile of scalar loads would need twice its bandwidth.
 //   Online softmax per row (running max m, running sum l): the 16 threads sharing a row
 //   are 16 consecutive lanes, so row max / row sum are 4-step xor shuffles. For each tile:
 //   m' = max(m, max_j s), corr = exp(m - m'), p = exp(s - m'), l = l * corr + sum p,
@@ -25,12 +25,12 @@
 //   of it). Keys past `len` score -inf (p = 0; their V rows are loaded as zeros). A row
 //   whose running max is still -inf (only possible with -inf/NaN inputs) uses 0 in place
 //   of the max, as flash-attention's softmax.h guards fully masked rows. O / l at the end.
-//   Grid: a 1024x768 image is 962 tokens: 31 query tiles x 6 heads = 186 blocks for the 132
-//   SMs of an H100 (64-row tiles gave 16 x 6 = 96, leaving 36 SMs idle). Shared memory: Q,
-//   K and P tiles padded to 68 floats a row (float4-aligned, and 16 consecutive rows start
-//   on 8 different 4-bank groups), V 64 x 64: 51,200 bytes, so 4 blocks fit in an SM's
-//   228 KB (the 64-row version's 66 KB fitted 3). Registers: 168 a thread (no spills), 64
-//   threads: 43K of an SM's 64K for 4 blocks.
+//   Grid: a 1024x768 image is 919 rows (768 + 108 + 42 tokens and the CLS): 29 query tiles
+//   x 6 heads = 174 blocks for the 132 SMs of an H100 (64-row tiles would give 15 x 6 = 90,
+//   leaving 42 SMs idle). Shared memory: Q, K and P tiles padded to 68 floats a row
+//   (float4-aligned, and 16 consecutive rows start on 8 different 4-bank groups), V 64 x 64:
+//   51,200 bytes, so 4 blocks fit in an SM's 228 KB (3 with 64-row tiles' 66 KB).
+//   Registers: 168 a thread (no spills), 64 threads: 43K of an SM's 64K for 4 blocks.
 //
 // The CLS query alone (Queries::kFirst, the last encoder block): one query row per head
 // and sequence, so the work is reading K and V once (flash-decoding). cls_partial_kernel:
@@ -41,7 +41,8 @@
 // cls_combine_kernel: one block per head and sequence merges the splits in split order
 // (M = max m_s, O = sum O_s exp(m_s - M) / sum l_s exp(m_s - M)): deterministic, no atomics.
 // Splits: enough for ~264 blocks (two per H100 SM) but at least 32 keys each, at most 64:
-// 962 tokens, 6 heads, batch 1: 31 splits, 186 blocks (one block per head used 6 SMs).
+// 919 rows, 6 heads, batch 1: 29 splits of 32 keys, 174 blocks (one block per head would
+// use 6 SMs).
 //
 // Offsets are int64 (len * 3 * hidden passes 2^31 only for ~1.9 M tokens, but the rule holds).
 // The float4 loads and stores need qkv and out 16-byte aligned (checked).
@@ -51,21 +52,26 @@
 // unnormalised): ~1e-6 relative. Test bound (tests/gpu/attention_gpu_test.cc): 2e-5 abs +
 // 1e-4 rel, len 1 .. 12,001.
 //
-// Expected time, 1024x768 at batch 1 (962 tokens, 13 all-query blocks + the CLS block), on an
-// H100 SXM (FP32 67 TFLOP/s on CUDA cores, 51 on PCIe; HBM 3.35 TB/s); no tensor cores (TF32's
-// 10-bit mantissa is outside the accuracy budget, see kernels/linear.cu):
-//   all queries, one block: Q K^T and P V are 2 x 962^2 x 64 x 6 FMAs = 1.42 GFLOP, 5.6 M
-//   expf; reads q|k|v once from HBM (4.4 MB, K/V tiles re-read by the 31 query tiles hit the
-//   50 MB L2) and writes 1.5 MB: 1.8 us of HBM against 21 us of FP32 peak (28 us on PCIe),
-//   so compute-bound. The kernel's limit: 186 blocks x 2 warps = 372 warps for the H100's
-//   528 schedulers, so about one warp each; per 64-key tile a warp issues 4,096 FMAs plus
-//   ~16% for loads, softmax (expf ~10 instructions) and the unhidden K/V tile load and
-//   barriers: ~5,000-6,500 issue cycles x 16 tiles = 80-100 K cycles, 45-60 us at 1.755 GHz,
-//   i.e. 35-45% of peak; 13 blocks: 0.6-0.8 ms (peak: 0.28 ms). Larger images fill the GPU
-//   (12,001 tokens: 2,256 blocks, 8 warps per SM), bounded by FMA issue at ~75-85% of peak.
-//   CLS block: 6 x 962 x 64 x 2 FMAs is nothing; it reads K and V once, 2.95 MB: 0.9 us
-//   of HBM; with 186 blocks the bound is latency (a few chunk round trips to memory), ~3-5 us
-//   for both kernels, against ~15-25 us for one block per head streaming 0.5 MB each.
+// Expected time, 1024x768 at batch 1 (919 rows; 13 all-query blocks and the CLS block), on
+// an H100 SXM (FP32 on CUDA cores 67 TFLOP/s = 132 SMs x 128 FMA x 2 x 1.98 GHz; 51 on PCIe;
+// HBM 3.35 TB/s); no tensor cores (TF32's 10-bit mantissa is outside the accuracy budget,
+// see kernels/linear.cu):
+//   All queries, one encoder block: Q K^T and P V are 2 x 919^2 x 64 x 6 FMAs = 1.30 GFLOP
+//   and 5.1 M expf; it reads q|k|v once (4.2 MB; the K/V tiles re-read by the 29 query tiles
+//   come from the 50 MB L2) and writes 1.4 MB: 1.7 us of HBM against 19.4 us of FP32 peak
+//   (25 us on PCIe), so compute-bound. The kernel's bound: 174 blocks x 2 warps = 348 warps
+//   for the H100's 528 warp schedulers, one warp on most, so nothing hides a warp's latency.
+//   Per 64-key tile a warp issues 4,096 FMAs, ~290 float4 shared loads, ~520 instructions of
+//   softmax (expf ~8 each), ~100 for the K/V tile, and waits ~800 cycles for that tile:
+//   ~6,000 cycles, x 15 tiles = 90 K cycles = 45 us, 43% of peak (the FMA pipe busy 68% of
+//   a warp's time, and 348 of 528 schedulers busy). 13 blocks: ~0.6 ms (peak: 0.25 ms).
+//   Fuller grids (batch 16, the GPU default: 2,784 blocks, 8 warps per SM; or one
+//   12,001-token photo: 2,256 blocks) hide the latency: bound by FMA issue at ~80% of peak
+//   (4,096 of ~5,100 issued instructions are FMAs), ~24 us per image and block at 1024x768.
+//   CLS block: 6 x 919 x 64 x 2 FMAs is nothing; it reads K and V once, 2.8 MB: 0.8 us of
+//   HBM (less from L2, where the qkv GEMM just wrote them). 174 blocks of one 32-key chunk
+//   are bound by latency (two dependent memory round trips, the merge's launch): ~3-5 us,
+//   against ~25-40 us for one block per head walking all 15 key tiles.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -93,7 +99,7 @@ constexpr size_t kSharedBytes =
                      size_t{kTileK} * kHeadDim + size_t{kTileQ} * kStride);
 static_assert(kTileK == kColGroups * kColsPerThread && kHeadDim == kColGroups * kColsPerThread,
               "the thread layout assumes 64 keys and 64 head columns");
-static_assert(kThreads == 64 && kTileK % 4 == 0, "two warps of 16-lane rows");
+static_assert(kColGroups == 16, "a row's threads are the 16 lanes of a half warp (row_max)");
 
 // The CLS query alone: splits of the keys, then a merge.
 constexpr int kClsThreads = 64;                          // one per key of a chunk, per head column
@@ -109,7 +115,7 @@ __device__ __forceinline__ float4 load4(const float* p) {
   return *reinterpret_cast<const float4*>(p);
 }
 __device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
-// acc + a.b in the order x, y, z, w (the CPU's order along d).
+// acc + a.b, added in the order x, y, z, w (ascending d).
 __device__ __forceinline__ float dot4(float4 a, float4 b, float acc) {
   acc = fmaf(a.x, b.x, acc);
   acc = fmaf(a.y, b.y, acc);

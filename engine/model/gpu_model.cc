@@ -296,8 +296,9 @@ Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
                   ")");
     }
   }
-  grow(attention_scratch,
-       size_t(cuda::attention_scratch_floats(int(batch.batch()), config.num_heads)),
+  // One sequence per offset pair: batch.images is filled only after the preprocessing.
+  const int sequences = static_cast<int>(batch.starts.size()) - 1;
+  grow(attention_scratch, size_t(cuda::attention_scratch_floats(sequences, config.num_heads)),
        "the attention scratch");
   return layout.at(workspace.get());
 }
