@@ -61,13 +61,13 @@
 //   come from the 50 MB L2) and writes 1.4 MB: 1.7 us of HBM against 19.4 us of FP32 peak
 //   (25 us on PCIe), so compute-bound. The kernel's bound: 174 blocks x 2 warps = 348 warps
 //   for the H100's 528 warp schedulers, one warp on most, so nothing hides a warp's latency.
-//   Per 64-key tile a warp issues 4,096 FMAs, ~290 float4 shared loads, ~520 instructions of
+//   Per 64-key tile a warp issues 4,096 FMAs, 384 float4 shared loads, ~520 instructions of
 //   softmax (expf ~8 each), ~100 for the K/V tile, and waits ~800 cycles for that tile:
 //   ~6,000 cycles, x 15 tiles = 90 K cycles = 45 us, 43% of peak (the FMA pipe busy 68% of
 //   a warp's time, and 348 of 528 schedulers busy). 13 blocks: ~0.6 ms (peak: 0.25 ms).
 //   Fuller grids (batch 16, the GPU default: 2,784 blocks, 8 warps per SM; or one
 //   12,001-token photo: 2,256 blocks) hide the latency: bound by FMA issue at ~80% of peak
-//   (4,096 of ~5,100 issued instructions are FMAs), ~24 us per image and block at 1024x768.
+//   (4,096 of ~5,200 issued instructions are FMAs), ~24 us per image and block at 1024x768.
 //   CLS block: 6 x 919 x 64 x 2 FMAs is nothing; it reads K and V once, 2.8 MB: 0.8 us of
 //   HBM (less from L2, where the qkv GEMM just wrote them). 174 blocks of one 32-key chunk
 //   are bound by latency (two dependent memory round trips, the merge's launch): ~3-5 us,
