@@ -30,7 +30,9 @@ void set_cpu_isa(Isa isa);
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // x86-64-v3's and x86-64-v4's feature sets, as flags so that GCC inlines the kernels'
-// default-target templates into them (an arch= attribute would forbid that).
+// default-target templates into them (an arch= attribute would forbid that). GCC keeps its
+// 256-bit preference for loops it vectorises itself: prefer-vector-width=512 made the
+// norms, resize, max pool and softmax no faster. The GEMM's vectors are explicit.
 #define MUSIQ_TARGET_AVX2 __attribute__((target("avx2,fma,bmi,bmi2,f16c,lzcnt,movbe,popcnt")))
 #define MUSIQ_TARGET_AVX512                                                \
   __attribute__((                                                          \
