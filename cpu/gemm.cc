@@ -39,7 +39,8 @@ struct Lanes<16> {
 };
 
 // A register tile's shape per ISA: kRows rows of `a` by kPanels adjacent panels, each panel
-// as kPanelWidth / kLanes vectors.
+// as kPanelWidth / kLanes vectors. AVX-512 at 12 rows, not 14 (28 accumulators): GCC then
+// runs out of registers and spills, and 192 rows are 16 tiles of 12.
 template <Isa kIsa>
 struct TileShape {
   static constexpr int kLanes = 8, kRows = 6, kPanels = 1;
@@ -170,25 +171,25 @@ struct PanelPass {
     for (int i = 0; i < R; ++i) std::copy_n(local + i * kWidth, width, c + i * ldc);
   }
 
-  // The last `rows` < R rows from row r, as one tile of that many.
+  // The last `left` < R rows from row r, as one tile of that many.
   template <int R>
-  __attribute__((always_inline)) void tail_at(int64_t r, int rows, float* c) const {
+  __attribute__((always_inline)) void tail_at(int64_t r, int left, float* c) const {
     if constexpr (R > 0) {
-      if (rows == R) return tile_at<R>(r, c);
-      tail_at<R - 1>(r, rows, c);
+      if (left == R) return tile_at<R>(r, c);
+      tail_at<R - 1>(r, left, c);
     }
   }
 
-  // Rows [0, rows) in tiles of R, the first asking for `next` into L2.
+  // Rows [0, count) in tiles of R, the first asking for `next` into L2.
   template <int R>
-  __attribute__((always_inline)) void all_rows(int64_t rows, float* c, const float* next) const {
+  __attribute__((always_inline)) void all_rows(int64_t count, float* c, const float* next) const {
     int64_t r = 0;
-    if (next && width == P * kPanelWidth && rows >= R) {
+    if (next && width == P * kPanelWidth && count >= R) {
       tile_at<R>(0, c, next);
       r = R;
     }
-    for (; r + R <= rows; r += R) tile_at<R>(r, c + r * ldc);
-    tail_at<R - 1>(r, static_cast<int>(rows - r), c + r * ldc);
+    for (; r + R <= count; r += R) tile_at<R>(r, c + r * ldc);
+    tail_at<R - 1>(r, static_cast<int>(count - r), c + r * ldc);
   }
 };
 
@@ -231,7 +232,7 @@ __attribute__((always_inline)) inline void task_kernel(const RowsOfA& a, int64_t
         const PanelPass<Shape::kLanes, P> pass{
             k0, kc, row_ptrs, run, run_stride, panel, panel_stride, ldc, width, keep_c, pass_bias};
         pass.template all_rows<Shape::kRows>(rows, out + j0, next);
-      } else {
+      } else if constexpr (P > 1) {
         const PanelPass<Shape::kLanes, 1> pass{
             k0, kc, row_ptrs, run, run_stride, panel, panel_stride, ldc, width, keep_c, pass_bias};
         pass.template all_rows<Shape::kRows>(rows, out + j0, next);
