@@ -93,7 +93,6 @@ MUSIQ_DISPATCH_BY_ISA(void, attend_one,
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int heads,
                int head_dim, Queries queries, float* out) {
   if (sequences <= 0) return;
-  cpu_isa();  // decided here, not inside the parallel region, should MUSIQ_CPU_ISA be wrong
   const int hidden = heads * head_dim;
   const int64_t ld = 3 * int64_t{hidden};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
