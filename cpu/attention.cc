@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpu/gemm.h"
+#include "cpu/isa.h"
 #include "cpu/ops.h"
 #include "cpu/vector_math.h"
 
@@ -23,7 +24,8 @@ static_assert(kKeyBlock % kPanelWidth == 0, "key blocks start at a panel of K^T"
 // The largest element of row [len]. It is kept in 16 lanes: GCC and clang both vectorise
 // that, while clang 14 leaves a `#pragma omp simd reduction(max)` loop scalar without
 // -ffinite-math-only.
-MUSIQ_VECTOR_CLONES float row_max(const float* row, int64_t len) {
+template <Isa>
+__attribute__((always_inline)) inline float row_max_kernel(const float* row, int64_t len) {
   constexpr int kLanes = 16;
   float lane[kLanes];
   for (int l = 0; l < kLanes; ++l) lane[l] = row[0];
@@ -36,9 +38,11 @@ MUSIQ_VECTOR_CLONES float row_max(const float* row, int64_t len) {
   for (int l = 0; l < kLanes; ++l) max = lane[l] > max ? lane[l] : max;
   return max;
 }
+MUSIQ_DISPATCH_BY_ISA(float, row_max, (const float* row, int64_t len), (row, len))
 
 // row = exp(row - max) in place; returns the float32 sum of the new row.
-MUSIQ_VECTOR_CLONES float exp_shifted(float* row, int64_t len, float max) {
+template <Isa>
+__attribute__((always_inline)) inline float exp_shifted_kernel(float* row, int64_t len, float max) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < len; ++i) {
@@ -48,6 +52,7 @@ MUSIQ_VECTOR_CLONES float exp_shifted(float* row, int64_t len, float max) {
   }
   return sum;
 }
+MUSIQ_DISPATCH_BY_ISA(float, exp_shifted, (float* row, int64_t len, float max), (row, len, max))
 
 // How one sequence is cut into tasks: query blocks of `block` rows, times the heads.
 struct SequencePlan {
@@ -58,15 +63,18 @@ struct SequencePlan {
 
 // softmax(q . k_j) . v_j for one query row q (already scaled) against len keys and
 // values, rows ld apart, into out [head_dim]; `scores` holds len floats.
-MUSIQ_VECTOR_CLONES void attend_one(const float* q, const float* k, const float* v, int64_t len,
-                                    int64_t ld, int head_dim, float* scores, float* out) {
+template <Isa kIsa>
+__attribute__((always_inline)) inline void attend_one_kernel(const float* q, const float* k,
+                                                             const float* v, int64_t len,
+                                                             int64_t ld, int head_dim,
+                                                             float* scores, float* out) {
   for (int64_t j = 0; j < len; ++j) {
     float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
     for (int d = 0; d < head_dim; ++d) dot += q[d] * k[j * ld + d];
     scores[j] = dot;
   }
-  const float inv = 1.0f / exp_shifted(scores, len, row_max(scores, len));
+  const float inv = 1.0f / exp_shifted_kernel<kIsa>(scores, len, row_max_kernel<kIsa>(scores, len));
   std::fill_n(out, head_dim, 0.0f);
   for (int64_t j = 0; j < len; ++j) {
     const float p = scores[j];
@@ -75,6 +83,10 @@ MUSIQ_VECTOR_CLONES void attend_one(const float* q, const float* k, const float*
   }
   for (int d = 0; d < head_dim; ++d) out[d] *= inv;
 }
+MUSIQ_DISPATCH_BY_ISA(void, attend_one,
+                      (const float* q, const float* k, const float* v, int64_t len, int64_t ld,
+                       int head_dim, float* scores, float* out),
+                      (q, k, v, len, ld, head_dim, scores, out))
 
 }  // namespace
 

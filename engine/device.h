@@ -42,6 +42,7 @@ struct CpuInfo {
   int hardware_threads = 0;  // std::thread::hardware_concurrency()
   int threads = 0;           // OpenMP threads the CPU path uses
   std::string blas;          // the BLAS library's own description (openblas_get_config)
+  std::string kernels;       // the ISA the CPU kernels run: "avx512", "avx2" or "baseline"
 };
 CpuInfo query_cpu_info();
 

@@ -156,6 +156,7 @@ int run_bench(const BenchOptions& o) {
       {"device", device.name},
       {"gpu_available", gpu_available(device)},
       {"device_description", device.description},
+      {"cpu_kernels", query_cpu_info().kernels},
       {"model", model.variant},
       {"weights", random ? std::string(kRandomWeights) : model.weights_path},
       {"weights_path", model.weights_path},

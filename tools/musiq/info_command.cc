@@ -112,7 +112,8 @@ int run_info(const InfoOptions& o) {
   out["cpu"] = {{"model", text_or_null(cpu.model)},
                 {"hardware_threads", cpu.hardware_threads},
                 {"threads", cpu.threads},
-                {"blas", cpu.blas}};
+                {"blas", cpu.blas},
+                {"cpu_kernels", cpu.kernels}};
   out["gpu"] = gpu_json();
   const DeviceChoice automatic = select_device(DeviceKind::kAuto);
   out["device_auto"] = {{"device", automatic.name},
