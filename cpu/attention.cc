@@ -3,6 +3,8 @@
 // shared by that head's query blocks. Keys run in blocks of kKeyBlock with an online softmax
 // (a running max and sum, as flash attention), so a thread's scores stay at 256 x 1024 floats
 // (1 MB) at any length; up to 1024 tokens is one block. CLS-only queries skip the packing.
+// Under bf16 (docs/precision.md) the scaled query, K and V are rounded to bfloat16 as they
+// are copied or packed, and the probabilities after the row sum has taken them in float32.
 #include <omp.h>
 
 #include <algorithm>
@@ -37,17 +39,21 @@ MUSIQ_VECTOR_CLONES float row_max(const float* row, int64_t len) {
   return max;
 }
 
-// row = exp(row - max) in place; returns the float32 sum of the new row.
-MUSIQ_VECTOR_CLONES float exp_shifted(float* row, int64_t len, float max) {
+// row = exp(row - max) in place, then rounded to bfloat16 if `bf16`; returns the float32 sum
+// of the exps before that rounding.
+MUSIQ_VECTOR_CLONES float exp_shifted(float* row, int64_t len, float max, bool bf16) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < len; ++i) {
     const float e = exp_approx(row[i] - max);
-    row[i] = e;
+    row[i] = bf16 ? musiq::round_to_bf16(e) : e;
     sum += e;
   }
   return sum;
 }
+
+// How a value enters a product: as it is, or rounded to bfloat16.
+inline float product_input(float x, bool bf16) { return bf16 ? musiq::round_to_bf16(x) : x; }
 
 // How one sequence is cut into tasks: query blocks of `block` rows, times the heads.
 struct SequencePlan {
@@ -56,22 +62,24 @@ struct SequencePlan {
   int64_t packed;   // where its heads' packed K^T and V start (all queries only)
 };
 
-// softmax(q . k_j) . v_j for one query row q (already scaled) against len keys and
-// values, rows ld apart, into out [head_dim]; `scores` holds len floats.
+// softmax(q . k_j) . v_j for one query row q (already scaled, and rounded under bf16)
+// against len keys and values, rows ld apart, into out [head_dim]; `scores` holds len
+// floats.
 MUSIQ_VECTOR_CLONES void attend_one(const float* q, const float* k, const float* v, int64_t len,
-                                    int64_t ld, int head_dim, float* scores, float* out) {
+                                    int64_t ld, int head_dim, bool bf16, float* scores,
+                                    float* out) {
   for (int64_t j = 0; j < len; ++j) {
     float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-    for (int d = 0; d < head_dim; ++d) dot += q[d] * k[j * ld + d];
+    for (int d = 0; d < head_dim; ++d) dot += q[d] * product_input(k[j * ld + d], bf16);
     scores[j] = dot;
   }
-  const float inv = 1.0f / exp_shifted(scores, len, row_max(scores, len));
+  const float inv = 1.0f / exp_shifted(scores, len, row_max(scores, len), bf16);
   std::fill_n(out, head_dim, 0.0f);
   for (int64_t j = 0; j < len; ++j) {
     const float p = scores[j];
 #pragma omp simd
-    for (int d = 0; d < head_dim; ++d) out[d] += p * v[j * ld + d];
+    for (int d = 0; d < head_dim; ++d) out[d] += p * product_input(v[j * ld + d], bf16);
   }
   for (int d = 0; d < head_dim; ++d) out[d] *= inv;
 }
@@ -79,8 +87,9 @@ MUSIQ_VECTOR_CLONES void attend_one(const float* q, const float* k, const float*
 }  // namespace
 
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int heads,
-               int head_dim, Queries queries, float* out) {
+               int head_dim, Queries queries, float* out, Precision precision) {
   if (sequences <= 0) return;
+  const bool bf16 = precision == Precision::kBf16;
   const int hidden = heads * head_dim;
   const int64_t ld = 3 * int64_t{hidden};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -141,6 +150,10 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
         pack_columns(seq + (j0 * ld) + 2 * hidden + h * head_dim, keys, head_dim, ld,
                      v + packed_floats(j0, head_dim));
       }
+      if (bf16) {
+        const int64_t count = packed_floats(head_dim, len) + packed_floats(len, head_dim);
+        round_to_bf16(kt, count, kt);
+      }
     }
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
@@ -157,11 +170,12 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
       // The official model scales the query before the dot product.
       for (int64_t r = 0; r < rows; ++r)
         for (int d = 0; d < head_dim; ++d)
-          q[r * head_dim + d] = seq[(q0 + r) * ld + h * head_dim + d] * scale;
+          q[r * head_dim + d] =
+              product_input(seq[(q0 + r) * ld + h * head_dim + d] * scale, bf16);
       float* o = out + (p.out_row + q0) * hidden + h * head_dim;
       if (!all) {
         attend_one(q.data(), seq + hidden + h * head_dim, seq + 2 * hidden + h * head_dim, len,
-                   ld, head_dim, scores.data(), o);
+                   ld, head_dim, bf16, scores.data(), o);
         continue;
       }
       const float* kt = packed_base + p.packed + h * head_floats(len);
@@ -176,14 +190,14 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
           const float block_max = row_max(row, keys);
           if (j0 == 0) {
             row_maxes[r] = block_max;
-            row_sums[r] = exp_shifted(row, keys, block_max);
+            row_sums[r] = exp_shifted(row, keys, block_max, bf16);
             continue;
           }
           // A larger max: what was summed so far is rescaled to it.
           const float max = std::max(row_maxes[r], block_max);
           const float rescale = exp_approx(row_maxes[r] - max);
           row_maxes[r] = max;
-          row_sums[r] = row_sums[r] * rescale + exp_shifted(row, keys, max);
+          row_sums[r] = row_sums[r] * rescale + exp_shifted(row, keys, max, bf16);
           if (rescale != 1.0f)
             for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= rescale;
         }

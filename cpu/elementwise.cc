@@ -3,6 +3,11 @@
 
 namespace musiq::cpu {
 
+MUSIQ_VECTOR_CLONES void round_to_bf16(const float* in, int64_t count, float* out) {
+#pragma omp parallel for schedule(static) if (count > (int64_t{1} << 16))
+  for (int64_t i = 0; i < count; ++i) out[i] = musiq::round_to_bf16(in[i]);
+}
+
 MUSIQ_VECTOR_CLONES void add_relu(float* x, const float* residual, int64_t count) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < count; ++i) {

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "base/precision.h"
 #include "kernels/gpu_device.h"  // GpuProbe, GpuInfo: probe_gpu, query_gpu_info
 
 namespace musiq {
@@ -14,6 +15,9 @@ inline const std::vector<std::string> kDeviceNames = {"auto", "cpu", "cuda"};
 inline const std::string& device_name(DeviceKind kind) { return kDeviceNames[size_t(kind)]; }
 
 DeviceKind parse_device_kind(const std::string& name);  // one of kDeviceNames, throws otherwise
+
+// The precisions (base/precision.h) a device computes; kAuto: none.
+std::vector<Precision> precisions_on(DeviceKind device);
 
 struct DeviceChoice {
   DeviceKind kind = DeviceKind::kCpu;  // never kAuto

@@ -114,6 +114,11 @@ int run_info(const InfoOptions& o) {
                 {"threads", cpu.threads},
                 {"blas", cpu.blas}};
   out["gpu"] = gpu_json();
+  for (DeviceKind device : {DeviceKind::kCpu, DeviceKind::kCuda}) {
+    nlohmann::json names = nlohmann::json::array();
+    for (Precision p : precisions_on(device)) names.push_back(precision_name(p));
+    out["precisions"][device_name(device)] = names;
+  }
   const DeviceChoice automatic = select_device(DeviceKind::kAuto);
   out["device_auto"] = {{"device", automatic.name},
                         {"reason", text_or_null(automatic.fallback_reason)}};
