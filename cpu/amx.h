@@ -14,8 +14,10 @@ bool available();
 // bfloat16 values of b [k, n] once packed: ceil(n / 16) panels of ceil(k / 32) tiles, each
 // 16 rows (pairs of k) x 16 columns x 2, zero-padded.
 int64_t packed_count(int k, int n);
-// b [k, n] with rows ldb apart, each value rounded to bfloat16 (base/precision.h).
-void pack(const float* b, int k, int n, int64_t ldb, uint16_t* packed);
+// b [k, n], b[i, j] at b + i * row_stride + j * column_stride (K^T from K's rows: 1 and
+// their distance), each value rounded to bfloat16 (base/precision.h).
+void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_stride,
+          uint16_t* packed);
 
 // out[m, n] (rows ldc apart) = start + round(a)[m, k] @ b, b packed above, a's rows lda
 // apart; start = (out if `accumulate`, else 0) + bias (if not null); then gelu_tanh if

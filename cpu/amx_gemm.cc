@@ -143,7 +143,8 @@ int64_t packed_count(int k, int n) {
   return panels * groups * kTileValues;
 }
 
-void pack(const float* b, int k, int n, int64_t ldb, uint16_t* packed) {
+void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_stride,
+          uint16_t* packed) {
   const int panels = (n + kPanel - 1) / kPanel, groups = (k + kTileK - 1) / kTileK;
   for (int p = 0; p < panels; ++p)
     for (int g = 0; g < groups; ++g) {
@@ -154,7 +155,7 @@ void pack(const float* b, int k, int n, int64_t ldb, uint16_t* packed) {
           for (int half = 0; half < 2; ++half) {
             const int row = g * kTileK + 2 * i + half, j = p * kPanel + col;
             tile[i * kTileK + 2 * col + half] =
-                row < k && j < n ? bf16_bits(b[int64_t{row} * ldb + j]) : uint16_t{0};
+                row < k && j < n ? bf16_bits(b[row * row_stride + j * column_stride]) : uint16_t{0};
           }
     }
 }

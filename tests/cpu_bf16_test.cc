@@ -115,7 +115,7 @@ TEST(Bf16Linear, MatchesDoubleOnRoundedInputs) {
         << "plain, m " << m << " k " << k << " n " << n;
     if (!cpu::amx::available()) continue;
     std::vector<uint16_t> tiles(size_t(cpu::amx::packed_count(k, n)));
-    cpu::amx::pack(b.data(), k, n, n, tiles.data());
+    cpu::amx::pack(b.data(), k, n, n, 1, tiles.data());
     std::vector<float> amx = residual;
     cpu::linear_amx(a.data(), m, k, tiles.data(), n, bias.data(), Epilogue::kBiasResidual,
                     amx.data());
@@ -152,7 +152,7 @@ TEST(Bf16Linear, AmxGeluAsPlain) {
   std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
   cpu::pack_columns(b.data(), k, n, n, packed.data());
   std::vector<uint16_t> tiles(size_t(cpu::amx::packed_count(k, n)));
-  cpu::amx::pack(b.data(), k, n, n, tiles.data());
+  cpu::amx::pack(b.data(), k, n, n, 1, tiles.data());
   std::vector<float> plain(size_t(m) * n), amx(plain.size());
   cpu::linear_packed(a.data(), m, k, packed.data(), n, bias.data(), Epilogue::kBiasGelu,
                      plain.data(), Precision::kBf16);
@@ -202,7 +202,7 @@ TEST(Bf16Conv, AmxMatchesPlain) {
     std::vector<float> packed(size_t(cpu::packed_floats(window, s.out_channels)));
     cpu::pack_columns(kernel.data(), window, s.out_channels, s.out_channels, packed.data());
     std::vector<uint16_t> tiles(size_t(cpu::amx::packed_count(window, s.out_channels)));
-    cpu::amx::pack(kernel.data(), window, s.out_channels, s.out_channels, tiles.data());
+    cpu::amx::pack(kernel.data(), window, s.out_channels, s.out_channels, 1, tiles.data());
     std::vector<float> columns(size_t(s.positions()) * window);
     std::vector<float> plain(size_t(s.positions()) * s.out_channels), amx(plain.size()),
         scale(plain.size());

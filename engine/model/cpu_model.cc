@@ -119,7 +119,7 @@ CpuModel::CpuModel(ModelWeights weights, Precision precision)
     std::vector<uint16_t> tiles;
     if (rounded && amx) {
       tiles.resize(size_t(cpu::amx::packed_count(k, n)));
-      cpu::amx::pack(raw, k, n, n, tiles.data());
+      cpu::amx::pack(raw, k, n, n, 1, tiles.data());
     }
     std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
     cpu::pack_columns(raw, k, n, n, packed.data());

@@ -667,7 +667,7 @@ def forward(model, patches, spatial, scale, mask, stem_chunk=256):
     # logit j propagated from a relative error of the CLS features.
     head_mag = (np.abs(cls.astype(np.float64))[:, None]
                 * np.abs(p["head/kernel"].astype(np.float64))).sum(axis=0)
-    return logits, {"head_magnitude": head_mag}
+    return logits, {"head_magnitude": head_mag, "cls": cls}
 
 
 def score_from_logits(logits):
