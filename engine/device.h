@@ -46,6 +46,9 @@ struct CpuInfo {
   int hardware_threads = 0;  // std::thread::hardware_concurrency()
   int threads = 0;           // OpenMP threads the CPU path uses
   std::string blas;          // the BLAS library's own description (openblas_get_config)
+  // What computes bf16 products (docs/precision.md): "amx" (tiles) or "plain" (rounded to
+  // bfloat16, multiplied on the fp32 kernels).
+  std::string bf16_kernel;
 };
 CpuInfo query_cpu_info();
 

@@ -179,6 +179,8 @@ int run_bench(const BenchOptions& o) {
         {"model", summarize(model_ms)},
         {"total", summarize(total_ms)}}}};
   if (o.target.set()) out["target_size"] = {o.target.width, o.target.height};
+  if (scorer->precision() == Precision::kBf16 && device.kind == DeviceKind::kCpu)
+    out["bf16_kernel"] = query_cpu_info().bf16_kernel;
   std::cout << out.dump(2) << "\n";
   return 0;
 }

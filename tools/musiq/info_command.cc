@@ -112,7 +112,8 @@ int run_info(const InfoOptions& o) {
   out["cpu"] = {{"model", text_or_null(cpu.model)},
                 {"hardware_threads", cpu.hardware_threads},
                 {"threads", cpu.threads},
-                {"blas", cpu.blas}};
+                {"blas", cpu.blas},
+                {"bf16_kernel", cpu.bf16_kernel}};
   out["gpu"] = gpu_json();
   for (DeviceKind device : {DeviceKind::kCpu, DeviceKind::kCuda}) {
     nlohmann::json names = nlohmann::json::array();
