@@ -21,10 +21,10 @@ Precision parse_precision(const std::string& name);  // one of kPrecisionNames, 
 // largest bfloat16 round to infinity, as a conversion instruction does.
 inline float round_to_bf16(float x) {
   const uint32_t bits = std::bit_cast<uint32_t>(x);
-  if ((bits & 0x7fffffffu) > 0x7f800000u)
-    return std::bit_cast<float>((bits | 0x00400000u) & 0xffff0000u);
-  const uint32_t tie_to_even = 0x7fffu + ((bits >> 16) & 1u);
-  return std::bit_cast<float>((bits + tie_to_even) & 0xffff0000u);
+  const uint32_t nearest = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
+  const uint32_t quiet_nan = (bits | 0x00400000u) & 0xffff0000u;
+  // A select, not an early return, so that loops over it vectorise.
+  return std::bit_cast<float>((bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : nearest);
 }
 
 }  // namespace musiq

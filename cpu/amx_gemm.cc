@@ -54,9 +54,13 @@ bool decide() {
   return has;
 }
 
+// Only the functions that hold tile instructions are compiled for AMX (so that the others
+// still inline the header's float helpers, compiled for the plain targets).
+#define MUSIQ_AMX_TARGET __attribute__((target("amx-tile,amx-bf16")))
+
 // Every tile 16 rows of 64 bytes, once per thread: nothing else in the process configures
 // tiles, so the configuration stays.
-void configure_tiles() {
+MUSIQ_AMX_TARGET void configure_tiles() {
   thread_local bool configured = false;
   if (configured) return;
   TileConfig config;
@@ -64,7 +68,9 @@ void configure_tiles() {
     config.rows[t] = kTileRows;
     config.bytes_per_row[t] = 64;
   }
-  _tile_loadconfig(&config);
+  // As an asm statement that reads all of `config`: GCC 12's _tile_loadconfig builtin does
+  // not say it reads memory, and the stores that fill the config were dropped.
+  asm volatile("ldtilecfg %0" : : "m"(config));
   configured = true;
 }
 
@@ -87,8 +93,8 @@ MUSIQ_VECTOR_CLONES void round_rows(const float* a, int64_t lda, int k, int64_t 
 // C tiles 0-3 = the 32 rows at `a` (rows a_stride bytes apart) times panels b0 (and b1
 // when kTwo), over `groups` tiles of k; stored to c [32][32].
 template <bool kTwo>
-void block(const uint16_t* a, int64_t a_stride, int64_t a_half, const uint16_t* b0,
-           const uint16_t* b1, int groups, float* c) {
+MUSIQ_AMX_TARGET void block(const uint16_t* a, int64_t a_stride, int64_t a_half, const uint16_t* b0,
+                            const uint16_t* b1, int groups, float* c) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -125,9 +131,11 @@ MUSIQ_VECTOR_CLONES void finish(const float* c, int64_t rows, int cols, const fl
     for (int j = 0; j < cols; ++j) {
       float start = accumulate ? o[j] : 0.0f;
       if (bias) start += bias[j];
-      const float v = start + sums[j];
-      o[j] = gelu ? gelu_tanh(v) : v;
+      o[j] = start + sums[j];
     }
+    if (!gelu) continue;
+#pragma omp simd
+    for (int j = 0; j < cols; ++j) o[j] = gelu_tanh(o[j]);
   }
 }
 
@@ -148,15 +156,21 @@ void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_strid
   const int panels = (n + kPanel - 1) / kPanel, groups = (k + kTileK - 1) / kTileK;
   for (int p = 0; p < panels; ++p)
     for (int g = 0; g < groups; ++g) {
+      // The tile's 32 x 16 values of b, zero past its edges, then rounded and interleaved:
+      // tile row i holds k = 2i and 2i + 1 of the group, per column.
+      float values[kTileK][kPanel] = {};
+      const int rows = std::min(kTileK, k - g * kTileK), cols = std::min(kPanel, n - p * kPanel);
+      const float* from =
+          b + int64_t{g} * kTileK * row_stride + int64_t{p} * kPanel * column_stride;
+      for (int r = 0; r < rows; ++r)
+        for (int col = 0; col < cols; ++col)
+          values[r][col] = from[r * row_stride + col * column_stride];
       uint16_t* tile = packed + (int64_t{p} * groups + g) * kTileValues;
-      // Row i of the tile: k = 2i and 2i + 1 of the group, interleaved per column.
       for (int i = 0; i < kTileRows; ++i)
-        for (int col = 0; col < kPanel; ++col)
-          for (int half = 0; half < 2; ++half) {
-            const int row = g * kTileK + 2 * i + half, j = p * kPanel + col;
-            tile[i * kTileK + 2 * col + half] =
-                row < k && j < n ? bf16_bits(b[row * row_stride + j * column_stride]) : uint16_t{0};
-          }
+        for (int col = 0; col < kPanel; ++col) {
+          tile[i * kTileK + 2 * col] = bf16_bits(values[2 * i][col]);
+          tile[i * kTileK + 2 * col + 1] = bf16_bits(values[2 * i + 1][col]);
+        }
     }
 }
 

@@ -48,9 +48,12 @@ MUSIQ_VECTOR_CLONES float exp_shifted(float* row, int64_t len, float max, bool b
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < len; ++i) {
     const float e = exp_approx(row[i] - max);
-    row[i] = bf16 ? musiq::round_to_bf16(e) : e;
+    row[i] = e;
     sum += e;
   }
+  if (bf16)
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) row[i] = musiq::round_to_bf16(row[i]);
   return sum;
 }
 
