@@ -16,6 +16,15 @@ DeviceKind parse_device_kind(const std::string& name) {
   return DeviceKind(found - kDeviceNames.begin());
 }
 
+std::vector<Precision> precisions_on(DeviceKind device) {
+  switch (device) {
+    case DeviceKind::kCpu: return {Precision::kFp32, Precision::kBf16};
+    case DeviceKind::kCuda: return {Precision::kFp32};
+    case DeviceKind::kAuto: break;
+  }
+  return {};
+}
+
 DeviceChoice cpu_device(const std::string& fallback_reason, bool gpu_present) {
   DeviceChoice cpu;
   cpu.kind = DeviceKind::kCpu;
