@@ -5,14 +5,15 @@
 // (1 MB) at any length; up to 1024 tokens is one block. CLS-only queries skip the packing.
 // Under bf16 (docs/precision.md) the scaled query, K and V are rounded to bfloat16 as they
 // are copied or packed, and the probabilities after the row sum has taken them in float32;
-// on a CPU with AMX, K^T and V are packed into tiles and both products run on them.
+// where the CPU computes bf16 products (cpu/bf16_gemm.h), K^T and V are packed into its
+// tiles and both products run there.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "cpu/amx.h"
+#include "cpu/bf16_gemm.h"
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
 #include "cpu/ops.h"
@@ -108,7 +109,7 @@ MUSIQ_DISPATCH_BY_ISA(void, attend_one,
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int heads,
                int head_dim, Queries queries, float* out, Precision precision) {
   if (sequences <= 0) return;
-  const bool bf16 = precision == Precision::kBf16, amx = bf16 && amx::available();
+  const bool bf16 = precision == Precision::kBf16, tiled = bf16 && bf16::tiled();
   const int hidden = heads * head_dim;
   const int64_t ld = 3 * int64_t{hidden};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -119,20 +120,20 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
   size_t most_scores = 0, most_block = 0;
   const bool all = queries == Queries::kAll;
   // Per head of a sequence: K^T [head_dim, len] and V [len, head_dim], packed: floats, or
-  // bfloat16 values in AMX tiles (V per key block: whole blocks but the last).
+  // bfloat16 values in bf16::pack's tiles (V per key block: whole blocks but the last).
   auto head_floats = [&](int64_t len) {
     return packed_floats(head_dim, static_cast<int>(len)) +
            packed_floats(static_cast<int>(len), head_dim);
   };
   auto v_tiles_at = [&](int64_t j0) {
-    return j0 / kKeyBlock * amx::packed_count(int{kKeyBlock}, head_dim);
+    return j0 / kKeyBlock * bf16::packed_count(int{kKeyBlock}, head_dim);
   };
   auto head_tiles = [&](int64_t len) {
     const int64_t last = (len - 1) / kKeyBlock * kKeyBlock;
-    return amx::packed_count(head_dim, static_cast<int>(len)) + v_tiles_at(last) +
-           amx::packed_count(static_cast<int>(len - last), head_dim);
+    return bf16::packed_count(head_dim, static_cast<int>(len)) + v_tiles_at(last) +
+           bf16::packed_count(static_cast<int>(len - last), head_dim);
   };
-  auto head_size = [&](int64_t len) { return amx ? head_tiles(len) : head_floats(len); };
+  auto head_size = [&](int64_t len) { return tiled ? head_tiles(len) : head_floats(len); };
   for (int s = 0; s < sequences; ++s) {
     const int64_t start = seq_starts[s], len = seq_starts[s + 1] - start;
     const int64_t q_rows = queries == Queries::kAll ? len : std::min<int64_t>(1, len);
@@ -151,7 +152,7 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
   const std::vector<SequencePlan>& plan = plans;  // the threads read the caller's lists
   thread_local std::vector<float> packed;
   thread_local std::vector<uint16_t> tiles;
-  if (amx)
+  if (tiled)
     tiles.resize(std::max(tiles.size(), size_t(packed_total)));
   else
     packed.resize(std::max(packed.size(), size_t(packed_total)));
@@ -175,12 +176,12 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
       const int h = static_cast<int>(i % heads);
       const float* seq = qkv + p.start * ld;
       const int len = static_cast<int>(p.len);
-      if (amx) {
+      if (tiled) {
         uint16_t* kt = tiles_base + p.packed + h * head_tiles(p.len);
-        amx::pack(seq + hidden + h * head_dim, head_dim, len, 1, ld, kt);
-        uint16_t* v = kt + amx::packed_count(head_dim, len);
+        bf16::pack(seq + hidden + h * head_dim, head_dim, len, 1, ld, kt);
+        uint16_t* v = kt + bf16::packed_count(head_dim, len);
         for (int j0 = 0; j0 < len; j0 += int{kKeyBlock})
-          amx::pack(seq + (j0 * ld) + 2 * hidden + h * head_dim,
+          bf16::pack(seq + (j0 * ld) + 2 * hidden + h * head_dim,
                     std::min(int{kKeyBlock}, len - j0), head_dim, ld, 1, v + v_tiles_at(j0));
         continue;
       }
@@ -221,17 +222,17 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
                    ld, head_dim, bf16, scores.data(), o);
         continue;
       }
-      const float* kt = amx ? nullptr : packed_base + p.packed + h * head_floats(len);
-      const float* v = amx ? nullptr : kt + packed_floats(head_dim, static_cast<int>(len));
-      const uint16_t* kt_tiles = amx ? tiles_base + p.packed + h * head_tiles(len) : nullptr;
+      const float* kt = tiled ? nullptr : packed_base + p.packed + h * head_floats(len);
+      const float* v = tiled ? nullptr : kt + packed_floats(head_dim, static_cast<int>(len));
+      const uint16_t* kt_tiles = tiled ? tiles_base + p.packed + h * head_tiles(len) : nullptr;
       const uint16_t* v_tiles =
-          amx ? kt_tiles + amx::packed_count(head_dim, static_cast<int>(len)) : nullptr;
+          tiled ? kt_tiles + bf16::packed_count(head_dim, static_cast<int>(len)) : nullptr;
       for (int64_t j0 = 0; j0 < len; j0 += kKeyBlock) {
         const int keys = static_cast<int>(std::min(kKeyBlock, len - j0));
         // The key block's panels of K^T lie end to end from panel j0 / 16.
-        if (amx)
-          amx::gemm(q.data(), rows, head_dim, head_dim,
-                    kt_tiles + amx::packed_count(head_dim, static_cast<int>(j0)), keys, nullptr,
+        if (tiled)
+          bf16::gemm(q.data(), rows, head_dim, head_dim,
+                    kt_tiles + bf16::packed_count(head_dim, static_cast<int>(j0)), keys, nullptr,
                     false, false, scores.data(), keys);
         else
           gemm(q.data(), rows, head_dim, kt + j0 * head_dim, keys, nullptr, false, false,
@@ -252,8 +253,8 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
           if (rescale != 1.0f)
             for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= rescale;
         }
-        if (amx)
-          amx::gemm(scores.data(), rows, keys, keys, v_tiles + v_tiles_at(j0), head_dim, nullptr,
+        if (tiled)
+          bf16::gemm(scores.data(), rows, keys, keys, v_tiles + v_tiles_at(j0), head_dim, nullptr,
                     j0 > 0, false, o, hidden);
         else
           gemm(scores.data(), rows, keys, v + packed_floats(static_cast<int>(j0), head_dim),

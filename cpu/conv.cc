@@ -1,7 +1,7 @@
 #include <algorithm>
 
 #include "base/op_arguments.h"
-#include "cpu/amx.h"
+#include "cpu/bf16_gemm.h"
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 
@@ -93,17 +93,17 @@ void im2col(const float* in, const Conv2dShape& s, float* columns) {
 
 }  // namespace
 
-void conv2d_amx(const float* in, const Conv2dShape& s, const uint16_t* packed_kernel,
+void conv2d_bf16(const float* in, const Conv2dShape& s, const uint16_t* packed_kernel,
                 float* columns, float* out) {
   if (s.pointwise()) {
-    linear_amx(in, s.positions(), s.in_channels, packed_kernel, s.out_channels, nullptr,
+    linear_bf16(in, s.positions(), s.in_channels, packed_kernel, s.out_channels, nullptr,
                Epilogue::kBias, out);
     return;
   }
   check_conv2d_windows(s, columns);
   im2col(in, s, columns);
   const int window = static_cast<int>(s.window());
-  amx::gemm(columns, s.positions(), window, window, packed_kernel, s.out_channels, nullptr, false,
+  bf16::gemm(columns, s.positions(), window, window, packed_kernel, s.out_channels, nullptr, false,
             false, out, s.out_channels);
 }
 

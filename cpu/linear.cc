@@ -3,7 +3,7 @@
 // on a vectorised exp: libm's tanh made mlp0 three times as slow as mlp1.
 #include <vector>
 
-#include "cpu/amx.h"
+#include "cpu/bf16_gemm.h"
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 
@@ -27,9 +27,9 @@ void linear_packed(const float* a, int64_t m, int k, const float* packed_b, int 
        epilogue == Epilogue::kBiasGelu, out, n);
 }
 
-void linear_amx(const float* a, int64_t m, int k, const uint16_t* packed_b, int n,
+void linear_bf16(const float* a, int64_t m, int k, const uint16_t* packed_b, int n,
                 const float* bias, Epilogue epilogue, float* out) {
-  amx::gemm(a, m, k, k, packed_b, n, bias, epilogue == Epilogue::kBiasResidual,
+  bf16::gemm(a, m, k, k, packed_b, n, bias, epilogue == Epilogue::kBiasResidual,
             epilogue == Epilogue::kBiasGelu, out, n);
 }
 

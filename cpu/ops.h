@@ -21,9 +21,9 @@ void normalize_image(const uint8_t* rgb, int64_t count, float* out);
 void gaussian_resize(const float* in, int in_h, int in_w, int channels,
                      const ResizePlan& rows, const ResizePlan& cols, float* tmp, float* out);
 
-// conv2d_packed() under bf16 with the kernel packed by amx::pack (cpu/amx.h), on AMX
-// tiles (where amx::available()): `columns` holds the windows (im2col) here.
-void conv2d_amx(const float* in, const Conv2dShape& shape, const uint16_t* packed_kernel,
+// conv2d_packed() under bf16 with the kernel packed by bf16::pack (cpu/bf16_gemm.h), on the
+// CPU's bf16 kernel (where bf16::tiled()): `columns` holds the windows (im2col) here.
+void conv2d_bf16(const float* in, const Conv2dShape& shape, const uint16_t* packed_kernel,
                 float* columns, float* out);
 
 // SAME patches of an [h, w, 3] image: out [count_h * count_w, patch * patch * 3], each
@@ -66,8 +66,9 @@ void linear_packed(const float* a, int64_t m, int k, const float* packed_b, int 
                    const float* bias, Epilogue epilogue, float* out,
                    Precision precision = Precision::kFp32);
 
-// linear_packed() under bf16 with b packed by amx::pack (cpu/amx.h), on AMX tiles.
-void linear_amx(const float* a, int64_t m, int k, const uint16_t* packed_b, int n,
+// linear_packed() under bf16 with b packed by bf16::pack (cpu/bf16_gemm.h), on the CPU's
+// bf16 kernel (where bf16::tiled()).
+void linear_bf16(const float* a, int64_t m, int k, const uint16_t* packed_b, int n,
                 const float* bias, Epilogue epilogue, float* out);
 
 // Row-wise LayerNorm over `dim`, biased variance.

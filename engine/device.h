@@ -47,8 +47,8 @@ struct CpuInfo {
   int threads = 0;           // OpenMP threads the CPU path uses
   std::string blas;          // the BLAS library's own description (openblas_get_config)
   std::string kernels;       // the ISA the CPU kernels run: "avx512", "avx2" or "baseline"
-  // What computes bf16 products (docs/precision.md): "amx" (tiles) or "plain" (rounded to
-  // bfloat16, multiplied on the fp32 kernels).
+  // What computes bf16 products (docs/precision.md): "amx", "avx512_bf16" or "plain"
+  // (cpu/bf16_gemm.h).
   std::string bf16_kernel;
 };
 CpuInfo query_cpu_info();

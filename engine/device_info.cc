@@ -5,7 +5,7 @@
 #include <string>
 #include <thread>
 
-#include "cpu/amx.h"
+#include "cpu/bf16_gemm.h"
 #include "cpu/isa.h"
 #include "cpu/threads.h"
 #include "engine/device.h"
@@ -36,7 +36,7 @@ CpuInfo query_cpu_info() {
   info.kernels = cpu::isa_name(cpu::cpu_isa());
   const char* config = openblas_get_config();
   info.blas = config ? config : "OpenBLAS";  // e.g. "OpenBLAS 0.3.21 ... USE_OPENMP ..."
-  info.bf16_kernel = cpu::amx::available() ? "amx" : "plain";
+  info.bf16_kernel = cpu::bf16::kernel_name(cpu::bf16::kernel());
   return info;
 }
 

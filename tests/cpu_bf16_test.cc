@@ -1,18 +1,21 @@
 // bf16 on the CPU (docs/precision.md): the rounding rule, and each bf16 product against
-// double precision on the same bfloat16 inputs, on the plain path and, where the CPU runs
-// them, on AMX tiles. Bounds: a float32 sum of k products is within k * 2^-24 of
-// sum |products| (Higham), so 2^-16 * sum |products| leaves room at every k here.
+// double precision on the same bfloat16 inputs, on the plain path and on each bf16 kernel
+// the CPU runs (cpu/bf16_gemm.h: AMX tiles, AVX512_BF16). Bounds: a float32 sum of k products is
+// within k * 2^-24 of sum |products| (Higham), so 2^-16 * sum |products| leaves room at every k
+// here.
 #include <algorithm>
 #include <bit>
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "base/error.h"
 #include "base/precision.h"
-#include "cpu/amx.h"
+#include "cpu/bf16_gemm.h"
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/vector_math.h"
@@ -54,6 +57,25 @@ TEST(RoundToBf16, NearestTiesToEven) {
   }
 }
 
+using cpu::bf16::Kernel;
+
+// f(kernel) with each kernel this CPU runs made the current one (the plain path too when
+// `with_plain`), the kernel chosen at start restored after.
+void for_each_kernel(bool with_plain, const std::function<void(Kernel)>& f) {
+  const Kernel chosen = cpu::bf16::kernel();
+  for (const Kernel k : {Kernel::kPlain, Kernel::kAvx512Bf16, Kernel::kAmx}) {
+    if (k == Kernel::kPlain && !with_plain) continue;
+    try {
+      cpu::bf16::set_kernel(k);
+    } catch (const Error&) {
+      continue;  // not on this CPU
+    }
+    SCOPED_TRACE(cpu::bf16::kernel_name(k));
+    f(k);
+  }
+  cpu::bf16::set_kernel(chosen);
+}
+
 std::vector<float> rounded(std::vector<float> v) {
   for (float& x : v) x = round_to_bf16(x);
   return v;
@@ -90,7 +112,7 @@ struct Shape {
 const Shape kShapes[] = {{1, 1, 1},     {5, 31, 15},   {32, 32, 16},    {33, 33, 17},
                          {31, 147, 64}, {70, 384, 33}, {45, 1000, 100}, {64, 2048, 48}};
 
-// linear (bias + residual) on bfloat16 inputs: the plain path, and AMX where it runs.
+// linear (bias + residual) on bfloat16 inputs: the plain path, and each bf16 kernel.
 TEST(Bf16Linear, MatchesDoubleOnRoundedInputs) {
   for (const auto [m, k, n] : kShapes) {
     const auto a = random_floats(size_t(m) * k, 1, -2.0f, 2.0f);
@@ -113,15 +135,16 @@ TEST(Bf16Linear, MatchesDoubleOnRoundedInputs) {
     EXPECT_TRUE(
         test::all_within(plain.data(), want_f.data(), plain.size(), bound, "2^-16 sum|products|"))
         << "plain, m " << m << " k " << k << " n " << n;
-    if (!cpu::amx::available()) continue;
-    std::vector<uint16_t> tiles(size_t(cpu::amx::packed_count(k, n)));
-    cpu::amx::pack(b.data(), k, n, n, 1, tiles.data());
-    std::vector<float> amx = residual;
-    cpu::linear_amx(a.data(), m, k, tiles.data(), n, bias.data(), Epilogue::kBiasResidual,
-                    amx.data());
-    EXPECT_TRUE(
-        test::all_within(amx.data(), want_f.data(), amx.size(), bound, "2^-16 sum|products|"))
-        << "AMX, m " << m << " k " << k << " n " << n;
+    std::vector<uint16_t> tiles(size_t(cpu::bf16::packed_count(k, n)));
+    cpu::bf16::pack(b.data(), k, n, n, 1, tiles.data());
+    for_each_kernel(false, [&](Kernel) {
+      std::vector<float> tiled = residual;
+      cpu::linear_bf16(a.data(), m, k, tiles.data(), n, bias.data(), Epilogue::kBiasResidual,
+                       tiled.data());
+      EXPECT_TRUE(
+          test::all_within(tiled.data(), want_f.data(), tiled.size(), bound, "2^-16 sum|products|"))
+          << "m " << m << " k " << k << " n " << n;
+    });
   }
 }
 
@@ -142,30 +165,32 @@ TEST(Bf16Linear, DiffersFromFp32) {
   EXPECT_GT(most, 1e-3);
 }
 
-// GELU after the sums, on AMX, as the plain path applies it.
-TEST(Bf16Linear, AmxGeluAsPlain) {
-  if (!cpu::amx::available()) GTEST_SKIP() << "no AMX-BF16 on this CPU (or MUSIQ_CPU_BF16=plain)";
+// GELU after the sums, on each bf16 kernel, as the plain path applies it.
+TEST(Bf16Linear, GeluAsPlain) {
   const int64_t m = 40;
   const int k = 384, n = 1152;
   const auto a = random_floats(size_t(m) * k, 7), b = rounded(random_floats(size_t(k) * n, 8));
   const auto bias = random_floats(size_t(n), 9);
   std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
   cpu::pack_columns(b.data(), k, n, n, packed.data());
-  std::vector<uint16_t> tiles(size_t(cpu::amx::packed_count(k, n)));
-  cpu::amx::pack(b.data(), k, n, n, 1, tiles.data());
-  std::vector<float> plain(size_t(m) * n), amx(plain.size());
+  std::vector<uint16_t> tiles(size_t(cpu::bf16::packed_count(k, n)));
+  cpu::bf16::pack(b.data(), k, n, n, 1, tiles.data());
+  std::vector<float> plain(size_t(m) * n);
   cpu::linear_packed(a.data(), m, k, packed.data(), n, bias.data(), Epilogue::kBiasGelu,
                      plain.data(), Precision::kBf16);
-  cpu::linear_amx(a.data(), m, k, tiles.data(), n, bias.data(), Epilogue::kBiasGelu, amx.data());
-  // Sums of 384 products of magnitude up to 1: 2^-16 * 384 is 6e-3 at most; GELU's slope
-  // is at most 1.13.
-  EXPECT_TRUE(test::all_close(amx, plain, 1e-2, 0));
+  for_each_kernel(false, [&](Kernel) {
+    std::vector<float> tiled(plain.size());
+    cpu::linear_bf16(a.data(), m, k, tiles.data(), n, bias.data(), Epilogue::kBiasGelu,
+                     tiled.data());
+    // Sums of 384 products of magnitude up to 1: 2^-16 * 384 is 6e-3 at most; GELU's slope
+    // is at most 1.13.
+    EXPECT_TRUE(test::all_close(tiled, plain, 1e-2, 0));
+  });
 }
 
-// The stem's convolutions on AMX against the plain path, within the bound of their sums
-// (sum |products| from the same convolution of |input| and |kernel|).
-TEST(Bf16Conv, AmxMatchesPlain) {
-  if (!cpu::amx::available()) GTEST_SKIP() << "no AMX-BF16 on this CPU (or MUSIQ_CPU_BF16=plain)";
+// The stem's convolutions on each bf16 kernel against the plain path, within the bound of
+// their sums (sum |products| from the same convolution of |input| and |kernel|).
+TEST(Bf16Conv, MatchesPlain) {
   const Conv2dShape root{.batch = 2,
                          .height = 32,
                          .width = 32,
@@ -201,21 +226,23 @@ TEST(Bf16Conv, AmxMatchesPlain) {
     const auto kernel = rounded(random_floats(size_t(window) * s.out_channels, 11));
     std::vector<float> packed(size_t(cpu::packed_floats(window, s.out_channels)));
     cpu::pack_columns(kernel.data(), window, s.out_channels, s.out_channels, packed.data());
-    std::vector<uint16_t> tiles(size_t(cpu::amx::packed_count(window, s.out_channels)));
-    cpu::amx::pack(kernel.data(), window, s.out_channels, s.out_channels, 1, tiles.data());
+    std::vector<uint16_t> tiles(size_t(cpu::bf16::packed_count(window, s.out_channels)));
+    cpu::bf16::pack(kernel.data(), window, s.out_channels, s.out_channels, 1, tiles.data());
     std::vector<float> columns(size_t(s.positions()) * window);
-    std::vector<float> plain(size_t(s.positions()) * s.out_channels), amx(plain.size()),
-        scale(plain.size());
+    std::vector<float> plain(size_t(s.positions()) * s.out_channels), scale(plain.size());
     cpu::conv2d_packed(in.data(), s, packed.data(), columns.data(), plain.data(), Precision::kBf16);
-    cpu::conv2d_amx(in.data(), s, tiles.data(), columns.data(), amx.data());
     std::vector<float> abs_in = in, abs_packed = packed;
     for (float& x : abs_in) x = std::fabs(x);
     for (float& x : abs_packed) x = std::fabs(x);
     cpu::conv2d_packed(abs_in.data(), s, abs_packed.data(), columns.data(), scale.data());
-    EXPECT_TRUE(test::all_within(
-        amx.data(), plain.data(), amx.size(), [&](size_t i, double) { return 0x1p-15 * scale[i]; },
-        "2^-15 sum|products|"))
-        << "kernel " << s.kernel << " cin " << s.in_channels;
+    for_each_kernel(false, [&](Kernel) {
+      std::vector<float> tiled(plain.size());
+      cpu::conv2d_bf16(in.data(), s, tiles.data(), columns.data(), tiled.data());
+      EXPECT_TRUE(test::all_within(
+          tiled.data(), plain.data(), tiled.size(),
+          [&](size_t i, double) { return 0x1p-15 * scale[i]; }, "2^-15 sum|products|"))
+          << "kernel " << s.kernel << " cin " << s.in_channels;
+    });
   }
 }
 
@@ -226,54 +253,59 @@ TEST(Bf16Conv, AmxMatchesPlain) {
 // (cpu/attention.cc: up to 1024 keys), so that the max is the row's.
 TEST(Bf16Attention, MatchesDefinition) {
   const int heads = 2, hd = 64, hidden = heads * hd;
-  for (const int64_t len : {1, 7, 300, 1000}) {
-    std::vector<float> qkv;
-    for (const int i : test::random_ints<int>(size_t(len) * 3 * hidden, 12, -8, 8))
-      qkv.push_back(i * 0.125f);
-    const int64_t starts[] = {0, len};
-    std::vector<float> out(size_t(len) * hidden), want(out.size());
-    cpu::attention(qkv.data(), starts, 1, heads, hd, Queries::kAll, out.data(), Precision::kBf16);
-    const float scale = 1.0f / std::sqrt(float(hd));
-    for (int h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < len; ++i) {
-        std::vector<float> logits(static_cast<size_t>(len));
-        for (int64_t j = 0; j < len; ++j) {
-          double dot = 0;
+  for_each_kernel(true, [&](Kernel) {
+    for (const int64_t len : {1, 7, 300, 1000}) {
+      std::vector<float> qkv;
+      for (const int i : test::random_ints<int>(size_t(len) * 3 * hidden, 12, -8, 8))
+        qkv.push_back(i * 0.125f);
+      const int64_t starts[] = {0, len};
+      std::vector<float> out(size_t(len) * hidden), want(out.size());
+      cpu::attention(qkv.data(), starts, 1, heads, hd, Queries::kAll, out.data(), Precision::kBf16);
+      const float scale = 1.0f / std::sqrt(float(hd));
+      for (int h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < len; ++i) {
+          std::vector<float> logits(static_cast<size_t>(len));
+          for (int64_t j = 0; j < len; ++j) {
+            double dot = 0;
+            for (int d = 0; d < hd; ++d)
+              dot += double(qkv[i * 3 * hidden + h * hd + d] * scale) *
+                     qkv[j * 3 * hidden + hidden + h * hd + d];
+            logits[j] = static_cast<float>(dot);  // exact
+          }
+          const float max = *std::max_element(logits.begin(), logits.end());
+          double sum = 0;
+          std::vector<double> o(hd);
+          for (int64_t j = 0; j < len; ++j) {
+            const float p = cpu::exp_approx(logits[j] - max);
+            sum += p;
+            for (int d = 0; d < hd; ++d)
+              o[d] += double(round_to_bf16(p)) * qkv[j * 3 * hidden + 2 * hidden + h * hd + d];
+          }
           for (int d = 0; d < hd; ++d)
-            dot += double(qkv[i * 3 * hidden + h * hd + d] * scale) *
-                   qkv[j * 3 * hidden + hidden + h * hd + d];
-          logits[j] = static_cast<float>(dot);  // exact
+            want[i * hidden + h * hd + d] = static_cast<float>(o[d] / sum);
         }
-        const float max = *std::max_element(logits.begin(), logits.end());
-        double sum = 0;
-        std::vector<double> o(hd);
-        for (int64_t j = 0; j < len; ++j) {
-          const float p = cpu::exp_approx(logits[j] - max);
-          sum += p;
-          for (int d = 0; d < hd; ++d)
-            o[d] += double(round_to_bf16(p)) * qkv[j * 3 * hidden + 2 * hidden + h * hd + d];
-        }
-        for (int d = 0; d < hd; ++d) want[i * hidden + h * hd + d] = static_cast<float>(o[d] / sum);
-      }
-    EXPECT_TRUE(test::all_close(out, want, 2e-6, 2e-6)) << "len " << len;
-  }
+      EXPECT_TRUE(test::all_close(out, want, 2e-6, 2e-6)) << "len " << len;
+    }
+  });
 }
 
 // q, k and v are rounded inside: inputs rounded beforehand give the same bits.
 TEST(Bf16Attention, RoundsQueriesKeysAndValues) {
   const int heads = 6, hd = 64, hidden = heads * hd;
-  for (const Queries queries : {Queries::kAll, Queries::kFirst}) {
-    const int64_t len = 200, starts[] = {0, len};
-    const auto qkv = random_floats(size_t(len) * 3 * hidden, 13, -2.0f, 2.0f);
-    const int64_t rows = queries == Queries::kAll ? len : 1;
-    std::vector<float> out(size_t(rows) * hidden), from_rounded(out.size()), fp32(out.size());
-    cpu::attention(qkv.data(), starts, 1, heads, hd, queries, out.data(), Precision::kBf16);
-    cpu::attention(rounded(qkv).data(), starts, 1, heads, hd, queries, from_rounded.data(),
-                   Precision::kBf16);
-    cpu::attention(qkv.data(), starts, 1, heads, hd, queries, fp32.data());
-    EXPECT_TRUE(test::all_equal(out, from_rounded));
-    EXPECT_FALSE(test::all_close(out, fp32, 1e-5, 1e-4));
-  }
+  for_each_kernel(true, [&](Kernel) {
+    for (const Queries queries : {Queries::kAll, Queries::kFirst}) {
+      const int64_t len = 200, starts[] = {0, len};
+      const auto qkv = random_floats(size_t(len) * 3 * hidden, 13, -2.0f, 2.0f);
+      const int64_t rows = queries == Queries::kAll ? len : 1;
+      std::vector<float> out(size_t(rows) * hidden), from_rounded(out.size()), fp32(out.size());
+      cpu::attention(qkv.data(), starts, 1, heads, hd, queries, out.data(), Precision::kBf16);
+      cpu::attention(rounded(qkv).data(), starts, 1, heads, hd, queries, from_rounded.data(),
+                     Precision::kBf16);
+      cpu::attention(qkv.data(), starts, 1, heads, hd, queries, fp32.data());
+      EXPECT_TRUE(test::all_equal(out, from_rounded));
+      EXPECT_FALSE(test::all_close(out, fp32, 1e-5, 1e-4));
+    }
+  });
 }
 
 }  // namespace

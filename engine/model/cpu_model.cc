@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
-#include "cpu/amx.h"
+#include "cpu/bf16_gemm.h"
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/threads.h"
@@ -38,13 +38,14 @@ struct CpuOps {
 
   ThreadBudget& threads;
   Precision precision;
-  // Under bf16 on AMX: each kernel's tiles (cpu/amx.h) by its packed float32 form.
-  const AmxKernels& amx_kernels;
+  // Under bf16 on a bf16 kernel: each kernel's tiles (cpu/bf16_gemm.h) by its packed float32
+  // form.
+  const Bf16Kernels& bf16_kernels;
 
-  const uint16_t* amx_tiles(const float* packed, Precision p) const {
+  const uint16_t* bf16_tiles(const float* packed, Precision p) const {
     if (p != Precision::kBf16) return nullptr;
-    const auto found = amx_kernels.find(packed);
-    return found == amx_kernels.end() ? nullptr : found->second.data();
+    const auto found = bf16_kernels.find(packed);
+    return found == bf16_kernels.end() ? nullptr : found->second.data();
   }
 
   // Each stage starts with as many threads as other processes leave cores free.
@@ -57,8 +58,8 @@ struct CpuOps {
   // forward.h's convolution kernels: packed by CpuModel's constructor.
   void conv2d(const float* in, const Conv2dShape& shape, const float* packed_kernel,
               float* columns, float* out, Precision p) {
-    if (const uint16_t* tiles = amx_tiles(packed_kernel, p))
-      return cpu::conv2d_amx(in, shape, tiles, columns, out);
+    if (const uint16_t* tiles = bf16_tiles(packed_kernel, p))
+      return cpu::conv2d_bf16(in, shape, tiles, columns, out);
     cpu::conv2d_packed(in, shape, packed_kernel, columns, out, p);
   }
   void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
@@ -75,8 +76,8 @@ struct CpuOps {
   // forward.h's Dense kernels: packed by CpuModel's constructor.
   void linear(const float* a, int64_t m, int k, const float* packed_b, int n, const float* bias,
               Epilogue epilogue, float* out, Precision p) {
-    if (const uint16_t* tiles = amx_tiles(packed_b, p))
-      return cpu::linear_amx(a, m, k, tiles, n, bias, epilogue, out);
+    if (const uint16_t* tiles = bf16_tiles(packed_b, p))
+      return cpu::linear_bf16(a, m, k, tiles, n, bias, epilogue, out);
     cpu::linear_packed(a, m, k, packed_b, n, bias, epilogue, out, p);
   }
   void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
@@ -105,10 +106,10 @@ CpuModel::CpuModel(ModelWeights weights, Precision precision)
   // Each Dense kernel [k, n] and convolution kernel (HWIO read as [kh*kw*cin, cout])
   // repacked once for cpu::linear_packed and conv2d_packed: in place where the packed form
   // is as large (n a multiple of 16), else (the head's few classes) beside. Under bf16 they
-  // are rounded first, the head's excepted (docs/precision.md), and on AMX also packed into
-  // tiles.
+  // are rounded first, the head's excepted (docs/precision.md), and for a bf16 kernel also
+  // packed into its tiles.
   const float* head = params_.head_kernel;
-  const bool amx = precision == Precision::kBf16 && cpu::amx::available();
+  const bool tiled = precision == Precision::kBf16 && cpu::bf16::tiled();
   for_each_param(params_, w_.config, [&](const float*& weights, const ParamField& field) {
     if (field.kind == ParamKind::kValues) return;
     const int n = static_cast<int>(field.shape.back());
@@ -117,9 +118,9 @@ CpuModel::CpuModel(ModelWeights weights, Precision precision)
     const bool rounded = precision == Precision::kBf16 && weights != head;
     if (rounded) cpu::round_to_bf16(raw, int64_t{k} * n, raw);
     std::vector<uint16_t> tiles;
-    if (rounded && amx) {
-      tiles.resize(size_t(cpu::amx::packed_count(k, n)));
-      cpu::amx::pack(raw, k, n, n, 1, tiles.data());
+    if (rounded && tiled) {
+      tiles.resize(size_t(cpu::bf16::packed_count(k, n)));
+      cpu::bf16::pack(raw, k, n, n, 1, tiles.data());
     }
     std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
     cpu::pack_columns(raw, k, n, n, packed.data());
@@ -129,7 +130,7 @@ CpuModel::CpuModel(ModelWeights weights, Precision precision)
       packed_beside_.push_back(std::move(packed));
       weights = packed_beside_.back().data();
     }
-    if (!tiles.empty()) amx_kernels_.emplace(weights, std::move(tiles));
+    if (!tiles.empty()) bf16_kernels_.emplace(weights, std::move(tiles));
   });
 }
 
@@ -155,7 +156,7 @@ std::vector<float> CpuModel::score_batch(std::span<const Tokens* const> images) 
   const WorkspaceLayout layout(c, {batch.rows(), batch.batch(), CpuOps::kStemChunk, false, false});
   if (int64_t(workspace_.size()) < layout.total_floats()) workspace_.resize(layout.total_floats());
   const Workspace ws = layout.at(workspace_.data());
-  CpuOps ops{threads_, precision_, amx_kernels_};
+  CpuOps ops{threads_, precision_, bf16_kernels_};
   forward(ops, c, params_, ws, batch);
   return std::vector<float>(ws.scores, ws.scores + batch.batch());
 }

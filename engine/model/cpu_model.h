@@ -12,8 +12,8 @@
 
 namespace musiq {
 
-// Kernels in AMX tiles (cpu/amx.h), by the packed float32 kernel each was made from.
-using AmxKernels = std::unordered_map<const float*, std::vector<uint16_t>>;
+// Kernels in bf16 tiles (cpu/bf16_gemm.h), by the packed float32 kernel each was made from.
+using Bf16Kernels = std::unordered_map<const float*, std::vector<uint16_t>>;
 
 class CpuModel {
  public:
@@ -33,7 +33,7 @@ class CpuModel {
   ModelWeights w_;         // Dense and convolution kernels packed (cpu/gemm.h)
   WeightPointers params_;  // into w_.block, or packed_beside_
   std::vector<std::vector<float>> packed_beside_;
-  AmxKernels amx_kernels_;  // under bf16 on a CPU with AMX
+  Bf16Kernels bf16_kernels_;  // under bf16 on a bf16 kernel
   Precision precision_;
   std::vector<float> workspace_;
   ThreadBudget threads_;

@@ -35,7 +35,7 @@ class InfoTest(unittest.TestCase):
         self.assertGreaterEqual(j["cpu"]["hardware_threads"], 1)
         self.assertIn("OpenBLAS", j["cpu"]["blas"])
         self.assertIn(j["cpu"]["cpu_kernels"], ("avx512", "avx2", "baseline"))
-        self.assertIn(j["cpu"]["bf16_kernel"], ("amx", "plain"))
+        self.assertIn(j["cpu"]["bf16_kernel"], ("amx", "avx512_bf16", "plain"))
         self.assertEqual(j["precisions"], {"cpu": ["fp32", "bf16"], "cuda": ["fp32"]})
         plain = info(env=dict(env, MUSIQ_CPU_BF16="plain"))
         self.assertEqual(json.loads(plain.stdout)["cpu"]["bf16_kernel"], "plain")

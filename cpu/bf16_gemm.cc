@@ -1,7 +1,8 @@
-// amx::gemm: the bf16 GEMM on AMX tiles. Per task, 32 rows of `a` (two A tiles) against
-// two 16-column panels of b (two B tiles) into four C tiles, over all of k; a task takes a
-// group of panel pairs, so its rows of `a` stay in L1 while the panels stream from L2.
-// `a` is rounded to bfloat16 once per call, into rows padded to whole tiles.
+// bf16::gemm: the bf16 GEMM on AMX tiles or AVX512_BF16 dot products. Per task, 32 rows of
+// `a` (two A tiles) against two 16-column panels of b (two B tiles) into 32 x 32 sums (four
+// C tiles, or 8-row register blocks), over all of k; a task takes a group of panel pairs,
+// so its rows of `a` stay in L1 while the panels stream from L2. `a` is rounded to bfloat16
+// once per call, into rows padded to whole tiles.
 #include <immintrin.h>
 #include <omp.h>
 #include <sys/syscall.h>
@@ -10,16 +11,17 @@
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
 #include "base/precision.h"
-#include "cpu/amx.h"
+#include "cpu/bf16_gemm.h"
 #include "cpu/isa.h"
 #include "cpu/vector_math.h"
 
-namespace musiq::cpu::amx {
+namespace musiq::cpu::bf16 {
 namespace {
 
 constexpr int kTileRows = 16;  // rows of every tile
@@ -41,24 +43,55 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-bool decide() {
-  const char* forced = std::getenv("MUSIQ_CPU_BF16");
-  const std::string asked = forced ? forced : "";
-  if (asked == "plain") return false;
-  if (!asked.empty() && asked != "amx")
-    throw Error("MUSIQ_CPU_BF16=" + asked + ": unknown bf16 kernel (use amx or plain)");
+constexpr Kernel kKernels[] = {Kernel::kPlain, Kernel::kAvx512Bf16, Kernel::kAmx};
+
+bool runs(Kernel kernel) {
   __builtin_cpu_init();
-  const bool has = __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") &&
-                   syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-  if (!has && asked == "amx")
-    throw Error("MUSIQ_CPU_BF16=amx: this CPU (or kernel) does not run AMX-BF16 tiles");
-  return has;
+  const bool avx512_bf16 =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+  switch (kernel) {
+    case Kernel::kPlain: return true;
+    case Kernel::kAvx512Bf16: return avx512_bf16;
+    case Kernel::kAmx: {
+      // Asked of Linux once; the answer holds for the whole process.
+      static const bool granted =
+          avx512_bf16 && __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") &&
+          syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+      return granted;
+    }
+  }
+  return false;
 }
 
-// Only the functions that hold tile instructions are compiled for AMX (so that the others
-// still inline the header's float helpers); the others for AVX-512, which every CPU with
-// AMX has, whatever MUSIQ_CPU_ISA asks of the fp32 kernels.
+Kernel decide() {
+  const char* forced = std::getenv("MUSIQ_CPU_BF16");
+  if (!forced || !*forced)
+    return runs(Kernel::kAmx)          ? Kernel::kAmx
+           : runs(Kernel::kAvx512Bf16) ? Kernel::kAvx512Bf16
+                                       : Kernel::kPlain;
+  for (const Kernel k : kKernels)
+    if (std::string(forced) == kernel_name(k)) {
+      if (!runs(k))
+        throw Error(std::string("MUSIQ_CPU_BF16=") + forced +
+                    ": this CPU (or kernel) cannot run it");
+      return k;
+    }
+  throw Error(std::string("MUSIQ_CPU_BF16=") + forced +
+              ": not a bf16 kernel (use amx, avx512_bf16 or plain)");
+}
+
+Kernel& chosen() {
+  static Kernel kernel = decide();
+  return kernel;
+}
+
+// Only the functions that hold tile or bf16 instructions are compiled for them (so that
+// the others still inline the header's float helpers); the others for AVX-512, which every
+// CPU with either kernel has, whatever MUSIQ_CPU_ISA asks of the fp32 kernels.
 #define MUSIQ_AMX_TARGET __attribute__((target("amx-tile,amx-bf16")))
+#define MUSIQ_DPBF16_TARGET \
+  __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 
 // Every tile 16 rows of 64 bytes, once per thread: nothing else in the process configures
 // tiles, so the configuration stays.
@@ -95,8 +128,8 @@ MUSIQ_TARGET_AVX512 void round_rows(const float* a, int64_t lda, int k, int64_t 
 // C tiles 0-3 = the 32 rows at `a` (rows a_stride bytes apart) times panels b0 (and b1
 // when kTwo), over `groups` tiles of k; stored to c [32][32].
 template <bool kTwo>
-MUSIQ_AMX_TARGET void block(const uint16_t* a, int64_t a_stride, int64_t a_half, const uint16_t* b0,
-                            const uint16_t* b1, int groups, float* c) {
+MUSIQ_AMX_TARGET void block_amx(const uint16_t* a, int64_t a_stride, int64_t a_half,
+                                const uint16_t* b0, const uint16_t* b1, int groups, float* c) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -122,6 +155,47 @@ MUSIQ_AMX_TARGET void block(const uint16_t* a, int64_t a_stride, int64_t a_half,
   }
 }
 
+// The same block with AVX512_BF16: per pair of k, one vector of each panel (a row of its
+// tile) and each row's pair of `a` broadcast, in 8-row register blocks (16 sums).
+template <bool kTwo>
+MUSIQ_DPBF16_TARGET void block_dp(const uint16_t* a, int width, const uint16_t* b0,
+                                  const uint16_t* b1, int groups, float* c) {
+  constexpr int kRows = 8;
+  for (int r0 = 0; r0 < kBlockRows; r0 += kRows) {
+    __m512 sums[kRows][2];
+    for (int r = 0; r < kRows; ++r) sums[r][0] = sums[r][1] = _mm512_setzero_ps();
+    const uint16_t* rows = a + int64_t{r0} * width;
+    for (int pair = 0; pair < groups * kTileRows; ++pair) {
+      const __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + pair * kTileK);
+      const __m512bh v1 = kTwo ? (__m512bh)_mm512_loadu_si512(b1 + pair * kTileK) : v0;
+      for (int r = 0; r < kRows; ++r) {
+        uint32_t two;  // a's values 2 pair and 2 pair + 1 of row r0 + r
+        std::memcpy(&two, rows + int64_t{r} * width + 2 * pair, sizeof two);
+        const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(two));
+        sums[r][0] = _mm512_dpbf16_ps(sums[r][0], x, v0);
+        if constexpr (kTwo) sums[r][1] = _mm512_dpbf16_ps(sums[r][1], x, v1);
+      }
+    }
+    for (int r = 0; r < kRows; ++r) {
+      _mm512_storeu_ps(c + (r0 + r) * kBlockCols, sums[r][0]);
+      if constexpr (kTwo) _mm512_storeu_ps(c + (r0 + r) * kBlockCols + kPanel, sums[r][1]);
+    }
+  }
+}
+
+// The block of rows at `a` and panels b0 (and b1) on kernel `kernel`.
+template <bool kTwo>
+void block(Kernel kernel, const uint16_t* a, int width, const uint16_t* b0, const uint16_t* b1,
+           int groups, float* c) {
+  if (kernel == Kernel::kAmx) {
+    configure_tiles();
+    const int64_t stride = int64_t{width} * sizeof(uint16_t);
+    block_amx<kTwo>(a, stride, int64_t{kTileRows} * width, b0, b1, groups, c);
+  } else {
+    block_dp<kTwo>(a, width, b0, b1, groups, c);
+  }
+}
+
 // out = start + sums for `rows` x `cols` of the block c [32][32], then GELU, as gemm() in
 // cpu/gemm.h applies its start and epilogue.
 MUSIQ_TARGET_AVX512 void finish(const float* c, int64_t rows, int cols, const float* bias,
@@ -143,9 +217,21 @@ MUSIQ_TARGET_AVX512 void finish(const float* c, int64_t rows, int cols, const fl
 
 }  // namespace
 
-bool available() {
-  static const bool decided = decide();
-  return decided;
+const char* kernel_name(Kernel kernel) {
+  switch (kernel) {
+    case Kernel::kAmx: return "amx";
+    case Kernel::kAvx512Bf16: return "avx512_bf16";
+    case Kernel::kPlain: break;
+  }
+  return "plain";
+}
+
+Kernel kernel() { return chosen(); }
+
+void set_kernel(Kernel kernel) {
+  if (!runs(kernel))
+    throw Error(std::string("bf16 kernel ") + kernel_name(kernel) + ": this CPU cannot run it");
+  chosen() = kernel;
 }
 
 int64_t packed_count(int k, int n) {
@@ -199,10 +285,10 @@ void gemm(const float* a, int64_t m, int k, int64_t lda, const uint16_t* packed,
   const int per_cut = (pairs + cuts - 1) / cuts;
   cuts = (pairs + per_cut - 1) / per_cut;
   const int64_t tasks = blocks * cuts;
-  const int64_t a_stride = int64_t{width} * sizeof(uint16_t);
+  const Kernel kernel = chosen();
+  if (kernel == Kernel::kPlain) throw Error("bf16::gemm: the plain path has no packed kernels");
 #pragma omp parallel for schedule(dynamic) if (tasks > 1 && threads > 1)
   for (int64_t t = 0; t < tasks; ++t) {
-    configure_tiles();
     alignas(64) float c[kBlockRows * kBlockCols];
     const int64_t r0 = t / cuts * kBlockRows, rows = std::min<int64_t>(kBlockRows, m - r0);
     const int first = static_cast<int>(t % cuts) * per_cut;
@@ -211,14 +297,13 @@ void gemm(const float* a, int64_t m, int k, int64_t lda, const uint16_t* packed,
       const int p = 2 * pair, j0 = p * kPanel;
       const uint16_t* b0 = packed + int64_t{p} * groups * kTileValues;
       if (p + 1 < panels)
-        block<true>(a_block, a_stride, int64_t{kTileRows} * width, b0, b0 + groups * kTileValues,
-                    groups, c);
+        block<true>(kernel, a_block, width, b0, b0 + groups * kTileValues, groups, c);
       else
-        block<false>(a_block, a_stride, int64_t{kTileRows} * width, b0, nullptr, groups, c);
+        block<false>(kernel, a_block, width, b0, nullptr, groups, c);
       finish(c, rows, std::min(kBlockCols, n - j0), bias ? bias + j0 : nullptr, accumulate, gelu,
              out + r0 * ldc + j0, ldc);
     }
   }
 }
 
-}  // namespace musiq::cpu::amx
+}  // namespace musiq::cpu::bf16
