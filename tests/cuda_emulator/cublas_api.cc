@@ -164,6 +164,7 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa,
   if (!cuda_emulator::check_device_range("cublasSgemm (C)", C, extent(m, n, ldc)))
     return CUBLAS_STATUS_EXECUTION_FAILED;
 
+  ++emu.counts.gemms;
   const float a = *alpha, b = *beta;  // host pointer mode: read at the call
   const bool tf32 = (handle->math & CUBLAS_TF32_TENSOR_OP_MATH) != 0;
   emu.enqueue(stream, [=] {
