@@ -1,12 +1,12 @@
 // GpuModel: engine/model/forward.h on the GPU, with the kernels of kernels/ops.cuh on one stream
-// and one cuBLAS handle. Host code only.
+// and one cuBLASLt context. Host code only.
 //
 // Memory: the weights block (engine/model/model_weights.h) is uploaded in one copy. Everything
 // per batch lives in one device workspace laid out by engine/model/workspace.h (sequence buffers,
 // the uploaded input, the stem's scratch for kStemChunk tokens), reallocated only when a
 // larger batch comes; host-to-device copies go through one pinned staging buffer, grown
-// likewise. cuBLAS gets a fixed workspace of its own (cuda::set_blas_workspace, after
-// cublasSetStream, which would otherwise reset it), so it allocates nothing while scoring.
+// likewise. The GEMMs (cuBLASLt) get a fixed workspace of their own, so they allocate
+// nothing while scoring.
 // Per token: ~14 KB of sequence buffers + 12 KB of patches; the stem chunk is ~200 MB for
 // 512 tokens; a 12,000-token photo needs ~520 MB in all (estimate, not measured).
 //
@@ -24,7 +24,6 @@
 // image; run it first.
 #include "engine/model/gpu_model.h"
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <nvtx3/nvToolsExt.h>
 
@@ -112,7 +111,7 @@ struct UploadedResizePlan {
 // kernels/ops.cuh on one stream and handle.
 struct CudaOps {
   static constexpr int64_t kStemChunk = 512;  // tokens through the stem at once
-  cublasHandle_t blas;
+  cuda::GemmContext* gemm;
   cudaStream_t stream;
   // The resize plans of the image being preprocessed, uploaded.
   std::span<const UploadedResizePlan> resize_plans = {};
@@ -143,7 +142,7 @@ struct CudaOps {
 
   void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
               float* out) {
-    cuda::conv2d(in, shape, kernel, columns, out, blas, stream);
+    cuda::conv2d(in, shape, kernel, columns, out, gemm, stream);
   }
   void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
                   const float* bias, float eps, bool relu) {
@@ -158,7 +157,7 @@ struct CudaOps {
   }
   void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
               Epilogue epilogue, float* out) {
-    cuda::linear(a, m, k, b, n, bias, epilogue, out, blas, stream);
+    cuda::linear(a, m, k, b, n, bias, epilogue, out, gemm, stream);
   }
   void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
                   float eps, float* out) {
@@ -247,8 +246,8 @@ struct GpuModel::Impl {
   ModelConfig config;
   int device = 0;
   cudaStream_t stream = nullptr;
-  cublasHandle_t blas = nullptr;
-  DeviceArray<unsigned char> blas_workspace;
+  DeviceArray<unsigned char> gemm_workspace;
+  std::unique_ptr<cuda::GemmContext> gemm;  // its plans are kept across calls
   DeviceArray<float> weights;
   WeightPointers params;  // into `weights`
 
@@ -268,7 +267,6 @@ struct GpuModel::Impl {
   ~Impl() {
     for (cudaEvent_t e : {started, uploaded, preprocessed, done})
       if (e) cudaEventDestroy(e);
-    if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
   }
 
@@ -324,9 +322,8 @@ GpuModel::GpuModel(const ModelWeights& w) : impl_(std::make_unique<Impl>()) {
   CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
   for (cudaEvent_t* e : {&m.started, &m.uploaded, &m.preprocessed, &m.done})
     CUDA_CHECK(cudaEventCreate(e));
-  m.blas = cuda::make_blas_handle();
-  m.blas_workspace.allocate(cuda::kBlasWorkspaceBytes, "the cuBLAS workspace");
-  cuda::set_blas_workspace(m.blas, m.stream, m.blas_workspace.get(), cuda::kBlasWorkspaceBytes);
+  m.gemm_workspace.allocate(cuda::kBlasWorkspaceBytes, "the GEMM workspace");
+  m.gemm = std::make_unique<cuda::GemmContext>(m.gemm_workspace.get(), cuda::kBlasWorkspaceBytes);
   // The weights in one copy, on the work stream.
   m.weights.allocate(w.block.size(), "the model weights");
   CUDA_CHECK(cudaMemcpyAsync(m.weights.get(), w.block.data(), w.block.size() * sizeof(float),
@@ -406,7 +403,7 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
     up.send(m.staging.get(), 0, inputs_end, m.stream);
     CUDA_CHECK(cudaEventRecord(m.uploaded, m.stream));
   }
-  CudaOps ops{m.blas, m.stream};
+  CudaOps ops{m.gemm.get(), m.stream};
   {
     NvtxRange range("preprocess");
     size_t sent = inputs_end;

@@ -42,7 +42,7 @@ TEST(GpuLaunchCount, Image1024x768) {
   std::cout << "1024x768, batch 1: " << kernels << " kernel launches, " << gemms
             << " GEMM calls, " << copies << " copies/memsets, " << kernels + gemms + copies
             << " in all\n";
-  constexpr int64_t kBound = 210;
+  constexpr int64_t kBound = 151;
   EXPECT_LE(kernels + gemms + copies, kBound);
 #endif
 }
