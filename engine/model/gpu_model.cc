@@ -185,35 +185,55 @@ struct CudaOps {
 };
 
 // Host bytes gathered into the pinned staging buffer, then copied to the device in groups,
-// each when the stream needs it (a group's copies go out in the order they were added).
+// each when the stream needs it (a group's copies go out in the order they were added). A
+// piece whose destination continues the previous piece's, in the same group, joins its
+// copy: the per-image index arrays of a batch, added array by array, go out as one copy
+// each.
 class Uploads {
  public:
   void add(void* dst, const void* src, size_t bytes) {
     if (bytes == 0) return;
-    items_.push_back({dst, src, bytes, total_});
-    total_ = (total_ + bytes + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
+    if (copies_.size() > group_start_ && copies_.back().end() == dst) {
+      pieces_.push_back({src, bytes, total_});
+      copies_.back().bytes += bytes;
+      total_ += bytes;
+      return;
+    }
+    total_ = (total_ + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
+    pieces_.push_back({src, bytes, total_});
+    copies_.push_back({dst, bytes, total_});
+    total_ += bytes;
   }
-  size_t count() const { return items_.size(); }
+  // Ends a group; returns how many copies there are so far (none of them grows later).
+  size_t end_group() {
+    group_start_ = copies_.size();
+    return group_start_;
+  }
   size_t total_bytes() const { return total_; }
   // Copies every source into `staging` (total_bytes() long), while no copy is in flight.
   void fill(unsigned char* staging) const {
-    for (const Item& i : items_) std::memcpy(staging + i.at, i.src, i.bytes);
+    for (const Piece& p : pieces_) std::memcpy(staging + p.at, p.src, p.bytes);
   }
-  // Enqueues the copies of items [from, to) from `staging` to their destinations.
+  // Enqueues copies [from, to) from `staging` to their destinations.
   void send(const unsigned char* staging, size_t from, size_t to, cudaStream_t stream) const {
     for (size_t k = from; k < to; ++k)
-      CUDA_CHECK(cudaMemcpyAsync(items_[k].dst, staging + items_[k].at, items_[k].bytes,
+      CUDA_CHECK(cudaMemcpyAsync(copies_[k].dst, staging + copies_[k].at, copies_[k].bytes,
                                  cudaMemcpyHostToDevice, stream));
   }
 
  private:
-  struct Item {
-    void* dst;
+  struct Piece {
     const void* src;
     size_t bytes, at;
   };
-  std::vector<Item> items_;
-  size_t total_ = 0;
+  struct Copy {
+    void* dst;
+    size_t bytes, at;
+    const void* end() const { return static_cast<const unsigned char*>(dst) + bytes; }
+  };
+  std::vector<Piece> pieces_;
+  std::vector<Copy> copies_;
+  size_t total_ = 0, group_start_ = 0;
 };
 
 // A decoded image's resize plans in one array of starts and one of weights, for one upload
@@ -365,24 +385,30 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
   const Workspace ws = m.ensure_workspace(batch);
   batch.device_starts = ws.starts;
 
-  // Every host byte into one staging buffer: the offsets, each image's indices and tokens
-  // (sent at once), then each decoded image's bytes and plans (sent before its kernels).
+  // Every host byte into one staging buffer: the offsets, every image's indices and tokens
+  // (sent at once, array by array, so that each array is one copy), then each decoded
+  // image's bytes and plans (sent before its kernels).
   Uploads up;
   up.add(ws.starts, batch.starts.data(), batch.starts.size() * sizeof(int64_t));
+  const auto first_token = [&](size_t i) { return batch.starts[i] - int64_t(i); };
+  const auto tokens_of = [&](size_t i) { return std::get_if<const Tokens*>(&images[i]); };
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::vector<int32_t>& spatial =
+        tokens_of(i) ? (*tokens_of(i))->spatial : plans[i].spatial;
+    up.add(ws.spatial + first_token(i), spatial.data(), spatial.size() * sizeof(int32_t));
+  }
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::vector<int32_t>& scale_id =
+        tokens_of(i) ? (*tokens_of(i))->scale_id : plans[i].scale_id;
+    up.add(ws.scale_id + first_token(i), scale_id.data(), scale_id.size() * sizeof(int32_t));
+  }
+  for (size_t i = 0; i < images.size(); ++i)
+    if (const Tokens* const* t = tokens_of(i))
+      up.add(ws.patches + first_token(i) * c.patch_values(), (*t)->patches.data(),
+             (*t)->patches.size() * sizeof(float));
+  const size_t inputs_end = up.end_group();
   std::vector<PackedPlans> packed(images.size());
   std::vector<size_t> group_end(images.size());
-  for (size_t i = 0; i < images.size(); ++i) {
-    const int64_t first = batch.starts[i] - int64_t(i);  // its first token
-    const Tokens* const* t = std::get_if<const Tokens*>(&images[i]);
-    const std::vector<int32_t>& spatial = t ? (*t)->spatial : plans[i].spatial;
-    const std::vector<int32_t>& scale_id = t ? (*t)->scale_id : plans[i].scale_id;
-    up.add(ws.spatial + first, spatial.data(), spatial.size() * sizeof(int32_t));
-    up.add(ws.scale_id + first, scale_id.data(), scale_id.size() * sizeof(int32_t));
-    if (t)
-      up.add(ws.patches + first * c.patch_values(), (*t)->patches.data(),
-             (*t)->patches.size() * sizeof(float));
-  }
-  const size_t inputs_end = up.count();
   for (size_t i = 0; i < images.size(); ++i) {
     if (const Image* const* image = std::get_if<const Image*>(&images[i])) {
       packed[i] = pack_plans(plans[i], m.plan_starts.get(), m.plan_weights.get());
@@ -390,7 +416,7 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
       up.add(m.plan_starts.get(), packed[i].starts.data(), packed[i].starts.size() * sizeof(int32_t));
       up.add(m.plan_weights.get(), packed[i].weights.data(), packed[i].weights.size() * sizeof(float));
     }
-    group_end[i] = up.count();
+    group_end[i] = up.end_group();
   }
   // No copy of an earlier call that failed half-way may still be reading the staging buffer.
   CUDA_CHECK(cudaStreamSynchronize(m.stream));
