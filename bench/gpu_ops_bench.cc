@@ -306,9 +306,11 @@ struct MakeGpuOp {
     auto qkv = upload(random_floats(c.len * 3 * config.hidden_size));
     auto out = scratch<float>(c.q_rows * config.hidden_size);
     auto starts = upload(std::vector<int64_t>{0, c.len});
+    auto partials = scratch<float>(cuda::attention_scratch_floats(1, config.num_heads));
     return [=](GpuBench& g) {
       cuda::attention(qkv->get(), starts->get(), 1, c.len, config.num_heads, config.head_dim(),
-                      c.q_rows == 1 ? Queries::kFirst : Queries::kAll, out->get(), g.stream);
+                      c.q_rows == 1 ? Queries::kFirst : Queries::kAll, partials->get(),
+                      out->get(), g.stream);
     };
   }
   GpuOp operator()(const HeadScoreCall& c) const {

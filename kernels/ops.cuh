@@ -123,8 +123,13 @@ void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, floa
 // cpu::attention: seq_starts [sequences + 1] on the device, `longest` the most rows of any
 // sequence (sizes the launch); qkv [rows, 3 * heads * head_dim] (q | k | v, head-major);
 // out [rows, hidden] for Queries::kAll, [sequences, hidden] for kFirst. Fused, online
-// softmax: never holds more than a 64 x 64 tile of scores. head_dim must be 64.
+// softmax: never holds more than a 32 x 64 tile of scores. head_dim must be 64; qkv and out
+// 16-byte aligned. kFirst splits each sequence's keys over several blocks and merges their
+// partial results through `scratch`, attention_scratch_floats(sequences, heads) floats of
+// device memory; kAll does not use it (it may be null).
+int64_t attention_scratch_floats(int sequences, int heads);
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest,
-               int heads, int head_dim, Queries queries, float* out, cudaStream_t stream);
+               int heads, int head_dim, Queries queries, float* scratch, float* out,
+               cudaStream_t stream);
 
 }  // namespace musiq::cuda

@@ -239,11 +239,17 @@ struct OpCheck {
     const Queries queries = all ? Queries::kAll : Queries::kFirst;
     // The offsets travel as two int32 halves of each int64 (little-endian).
     std::vector<int32_t> starts = {0, 0, int32_t(c.len), int32_t(c.len >> 32)};
+#ifdef MUSIQ_HAS_CUDA
+    cuda::DeviceArray<float> scratch;  // outlives run(), which waits for the GPU
+    if (r.device() != Device::kCpu)
+      scratch.allocate(size_t(cuda::attention_scratch_floats(1, heads)), "the attention scratch");
+#endif
     r.run({&qkv, &out}, {&starts}, [&](const auto& f, const auto& n) {
       const auto* seq = reinterpret_cast<const int64_t*>(n[0]);
       if (r.device() == Device::kCpu) return cpu::attention(f[0], seq, 1, heads, hd, queries, f[1]);
 #ifdef MUSIQ_HAS_CUDA
-      cuda::attention(f[0], seq, 1, c.len, heads, hd, queries, f[1], cuda_context().stream);
+      cuda::attention(f[0], seq, 1, c.len, heads, hd, queries, scratch.get(), f[1],
+                      cuda_context().stream);
 #endif
     });
     return close_to(out, want, tol({1e-6, 1e-5}));

@@ -113,6 +113,7 @@ struct CudaOps {
   static constexpr int64_t kStemChunk = 512;  // tokens through the stem at once
   cuda::GemmContext* gemm;
   cudaStream_t stream;
+  float* attention_scratch;  // cuda::attention's, for the batch
   // The resize plans of the image being preprocessed, uploaded.
   std::span<const UploadedResizePlan> resize_plans = {};
 
@@ -170,7 +171,7 @@ struct CudaOps {
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
                  Queries queries, float* out) {
     cuda::attention(qkv, batch.device_starts, batch.batch(), batch.longest(), heads, head_dim,
-                    queries, out, stream);
+                    queries, attention_scratch, out, stream);
   }
   void head_scores(const float* logits, int images, int classes, float* scores) {
     cuda::head_score(logits, images, classes, scores, stream);
@@ -272,6 +273,7 @@ struct GpuModel::Impl {
   WeightPointers params;  // into `weights`
 
   DeviceArray<float> workspace;  // per batch, engine/model/workspace.h's layout
+  DeviceArray<float> attention_scratch;  // per batch, cuda::attention_scratch_floats
   PinnedBuffer staging;
 
   // Device preprocessing of one decoded image at a time: the bytes, write_token_patches's
@@ -312,6 +314,10 @@ Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
                   ")");
     }
   }
+  // One sequence per offset pair: batch.images is filled only after the preprocessing.
+  const int sequences = static_cast<int>(batch.starts.size()) - 1;
+  grow(attention_scratch, size_t(cuda::attention_scratch_floats(sequences, config.num_heads)),
+       "the attention scratch");
   return layout.at(workspace.get());
 }
 
@@ -429,7 +435,7 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
     up.send(m.staging.get(), 0, inputs_end, m.stream);
     CUDA_CHECK(cudaEventRecord(m.uploaded, m.stream));
   }
-  CudaOps ops{m.gemm.get(), m.stream};
+  CudaOps ops{m.gemm.get(), m.stream, m.attention_scratch.get()};
   {
     NvtxRange range("preprocess");
     size_t sent = inputs_end;

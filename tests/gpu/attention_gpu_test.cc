@@ -1,11 +1,13 @@
-// cuda::attention (fused, online softmax) against cpu::attention (scores materialised per
-// block of 256 queries, exact softmax, OpenBLAS GEMMs).
+// cuda::attention (fused, online softmax; the CLS query alone split over the keys and
+// merged) against cpu::attention (scores materialised per block of 256 queries, exact
+// softmax, OpenBLAS GEMMs).
 // Bound: 2e-5 abs + 1e-4 rel. Outputs are convex combinations of V rows (|v| < 1 here), so
 // they are O(1) or smaller; the two sides differ in summation order only (tiled q.k, online
-// running sum with rescaling, P V divided by l instead of multiplied by 1/l), each a few
+// running sum with rescaling, the merge of the key splits), each a few
 // float roundings of O(1) quantities, ~1e-6. An indexing, tiling or rescaling bug gives
 // errors of order 0.1 or more. Inputs U(-2, 2) give scores with a std of ~1.3 after the
 // 1/8 scale: softmax rows neither flat nor one-hot.
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -43,12 +45,14 @@ TEST_P(AttentionGpuTest, MatchesCpu) {
 
   gpu_test::Stream stream;
   DeviceBuffer<float> d_qkv(qkv), d_out(want.size());
+  DeviceBuffer<float> d_scratch(size_t(cuda::attention_scratch_floats(1, c.heads)));
   DeviceBuffer<int64_t> d_starts(starts);
   cuda::attention(d_qkv.get(), d_starts.get(), 1, c.len, c.heads, head_dim,
-                  queries_of(c.len, c.q_rows), d_out.get(), stream.get());
+                  queries_of(c.len, c.q_rows), d_scratch.get(), d_out.get(), stream.get());
   stream.sync();
   EXPECT_TRUE(test::all_close(d_out.download(), want, kAbsTol, kRelTol));
   EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
+  EXPECT_TRUE(d_scratch.guard_intact()) << "wrote past the end of the scratch";
 }
 
 // The longest sequence: a 12 MP photo's 12,001 tokens. On the CUDA emulator, where every
@@ -63,14 +67,20 @@ constexpr int64_t kLongAllQueries = 12001;
 INSTANTIATE_TEST_SUITE_P(
     Shapes, AttentionGpuTest,
     ::testing::Values(
-        // len 1 (CLS only), 33 (one partial tile), 961/962 (a 1024x768 image), 12001 (a
-        // 12 MP photo), each with every query and with the CLS query alone (last block).
+        // len 1 (CLS only), 33 (a query tile and a row; a partial key tile), 961/962 (a
+        // 1024x768 image), 12001 (a 12 MP photo), each with every query and with the CLS
+        // query alone (last block).
         AttentionCase{1, 1, 6}, AttentionCase{33, 33, 6}, AttentionCase{33, 1, 6},
         AttentionCase{961, 961, 6}, AttentionCase{961, 1, 6}, AttentionCase{962, 962, 6},
         AttentionCase{kLongAllQueries, kLongAllQueries, 6}, AttentionCase{12001, 1, 6},
-        // tile edges: exactly one and two tiles, one past
-        AttentionCase{64, 64, 1}, AttentionCase{128, 128, 2}, AttentionCase{129, 129, 3},
-        AttentionCase{129, 1, 3}),
+        // query tiles (32 rows) and key tiles (64): one short, exact, one past
+        AttentionCase{31, 31, 2}, AttentionCase{32, 32, 2}, AttentionCase{63, 63, 1},
+        AttentionCase{64, 64, 1}, AttentionCase{65, 65, 2}, AttentionCase{96, 96, 1},
+        AttentionCase{97, 97, 3}, AttentionCase{128, 128, 2}, AttentionCase{129, 129, 3},
+        // the CLS query's key splits (at least 32 keys each, chunks of 64 keys): one split,
+        // splits of one partial chunk, of several chunks with a partial last one
+        AttentionCase{31, 1, 1}, AttentionCase{97, 1, 1}, AttentionCase{129, 1, 3},
+        AttentionCase{2047, 1, 6}, AttentionCase{3001, 1, 1}, AttentionCase{12001, 1, 1}),
     [](const auto& info) {
       const AttentionCase& c = info.param;
       return test::name("len", c.len, "_q", c.q_rows, "_h", c.heads);
@@ -79,39 +89,80 @@ INSTANTIATE_TEST_SUITE_P(
 // Packed sequences (cu_seqlens) of mixed lengths, as a batch of images gives them: each
 // attends to itself only, every query and the CLS queries alone, against the CPU's packed
 // attention (which equals each sequence alone bit for bit: tests/cpu_ops_test.cc).
-TEST(AttentionGpu, PackedSequencesMatchCpu) {
-  MUSIQ_SKIP_WITHOUT_GPU();
+void expect_packed_matches_cpu(const std::vector<int64_t>& lens, uint32_t seed) {
   const int heads = 6, head_dim = 64, hidden = heads * head_dim;
-  const std::vector<int64_t> lens = {1, 33, 962, 64, 129, 5};
+  const int sequences = int(lens.size());
   std::vector<int64_t> starts{0};
   for (int64_t n : lens) starts.push_back(starts.back() + n);
   const int64_t rows = starts.back();
-  const auto qkv = test::random_floats(size_t(rows) * 3 * hidden, 62, -2.0f, 2.0f);
+  const int64_t longest = *std::max_element(lens.begin(), lens.end());
+  const auto qkv = test::random_floats(size_t(rows) * 3 * hidden, seed, -2.0f, 2.0f);
   gpu_test::Stream stream;
   DeviceBuffer<float> d_qkv(qkv);
+  DeviceBuffer<float> d_scratch(size_t(cuda::attention_scratch_floats(sequences, heads)));
   DeviceBuffer<int64_t> d_starts(starts);
   for (Queries queries : {Queries::kAll, Queries::kFirst}) {
-    const int64_t out_rows = queries == Queries::kAll ? rows : int64_t(lens.size());
+    const int64_t out_rows = queries == Queries::kAll ? rows : sequences;
     std::vector<float> want(size_t(out_rows) * hidden);
-    cpu::attention(qkv.data(), starts.data(), int(lens.size()), heads, head_dim, queries,
-                   want.data());
+    cpu::attention(qkv.data(), starts.data(), sequences, heads, head_dim, queries, want.data());
     DeviceBuffer<float> d_out(want.size());
-    cuda::attention(d_qkv.get(), d_starts.get(), int(lens.size()), 962, heads, head_dim, queries,
-                    d_out.get(), stream.get());
+    cuda::attention(d_qkv.get(), d_starts.get(), sequences, longest, heads, head_dim, queries,
+                    d_scratch.get(), d_out.get(), stream.get());
     stream.sync();
     EXPECT_TRUE(test::all_close(d_out.download(), want, kAbsTol, kRelTol))
         << (queries == Queries::kAll ? "all queries" : "CLS queries");
     EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
+    EXPECT_TRUE(d_scratch.guard_intact()) << "wrote past the end of the scratch";
   }
+}
+
+// The CLS query's splits are sized by the longest sequence: the short ones leave most of
+// their splits empty.
+TEST(AttentionGpu, PackedSequencesMatchCpu) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  expect_packed_matches_cpu({1, 33, 962, 64, 129, 5}, 62);
+}
+
+// One token: the CLS query is the only query, one key, one split.
+TEST(AttentionGpu, SingleTokenMatchesCpu) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  expect_packed_matches_cpu({1}, 64);
+}
+
+// Enough sequences that every head of every sequence is one CLS block (no split).
+TEST(AttentionGpu, ManyPackedSequencesMatchCpu) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  std::vector<int64_t> lens;
+  for (int i = 0; i < 50; ++i) lens.push_back(1 + (i * 37) % 100);
+  expect_packed_matches_cpu(lens, 63);
 }
 
 TEST(AttentionGpu, RejectsUnsupportedHeadDim) {
   MUSIQ_SKIP_WITHOUT_GPU();
   gpu_test::Stream stream;
   DeviceBuffer<float> qkv(3 * 2 * 32), out(2 * 32);
+  DeviceBuffer<float> scratch(size_t(cuda::attention_scratch_floats(1, 2)));
   DeviceBuffer<int64_t> starts(std::vector<int64_t>{0, 1});
   EXPECT_THROW(cuda::attention(qkv.get(), starts.get(), 1, 1, 2, 32, Queries::kFirst,
-                               out.get(), stream.get()),
+                               scratch.get(), out.get(), stream.get()),
+               Error);
+}
+
+TEST(AttentionGpu, RejectsMisalignedBuffersAndMissingScratch) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  gpu_test::Stream stream;
+  const int heads = 1, hidden = 64;
+  DeviceBuffer<float> qkv(3 * hidden + 4), out(hidden + 4);
+  DeviceBuffer<float> scratch(size_t(cuda::attention_scratch_floats(1, heads)));
+  DeviceBuffer<int64_t> starts(std::vector<int64_t>{0, 1});
+  EXPECT_THROW(cuda::attention(qkv.get() + 1, starts.get(), 1, 1, heads, 64, Queries::kAll,
+                               nullptr, out.get(), stream.get()),
+               Error);
+  EXPECT_THROW(cuda::attention(qkv.get(), starts.get(), 1, 1, heads, 64, Queries::kFirst,
+                               scratch.get(), out.get() + 2, stream.get()),
+               Error);
+  EXPECT_THROW(cuda::attention(qkv.get(), starts.get(), 1, 1, heads, 64, Queries::kFirst,
+                               nullptr, out.get(), stream.get()),
                Error);
 }
 
