@@ -1,6 +1,6 @@
 # The library form of musiq (included from the root CMakeLists.txt):
 # - libmusiq.so (target musiq_shared): the C API, include/musiq/musiq.h, exporting only
-#   musiq_* (api/libmusiq.map), with SONAME libmusiq.so.2 (MUSIQ_ABI_VERSION in the header);
+#   musiq_* (api/libmusiq.map), with SONAME libmusiq.so.3 (MUSIQ_ABI_VERSION in the header);
 # - `cmake --install` rules: header, library, the CMake package (find_package(musiq) ->
 #   musiq::musiq), musiq.pc for pkg-config, and LICENSE (Apache-2.0).
 include(GNUInstallDirs)

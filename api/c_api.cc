@@ -130,7 +130,8 @@ const char* musiq_version(void) { return MUSIQ_VERSION; }
 
 musiq_params musiq_default_params(void) {
   const musiq::DecodeOptions decode;
-  return musiq_params{"koniq", nullptr, "auto", 2, decode.max_pixels, decode.max_tokens, 0, 0, 0};
+  return musiq_params{"koniq", nullptr, "auto", 2, decode.max_pixels, decode.max_tokens, 0, 0, 0,
+                      "fp32"};
 }
 
 int musiq_open(const musiq_params* params, musiq_scorer** out) {
@@ -146,6 +147,12 @@ int musiq_open(const musiq_params* params, musiq_scorer** out) {
       return fail(MUSIQ_ERROR_ARGUMENT,
                   "device \"" + device + "\": expected " + musiq::alternatives(names));
     options.device = musiq::parse_device_kind(device);
+    const std::string precision = params->precision ? params->precision : "fp32";
+    const std::vector<std::string>& precisions = musiq::kPrecisionNames;
+    if (std::find(precisions.begin(), precisions.end(), precision) == precisions.end())
+      return fail(MUSIQ_ERROR_ARGUMENT, "precision \"" + precision + "\": expected " +
+                                            musiq::alternatives(precisions));
+    options.precision = musiq::parse_precision(precision);
     options.threads = params->threads > 0 ? params->threads : 2;
     const musiq::DecodeOptions defaults;
     options.decode.max_pixels = limit_or_default(params->max_pixels, defaults.max_pixels, "max_pixels");
@@ -175,7 +182,8 @@ int musiq_get_info(const musiq_scorer* s, musiq_info* info) {
   *info = musiq_info{s->model.c_str(),  s->variant.c_str(),     s->weights_path.c_str(),
                      s->device.c_str(), s->device_note.c_str(),
                      s->pipeline->model().random_weights ? 1 : 0,
-                     s->pipeline->gpu_available() ? 1 : 0};
+                     s->pipeline->gpu_available() ? 1 : 0,
+                     musiq::precision_name(s->pipeline->precision()).c_str()};
   return MUSIQ_OK;
 }
 

@@ -1,6 +1,8 @@
 // The CPU rows of bench/op_rows.h (every op of cpu/ops.h at MUSIQ's shapes), plus the
-// peak rows to read them against: peak/sgemm (OpenBLAS on a large square GEMM, the best
-// FLOP/s this build can get) and peak/triad (STREAM triad, the memory bandwidth).
+// peak rows to read them against: peak/sgemm_openblas (OpenBLAS on a large square GEMM),
+// peak/sgemm_ours (cpu/gemm.h on the same shape, b packed beforehand: the best FLOP/s our
+// kernels reach, what the model's GEMMs are read against) and peak/triad (STREAM triad, the
+// memory bandwidth).
 // Each row has FLOP/s and bytes/s counters (kIsIterationInvariantRate). Real time
 // throughout: the ops run OpenMP and OpenBLAS threads.
 #include <benchmark/benchmark.h>
@@ -49,6 +51,13 @@ void add_peak_rows() {
             c = std::vector<float>(int64_t{n} * n)]() mutable {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n,
                   b.data(), n, 0.0f, c.data(), n);
+    };
+  });
+  add_row("peak/sgemm_ours/2048", 2.0 * n * n * n, 3.0 * n * n * 4, [] {
+    return [a = random_floats(int64_t{n} * n),
+            b = packed(random_floats(int64_t{n} * n, 1.0f, 7), n, n),
+            c = std::vector<float>(int64_t{n} * n)]() mutable {
+      cpu::gemm(a.data(), n, n, b.data(), n, nullptr, false, false, c.data(), n);
     };
   });
   // a = b + s * c over 64 MiB arrays (far past the L3): 2 FLOP and 12 bytes per element.

@@ -3,13 +3,19 @@
 // shared by that head's query blocks. Keys run in blocks of kKeyBlock with an online softmax
 // (a running max and sum, as flash attention), so a thread's scores stay at 256 x 1024 floats
 // (1 MB) at any length; up to 1024 tokens is one block. CLS-only queries skip the packing.
+// Under bf16 (docs/precision.md) the scaled query, K and V are rounded to bfloat16 as they
+// are copied or packed, and the probabilities after the row sum has taken them in float32;
+// where the CPU computes bf16 products (cpu/bf16_gemm.h), K^T and V are packed into its
+// tiles and both products run there.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "cpu/bf16_gemm.h"
 #include "cpu/gemm.h"
+#include "cpu/isa.h"
 #include "cpu/ops.h"
 #include "cpu/vector_math.h"
 
@@ -23,7 +29,8 @@ static_assert(kKeyBlock % kPanelWidth == 0, "key blocks start at a panel of K^T"
 // The largest element of row [len]. It is kept in 16 lanes: GCC and clang both vectorise
 // that, while clang 14 leaves a `#pragma omp simd reduction(max)` loop scalar without
 // -ffinite-math-only.
-MUSIQ_VECTOR_CLONES float row_max(const float* row, int64_t len) {
+template <Isa>
+__attribute__((always_inline)) inline float row_max_kernel(const float* row, int64_t len) {
   constexpr int kLanes = 16;
   float lane[kLanes];
   for (int l = 0; l < kLanes; ++l) lane[l] = row[0];
@@ -36,9 +43,13 @@ MUSIQ_VECTOR_CLONES float row_max(const float* row, int64_t len) {
   for (int l = 0; l < kLanes; ++l) max = lane[l] > max ? lane[l] : max;
   return max;
 }
+MUSIQ_DISPATCH_BY_ISA(float, row_max, (const float* row, int64_t len), (row, len))
 
-// row = exp(row - max) in place; returns the float32 sum of the new row.
-MUSIQ_VECTOR_CLONES float exp_shifted(float* row, int64_t len, float max) {
+// row = exp(row - max) in place, then rounded to bfloat16 if `bf16`; returns the float32 sum
+// of the exps before that rounding.
+template <Isa>
+__attribute__((always_inline)) inline float exp_shifted_kernel(float* row, int64_t len, float max,
+                                                               bool bf16) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < len; ++i) {
@@ -46,8 +57,16 @@ MUSIQ_VECTOR_CLONES float exp_shifted(float* row, int64_t len, float max) {
     row[i] = e;
     sum += e;
   }
+  if (bf16)
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) row[i] = musiq::round_to_bf16(row[i]);
   return sum;
 }
+MUSIQ_DISPATCH_BY_ISA(float, exp_shifted, (float* row, int64_t len, float max, bool bf16),
+                      (row, len, max, bf16))
+
+// How a value enters a product: as it is, or rounded to bfloat16.
+inline float product_input(float x, bool bf16) { return bf16 ? musiq::round_to_bf16(x) : x; }
 
 // How one sequence is cut into tasks: query blocks of `block` rows, times the heads.
 struct SequencePlan {
@@ -56,31 +75,41 @@ struct SequencePlan {
   int64_t packed;   // where its heads' packed K^T and V start (all queries only)
 };
 
-// softmax(q . k_j) . v_j for one query row q (already scaled) against len keys and
-// values, rows ld apart, into out [head_dim]; `scores` holds len floats.
-MUSIQ_VECTOR_CLONES void attend_one(const float* q, const float* k, const float* v, int64_t len,
-                                    int64_t ld, int head_dim, float* scores, float* out) {
+// softmax(q . k_j) . v_j for one query row q (already scaled, and rounded under bf16)
+// against len keys and values, rows ld apart, into out [head_dim]; `scores` holds len
+// floats.
+template <Isa kIsa>
+__attribute__((always_inline)) inline void attend_one_kernel(const float* q, const float* k,
+                                                             const float* v, int64_t len,
+                                                             int64_t ld, int head_dim, bool bf16,
+                                                             float* scores, float* out) {
   for (int64_t j = 0; j < len; ++j) {
     float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-    for (int d = 0; d < head_dim; ++d) dot += q[d] * k[j * ld + d];
+    for (int d = 0; d < head_dim; ++d) dot += q[d] * product_input(k[j * ld + d], bf16);
     scores[j] = dot;
   }
-  const float inv = 1.0f / exp_shifted(scores, len, row_max(scores, len));
+  const float inv =
+      1.0f / exp_shifted_kernel<kIsa>(scores, len, row_max_kernel<kIsa>(scores, len), bf16);
   std::fill_n(out, head_dim, 0.0f);
   for (int64_t j = 0; j < len; ++j) {
     const float p = scores[j];
 #pragma omp simd
-    for (int d = 0; d < head_dim; ++d) out[d] += p * v[j * ld + d];
+    for (int d = 0; d < head_dim; ++d) out[d] += p * product_input(v[j * ld + d], bf16);
   }
   for (int d = 0; d < head_dim; ++d) out[d] *= inv;
 }
+MUSIQ_DISPATCH_BY_ISA(void, attend_one,
+                      (const float* q, const float* k, const float* v, int64_t len, int64_t ld,
+                       int head_dim, bool bf16, float* scores, float* out),
+                      (q, k, v, len, ld, head_dim, bf16, scores, out))
 
 }  // namespace
 
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int heads,
-               int head_dim, Queries queries, float* out) {
+               int head_dim, Queries queries, float* out, Precision precision) {
   if (sequences <= 0) return;
+  const bool bf16 = precision == Precision::kBf16, tiled = bf16 && bf16::tiled();
   const int hidden = heads * head_dim;
   const int64_t ld = 3 * int64_t{hidden};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -90,11 +119,21 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
   int64_t tasks = 0, packed_total = 0;
   size_t most_scores = 0, most_block = 0;
   const bool all = queries == Queries::kAll;
-  // Per head of a sequence: K^T [head_dim, len] and V [len, head_dim], packed.
+  // Per head of a sequence: K^T [head_dim, len] and V [len, head_dim], packed: floats, or
+  // bfloat16 values in bf16::pack's tiles (V per key block: whole blocks but the last).
   auto head_floats = [&](int64_t len) {
     return packed_floats(head_dim, static_cast<int>(len)) +
            packed_floats(static_cast<int>(len), head_dim);
   };
+  auto v_tiles_at = [&](int64_t j0) {
+    return j0 / kKeyBlock * bf16::packed_count(int{kKeyBlock}, head_dim);
+  };
+  auto head_tiles = [&](int64_t len) {
+    const int64_t last = (len - 1) / kKeyBlock * kKeyBlock;
+    return bf16::packed_count(head_dim, static_cast<int>(len)) + v_tiles_at(last) +
+           bf16::packed_count(static_cast<int>(len - last), head_dim);
+  };
+  auto head_size = [&](int64_t len) { return tiled ? head_tiles(len) : head_floats(len); };
   for (int s = 0; s < sequences; ++s) {
     const int64_t start = seq_starts[s], len = seq_starts[s + 1] - start;
     const int64_t q_rows = queries == Queries::kAll ? len : std::min<int64_t>(1, len);
@@ -105,15 +144,20 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
     const int64_t block = (q_rows + blocks - 1) / blocks;
     plans.push_back({start, len, q_rows, block, tasks, all ? start : s, packed_total});
     tasks += blocks * heads;
-    if (all) packed_total += heads * head_floats(len);
+    if (all) packed_total += heads * head_size(len);
     // The CLS-only queries take all len scores at once (attend_one).
     most_scores = std::max(most_scores, size_t(block * (all ? std::min(len, kKeyBlock) : len)));
     most_block = std::max(most_block, size_t(block));
   }
   const std::vector<SequencePlan>& plan = plans;  // the threads read the caller's lists
   thread_local std::vector<float> packed;
-  packed.resize(std::max(packed.size(), size_t(packed_total)));
+  thread_local std::vector<uint16_t> tiles;
+  if (tiled)
+    tiles.resize(std::max(tiles.size(), size_t(packed_total)));
+  else
+    packed.resize(std::max(packed.size(), size_t(packed_total)));
   float* const packed_base = packed.data();
+  uint16_t* const tiles_base = tiles.data();
   const int64_t packed_heads = all ? int64_t(plan.size()) * heads : 0;
   // One task per (sequence, head, query block); the products run single-threaded inside
   // the parallel region, so there are no barriers per head or product.
@@ -132,6 +176,15 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
       const int h = static_cast<int>(i % heads);
       const float* seq = qkv + p.start * ld;
       const int len = static_cast<int>(p.len);
+      if (tiled) {
+        uint16_t* kt = tiles_base + p.packed + h * head_tiles(p.len);
+        bf16::pack(seq + hidden + h * head_dim, head_dim, len, 1, ld, kt);
+        uint16_t* v = kt + bf16::packed_count(head_dim, len);
+        for (int j0 = 0; j0 < len; j0 += int{kKeyBlock})
+          bf16::pack(seq + (j0 * ld) + 2 * hidden + h * head_dim,
+                    std::min(int{kKeyBlock}, len - j0), head_dim, ld, 1, v + v_tiles_at(j0));
+        continue;
+      }
       float* kt = packed_base + p.packed + h * head_floats(p.len);
       pack_transposed(seq + hidden + h * head_dim, head_dim, len, ld, kt);
       // V per key block, each block a packed matrix of its own (k = its keys).
@@ -140,6 +193,10 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
         const int keys = std::min(int{kKeyBlock}, len - j0);
         pack_columns(seq + (j0 * ld) + 2 * hidden + h * head_dim, keys, head_dim, ld,
                      v + packed_floats(j0, head_dim));
+      }
+      if (bf16) {
+        const int64_t count = packed_floats(head_dim, len) + packed_floats(len, head_dim);
+        round_to_bf16(kt, count, kt);
       }
     }
 #pragma omp for schedule(dynamic)
@@ -157,38 +214,51 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
       // The official model scales the query before the dot product.
       for (int64_t r = 0; r < rows; ++r)
         for (int d = 0; d < head_dim; ++d)
-          q[r * head_dim + d] = seq[(q0 + r) * ld + h * head_dim + d] * scale;
+          q[r * head_dim + d] =
+              product_input(seq[(q0 + r) * ld + h * head_dim + d] * scale, bf16);
       float* o = out + (p.out_row + q0) * hidden + h * head_dim;
       if (!all) {
         attend_one(q.data(), seq + hidden + h * head_dim, seq + 2 * hidden + h * head_dim, len,
-                   ld, head_dim, scores.data(), o);
+                   ld, head_dim, bf16, scores.data(), o);
         continue;
       }
-      const float* kt = packed_base + p.packed + h * head_floats(len);
-      const float* v = kt + packed_floats(head_dim, static_cast<int>(len));
+      const float* kt = tiled ? nullptr : packed_base + p.packed + h * head_floats(len);
+      const float* v = tiled ? nullptr : kt + packed_floats(head_dim, static_cast<int>(len));
+      const uint16_t* kt_tiles = tiled ? tiles_base + p.packed + h * head_tiles(len) : nullptr;
+      const uint16_t* v_tiles =
+          tiled ? kt_tiles + bf16::packed_count(head_dim, static_cast<int>(len)) : nullptr;
       for (int64_t j0 = 0; j0 < len; j0 += kKeyBlock) {
         const int keys = static_cast<int>(std::min(kKeyBlock, len - j0));
         // The key block's panels of K^T lie end to end from panel j0 / 16.
-        gemm(q.data(), rows, head_dim, kt + j0 * head_dim, keys, nullptr, false, false,
-             scores.data(), keys);
+        if (tiled)
+          bf16::gemm(q.data(), rows, head_dim, head_dim,
+                    kt_tiles + bf16::packed_count(head_dim, static_cast<int>(j0)), keys, nullptr,
+                    false, false, scores.data(), keys);
+        else
+          gemm(q.data(), rows, head_dim, kt + j0 * head_dim, keys, nullptr, false, false,
+               scores.data(), keys);
         for (int64_t r = 0; r < rows; ++r) {
           float* row = scores.data() + r * keys;
           const float block_max = row_max(row, keys);
           if (j0 == 0) {
             row_maxes[r] = block_max;
-            row_sums[r] = exp_shifted(row, keys, block_max);
+            row_sums[r] = exp_shifted(row, keys, block_max, bf16);
             continue;
           }
           // A larger max: what was summed so far is rescaled to it.
           const float max = std::max(row_maxes[r], block_max);
           const float rescale = exp_approx(row_maxes[r] - max);
           row_maxes[r] = max;
-          row_sums[r] = row_sums[r] * rescale + exp_shifted(row, keys, max);
+          row_sums[r] = row_sums[r] * rescale + exp_shifted(row, keys, max, bf16);
           if (rescale != 1.0f)
             for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= rescale;
         }
-        gemm(scores.data(), rows, keys, v + packed_floats(static_cast<int>(j0), head_dim),
-             head_dim, nullptr, j0 > 0, false, o, hidden);
+        if (tiled)
+          bf16::gemm(scores.data(), rows, keys, keys, v_tiles + v_tiles_at(j0), head_dim, nullptr,
+                    j0 > 0, false, o, hidden);
+        else
+          gemm(scores.data(), rows, keys, v + packed_floats(static_cast<int>(j0), head_dim),
+               head_dim, nullptr, j0 > 0, false, o, hidden);
       }
       // Softmax normalisation applied to the output row instead of the len scores.
       for (int64_t r = 0; r < rows; ++r) {

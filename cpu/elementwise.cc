@@ -1,14 +1,46 @@
+#include <algorithm>
+
+#include "cpu/isa.h"
 #include "cpu/ops.h"
-#include "cpu/vector_math.h"  // MUSIQ_VECTOR_CLONES
 
 namespace musiq::cpu {
+namespace {
 
-MUSIQ_VECTOR_CLONES void add_relu(float* x, const float* residual, int64_t count) {
-#pragma omp parallel for schedule(static)
+template <Isa>
+__attribute__((always_inline)) inline void round_to_bf16_run_kernel(const float* in, int64_t count,
+                                                                    float* out) {
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) out[i] = musiq::round_to_bf16(in[i]);
+}
+MUSIQ_DISPATCH_BY_ISA(void, round_to_bf16_run, (const float* in, int64_t count, float* out),
+                      (in, count, out))
+
+template <Isa>
+__attribute__((always_inline)) inline void add_relu_run_kernel(float* x, const float* residual,
+                                                               int64_t count) {
+#pragma omp simd
   for (int64_t i = 0; i < count; ++i) {
     const float v = x[i] + residual[i];
     x[i] = v > 0.0f ? v : 0.0f;
   }
+}
+MUSIQ_DISPATCH_BY_ISA(void, add_relu_run, (float* x, const float* residual, int64_t count),
+                      (x, residual, count))
+
+constexpr int64_t kRun = 4096;  // floats a call: the dispatch costs nothing next to them
+
+}  // namespace
+
+void round_to_bf16(const float* in, int64_t count, float* out) {
+#pragma omp parallel for schedule(static) if (count > 16 * kRun)
+  for (int64_t i = 0; i < count; i += kRun)
+    round_to_bf16_run(in + i, std::min(kRun, count - i), out + i);
+}
+
+void add_relu(float* x, const float* residual, int64_t count) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < count; i += kRun)
+    add_relu_run(x + i, residual + i, std::min(kRun, count - i));
 }
 
 void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,

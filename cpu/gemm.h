@@ -6,11 +6,10 @@
 
 namespace musiq::cpu {
 
-// Columns per panel: two 8-float vectors (AVX2) across a register tile of kTileRows rows.
+// Columns per panel: whatever the ISA (cpu/isa.h), so that weights are packed once at load.
+// AVX2 tiles hold one panel as two 8-float vectors, AVX-512 tiles two adjacent panels as two
+// 16-float vectors (gemm.cc).
 constexpr int kPanelWidth = 16;
-// Rows of a register tile: 12 accumulators + 2 of b. Callers that cut `a` into blocks
-// keep them whole tiles.
-constexpr int kTileRows = 6;
 
 // Floats of b [k, n] once packed: ceil(n / 16) panels of [k][16], the last zero-padded.
 int64_t packed_floats(int k, int n);
@@ -26,7 +25,9 @@ const float* packed_for_call(const float* b, int k, int n);
 // out[m, n] (rows ldc apart) = start + a[m, k] @ b, b packed as above, start =
 // (out if `accumulate`, else 0) + bias (if not null); then gelu_tanh if `gelu`. Threads
 // (OpenMP; one inside a parallel region) take tiles of rows x panels dynamically. Each
-// element is its start plus float32 partial sums over k-blocks of at most 512, in k order.
+// element is its start plus float32 partial sums over k-blocks of at most 512, in k order,
+// with the same operations whichever of the AVX2 and AVX-512 kernels runs (cpu/isa.h):
+// those two give equal results.
 void gemm(const float* a, int64_t m, int k, const float* packed, int n, const float* bias,
           bool accumulate, bool gelu, float* out, int64_t ldc);
 

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/isa.h"
 #include "cpu/ops.h"
-#include "cpu/vector_math.h"
 
 namespace musiq::cpu {
 namespace {
@@ -15,8 +15,9 @@ namespace {
 // sum[ch] and sum_sq[ch] of x [hw, c] over its hw positions, in position order. In blocks
 // of 16 channels whose sums stay in registers; the channels past the last whole block,
 // as one more block of `tail` channels (sums in memory).
-MUSIQ_VECTOR_CLONES void channel_sums(const float* x, int hw, int c, double* sum,
-                                      double* sum_sq) {
+template <Isa>
+__attribute__((always_inline)) inline void channel_sums_kernel(const float* x, int hw, int c,
+                                                               double* sum, double* sum_sq) {
   constexpr int kBlock = 16;
   int c0 = 0;
   for (; c0 + kBlock <= c; c0 += kBlock) {
@@ -45,10 +46,15 @@ MUSIQ_VECTOR_CLONES void channel_sums(const float* x, int hw, int c, double* sum
     }
   }
 }
+MUSIQ_DISPATCH_BY_ISA(void, channel_sums,
+                      (const float* x, int hw, int c, double* sum, double* sum_sq),
+                      (x, hw, c, sum, sum_sq))
 
 // x = (x - mean[ch]) * mul[ch] + bias[ch], then ReLU if `relu`, over x [hw, c].
-MUSIQ_VECTOR_CLONES void normalize(float* x, int hw, int c, const float* mean, const float* mul,
-                                   const float* bias, bool relu) {
+template <Isa>
+__attribute__((always_inline)) inline void normalize_kernel(float* x, int hw, int c,
+                                                            const float* mean, const float* mul,
+                                                            const float* bias, bool relu) {
   for (int p = 0; p < hw; ++p) {
     float* row = x + int64_t{p} * c;
 #pragma omp simd
@@ -58,6 +64,10 @@ MUSIQ_VECTOR_CLONES void normalize(float* x, int hw, int c, const float* mean, c
     }
   }
 }
+MUSIQ_DISPATCH_BY_ISA(void, normalize,
+                      (float* x, int hw, int c, const float* mean, const float* mul,
+                       const float* bias, bool relu),
+                      (x, hw, c, mean, mul, bias, relu))
 
 }  // namespace
 

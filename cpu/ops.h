@@ -1,10 +1,14 @@
 // The CPU implementation of every MUSIQ op. kernels/ops.cuh declares the GPU
 // counterparts with the same names and the same argument order (device pointers
 // plus a stream); tests compare the two. All tensors are float32, row-major, NHWC.
+// A `precision` of kBf16 rounds the op's products' inputs to bfloat16 as docs/precision.md
+// defines; kernels given packed under it hold bfloat16 values already (round_to_bf16 before
+// pack_columns). kTf32 is the GPU's alone: the CPU ops compute it as kFp32.
 #pragma once
 #include <cstdint>
 
 #include "base/op_arguments.h"  // Epilogue, Queries
+#include "base/precision.h"
 #include "base/resize_plan.h"
 
 namespace musiq::cpu {
@@ -16,6 +20,11 @@ void normalize_image(const uint8_t* rgb, int64_t count, float* out);
 // target size): rows (height) first into `tmp` [out_h, in_w, c], then columns; c <= 4.
 void gaussian_resize(const float* in, int in_h, int in_w, int channels,
                      const ResizePlan& rows, const ResizePlan& cols, float* tmp, float* out);
+
+// conv2d_packed() under bf16 with the kernel packed by bf16::pack (cpu/bf16_gemm.h), on the
+// CPU's bf16 kernel (where bf16::tiled()): `columns` holds the windows (im2col) here.
+void conv2d_bf16(const float* in, const Conv2dShape& shape, const uint16_t* packed_kernel,
+                float* columns, float* out);
 
 // SAME patches of an [h, w, 3] image: out [count_h * count_w, patch * patch * 3], each
 // patch in (row, col, channel) order, zero outside the image. pad_* = SAME padding before.
@@ -30,7 +39,7 @@ void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, floa
 // conv2d() with the kernel, read as [window, out_channels], packed once by pack_columns
 // (cpu/gemm.h), as the CPU model packs its stem's kernels when it loads.
 void conv2d_packed(const float* in, const Conv2dShape& shape, const float* packed_kernel,
-                   float* columns, float* out);
+                   float* columns, float* out, Precision precision = Precision::kFp32);
 
 // In place: GroupNorm over (H*W, channels of a group) per image, then per-channel
 // scale/bias, then ReLU if `relu`. x [n, hw, c].
@@ -40,6 +49,9 @@ void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
 // 3x3 max pool, stride 2, SAME padding (0 before, 1 after for even sizes). in [n,h,w,c].
 void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int out_w,
                      float* out);
+
+// out[i] = round_to_bf16(in[i]) (base/precision.h), count elements; out may be in.
+void round_to_bf16(const float* in, int64_t count, float* out);
 
 // x = relu(x + residual), count elements.
 void add_relu(float* x, const float* residual, int64_t count);
@@ -51,7 +63,13 @@ void linear(const float* a, int64_t m, int k, const float* b, int n, const float
 // linear() with b packed once by pack_columns (cpu/gemm.h), as the CPU model packs its
 // Dense kernels when it loads.
 void linear_packed(const float* a, int64_t m, int k, const float* packed_b, int n,
-                   const float* bias, Epilogue epilogue, float* out);
+                   const float* bias, Epilogue epilogue, float* out,
+                   Precision precision = Precision::kFp32);
+
+// linear_packed() under bf16 with b packed by bf16::pack (cpu/bf16_gemm.h), on the CPU's
+// bf16 kernel (where bf16::tiled()).
+void linear_bf16(const float* a, int64_t m, int k, const uint16_t* packed_b, int n,
+                const float* bias, Epilogue epilogue, float* out);
 
 // Row-wise LayerNorm over `dim`, biased variance.
 void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
@@ -67,7 +85,7 @@ void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
 // Each sequence is computed exactly as it would be alone. Holds one block of the score
 // matrix per thread.
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int heads,
-               int head_dim, Queries queries, float* out);
+               int head_dim, Queries queries, float* out, Precision precision = Precision::kFp32);
 
 // Quality score from the head's logits: the logit itself for one class, else the
 // mean of the softmax over classes 1..C.

@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "base/op_arguments.h"
+#include "cpu/isa.h"
 #include "cpu/ops.h"
-#include "cpu/vector_math.h"  // MUSIQ_VECTOR_CLONES
 
 namespace musiq::cpu {
 namespace {
@@ -15,21 +15,29 @@ namespace {
 // i < len, y < plan.out_size; `in` has in_size rows of len floats. Each output starts
 // from 0 and adds its taps in order, as TensorFlow's GatherRows does (no FMA: this file
 // is built with -ffp-contract=off).
-MUSIQ_VECTOR_CLONES void vertical_pass(const float* in, int in_size, int64_t len,
-                                       const ResizePlan& plan, float* out) {
-#pragma omp parallel for schedule(static)
-  for (int y = 0; y < plan.out_size; ++y) {
-    float* dst = out + y * len;
-    std::fill(dst, dst + len, 0.0f);
-    const int start = plan.starts[y];
-    const int taps = std::min(start + plan.span, in_size) - start;
-    for (int t = 0; t < taps; ++t) {
-      const float w = plan.weights[size_t(y) * plan.span + t];
-      const float* src = in + (start + t) * len;
+template <Isa>
+__attribute__((always_inline)) inline void vertical_row_kernel(const float* in, int in_size,
+                                                               int64_t len, const ResizePlan& plan,
+                                                               int y, float* out) {
+  float* dst = out + y * len;
+  std::fill(dst, dst + len, 0.0f);
+  const int start = plan.starts[y];
+  const int taps = std::min(start + plan.span, in_size) - start;
+  for (int t = 0; t < taps; ++t) {
+    const float w = plan.weights[size_t(y) * plan.span + t];
+    const float* src = in + (start + t) * len;
 #pragma omp simd
-      for (int64_t i = 0; i < len; ++i) dst[i] += w * src[i];
-    }
+    for (int64_t i = 0; i < len; ++i) dst[i] += w * src[i];
   }
+}
+MUSIQ_DISPATCH_BY_ISA(void, vertical_row,
+                      (const float* in, int in_size, int64_t len, const ResizePlan& plan, int y,
+                       float* out),
+                      (in, in_size, len, plan, y, out))
+
+void vertical_pass(const float* in, int in_size, int64_t len, const ResizePlan& plan, float* out) {
+#pragma omp parallel for schedule(static)
+  for (int y = 0; y < plan.out_size; ++y) vertical_row(in, in_size, len, plan, y, out);
 }
 
 typedef float Vec4 __attribute__((vector_size(16), aligned(4)));

@@ -2,20 +2,11 @@
 // epilogue, where scalar libm expf/tanhf were the largest cost outside the GEMMs.
 // GCC does not vectorise libm calls (libmvec needs -ffast-math);
 // these inline into `#pragma omp simd` loops, in files built with -fno-trapping-math
-// (CMakeLists.txt) so that the clamps below if-convert.
+// (CMakeLists.txt) so that the clamps below if-convert. The kernels calling them are
+// compiled per ISA (cpu/isa.h); the AVX2 and AVX-512 ones contract to FMA.
 #pragma once
 #include <bit>
 #include <cstdint>
-
-// The build targets baseline x86-64 (SSE2: 4 floats a vector). Functions holding the hot
-// loops are also compiled for AVX2 and AVX-512 (which contract to FMA) and picked at load
-// time (attention at 1024x768 takes 1.3x less time on AVX-512 than on SSE2).
-#if defined(__x86_64__) && defined(__GNUC__)
-#define MUSIQ_VECTOR_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MUSIQ_VECTOR_CLONES
-#endif
 
 namespace musiq::cpu {
 

@@ -4,6 +4,7 @@
 
 #include "base/alternatives.h"
 #include "base/error.h"
+#include "cpu/isa.h"
 #include "cpu/threads.h"
 
 namespace musiq {
@@ -15,12 +16,23 @@ DeviceKind parse_device_kind(const std::string& name) {
   return DeviceKind(found - kDeviceNames.begin());
 }
 
+std::vector<Precision> precisions_on(DeviceKind device) {
+  switch (device) {
+    case DeviceKind::kCpu: return {Precision::kFp32, Precision::kBf16};
+    case DeviceKind::kCuda: return {Precision::kFp32};
+    case DeviceKind::kAuto: break;
+  }
+  return {};
+}
+
 DeviceChoice cpu_device(const std::string& fallback_reason, bool gpu_present) {
   DeviceChoice cpu;
   cpu.kind = DeviceKind::kCpu;
   cpu.name = device_name(cpu.kind);
   // Fewer while other processes keep cores busy (engine/model/thread_budget.h).
-  cpu.description = "CPU (up to " + std::to_string(cpu::max_threads()) + " threads)";
+  // Also where a wrong MUSIQ_CPU_ISA is reported, before any op runs.
+  cpu.description = "CPU (up to " + std::to_string(cpu::max_threads()) + " threads, " +
+                    cpu::isa_name(cpu::cpu_isa()) + " kernels)";
   cpu.fallback_reason = fallback_reason;
   cpu.gpu_present = gpu_present;
   return cpu;

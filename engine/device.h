@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "base/precision.h"
 #include "kernels/gpu_device.h"  // GpuProbe, GpuInfo: probe_gpu, query_gpu_info
 
 namespace musiq {
@@ -14,6 +15,9 @@ inline const std::vector<std::string> kDeviceNames = {"auto", "cpu", "cuda"};
 inline const std::string& device_name(DeviceKind kind) { return kDeviceNames[size_t(kind)]; }
 
 DeviceKind parse_device_kind(const std::string& name);  // one of kDeviceNames, throws otherwise
+
+// The precisions (base/precision.h) a device computes; kAuto: none.
+std::vector<Precision> precisions_on(DeviceKind device);
 
 struct DeviceChoice {
   DeviceKind kind = DeviceKind::kCpu;  // never kAuto
@@ -42,6 +46,10 @@ struct CpuInfo {
   int hardware_threads = 0;  // std::thread::hardware_concurrency()
   int threads = 0;           // OpenMP threads the CPU path uses
   std::string blas;          // the BLAS library's own description (openblas_get_config)
+  std::string kernels;       // the ISA the CPU kernels run: "avx512", "avx2" or "baseline"
+  // What computes bf16 products (docs/precision.md): "amx", "avx512_bf16" or "plain"
+  // (cpu/bf16_gemm.h).
+  std::string bf16_kernel;
 };
 CpuInfo query_cpu_info();
 

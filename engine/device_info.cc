@@ -5,6 +5,8 @@
 #include <string>
 #include <thread>
 
+#include "cpu/bf16_gemm.h"
+#include "cpu/isa.h"
 #include "cpu/threads.h"
 #include "engine/device.h"
 
@@ -31,8 +33,10 @@ CpuInfo query_cpu_info() {
   info.model = cpu_model_name();
   info.hardware_threads = static_cast<int>(std::thread::hardware_concurrency());
   info.threads = cpu::max_threads();
+  info.kernels = cpu::isa_name(cpu::cpu_isa());
   const char* config = openblas_get_config();
   info.blas = config ? config : "OpenBLAS";  // e.g. "OpenBLAS 0.3.21 ... USE_OPENMP ..."
+  info.bf16_kernel = cpu::bf16::kernel_name(cpu::bf16::kernel());
   return info;
 }
 

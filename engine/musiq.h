@@ -11,6 +11,7 @@
 
 #include "base/alternatives.h"        // alternatives: "spaq, koniq, paq2piq or ava"
 #include "base/error.h"               // musiq::Error
+#include "base/precision.h"           // Precision, kPrecisionNames, parse_precision
 #include "engine/decode/image.h"       // Image, DecodeOptions, load_image_file
 #include "engine/device.h"             // DeviceKind, select_device, query_*_info
 #include "weights/config.h"            // ModelConfig
@@ -43,6 +44,9 @@ struct ScorerParams {
   // variant (random test weights pass). "": any variant.
   std::string model_name;
   DeviceKind device = DeviceKind::kAuto;
+  // The arithmetic (docs/precision.md): fp32, exact, the default; bf16 on the CPU; tf32,
+  // GPU only, and refused by the CPU.
+  Precision precision = Precision::kFp32;
   DecodeOptions decode;  // with a target size, score_file resizes every image to it
   int64_t batch_rows = kDefaultBatchRows;  // see kDefaultBatchRows
 };
@@ -153,6 +157,7 @@ class Scorer {
 
   const ModelInfo& model() const;
   const DeviceChoice& device() const;
+  Precision precision() const;
 
  private:
   struct Impl;

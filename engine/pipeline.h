@@ -81,6 +81,7 @@ struct PipelineParams {
   // threads (ScorerParams::weights).
   std::shared_ptr<const WeightsFile> weights_read;
   DeviceKind device = DeviceKind::kAuto;
+  Precision precision = Precision::kFp32;  // ScorerParams::precision
   DecodeOptions decode;
   int64_t batch_rows = kDefaultBatchRows;
   int threads = 2;       // workers that prepare images ahead of the model in run()
@@ -106,6 +107,7 @@ class Pipeline {
   // Why device "auto" runs on the CPU although a GPU is present, else "".
   std::string device_note() const;
   bool gpu_available() const { return gpu_available_; }  // whichever device scores
+  Precision precision() const;
 
   // Decodes and prepares one image for the models (any thread). Throws musiq::Error
   // naming it.

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -135,6 +136,7 @@ const std::string& prepared_warning(const PreparedImage& image) { return image.w
 struct Scorer::Impl {
   ModelInfo info;
   DeviceChoice device;
+  Precision precision = Precision::kFp32;
   DecodeOptions decode;
   int64_t batch_rows = kDefaultBatchRows;
   // Exactly one of the two is set, by the device chosen.
@@ -207,6 +209,21 @@ struct Scorer::Impl {
   }
 };
 
+namespace {
+
+// Throws the one-line error for a precision `device` does not compute.
+void check_precision_on(DeviceKind device, Precision precision) {
+  const std::vector<Precision> can = precisions_on(device);
+  if (std::ranges::find(can, precision) != can.end()) return;
+  std::vector<std::string> names;
+  for (Precision p : can) names.push_back(precision_name(p));
+  throw Error("precision " + precision_name(precision) + " is not available on the " +
+              (device == DeviceKind::kCpu ? "CPU" : "GPU") + " (it computes " +
+              alternatives(names) + ")");
+}
+
+}  // namespace
+
 Scorer::Scorer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Scorer::~Scorer() = default;
 
@@ -217,6 +234,7 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
   impl->device = select_device(params.device);
   impl->decode = params.decode;
   impl->batch_rows = params.batch_rows;
+  impl->precision = params.precision;
   const std::shared_ptr<const WeightsFile> read =
       params.weights ? params.weights
                      : std::make_shared<const WeightsFile>(load_weights(params.weights_path));
@@ -229,6 +247,7 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
     // --device cuda: any failure is the user's answer. auto: the GPU must load the model
     // and pass its self-check, else the CPU runs and says why.
     try {
+      check_precision_on(DeviceKind::kCuda, params.precision);
       impl->gpu_model = std::make_unique<GpuModel>(prepare_model_weights(file));
       if (params.device == DeviceKind::kAuto) check_gpu_against_cpu(*impl->gpu_model, file);
       return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
@@ -240,7 +259,8 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
   }
 #endif
   // select_device never returns kCuda in a build without the CUDA path.
-  impl->cpu_model = std::make_unique<CpuModel>(prepare_model_weights(file));
+  check_precision_on(DeviceKind::kCpu, params.precision);
+  impl->cpu_model = std::make_unique<CpuModel>(prepare_model_weights(file), params.precision);
   return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
 }
 
@@ -321,6 +341,8 @@ std::vector<BatchItem> Scorer::score_batch(std::span<const PreparedImage* const>
 }
 
 const ModelInfo& Scorer::model() const { return impl_->info; }
+Precision Scorer::precision() const { return impl_->precision; }
+
 const DeviceChoice& Scorer::device() const { return impl_->device; }
 
 }  // namespace musiq

@@ -104,6 +104,7 @@ NB_MODULE(_native, m) {
   nb::exception<musiq::Error>(m, "Error");
   m.attr("MODEL_NAMES") = nb::tuple(nb::cast(musiq::kModelNames));
   m.attr("DEVICE_NAMES") = nb::tuple(nb::cast(musiq::kDeviceNames));
+  m.attr("PRECISION_NAMES") = nb::tuple(nb::cast(musiq::kPrecisionNames));
 
   nb::class_<Outcome>(m, "Result")
       .def_prop_ro("score", [](const Outcome& o) { return o.result.score; })
@@ -120,11 +121,12 @@ NB_MODULE(_native, m) {
       .def("__init__",
            [](Handle* self, const std::string& model, const nb::str& weights,
               const std::string& device, int threads, int64_t max_pixels, int64_t max_tokens,
-              int target_width, int target_height, bool strict) {
+              int target_width, int target_height, bool strict, const std::string& precision) {
              musiq::PipelineParams params;
              params.models = {model.empty() ? "koniq" : model};
              params.weights = fs_bytes(weights);
              params.device = musiq::parse_device_kind(device);
+             params.precision = musiq::parse_precision(precision);
              params.threads = threads;
              const musiq::DecodeOptions defaults;  // 0: the default
              params.decode.max_pixels = max_pixels ? max_pixels : defaults.max_pixels;
@@ -140,7 +142,7 @@ NB_MODULE(_native, m) {
            },
            nb::arg("model"), nb::arg("weights"), nb::arg("device"), nb::arg("threads"),
            nb::arg("max_pixels"), nb::arg("max_tokens"), nb::arg("target_width"),
-           nb::arg("target_height"), nb::arg("strict"))
+           nb::arg("target_height"), nb::arg("strict"), nb::arg("precision"))
       .def("score_many", &score_items, nb::arg("items"), nb::arg("names"), nb::arg("threads"))
       .def_prop_ro("model", [](const Handle& h) { return h.pipeline->label(); })
       .def_prop_ro("variant", [](const Handle& h) { return h.pipeline->model().variant; })
@@ -150,5 +152,7 @@ NB_MODULE(_native, m) {
                    [](const Handle& h) { return h.pipeline->model().random_weights; })
       .def_prop_ro("device", [](const Handle& h) { return h.pipeline->device().name; })
       .def_prop_ro("device_note", [](const Handle& h) { return h.pipeline->device_note(); })
+      .def_prop_ro("precision",
+                   [](const Handle& h) { return musiq::precision_name(h.pipeline->precision()); })
       .def_prop_ro("gpu_available", [](const Handle& h) { return h.pipeline->gpu_available(); });
 }

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "cpu/gemm.h"
+#include "cpu/isa.h"
 #include "cpu/ops.h"
 #include "cpu/vector_math.h"
 #include "tests/test_util.h"
@@ -148,14 +149,19 @@ std::vector<float> sweep(double lo, double hi, int n) {
   return x;
 }
 
-// The library calls these from MUSIQ_VECTOR_CLONES functions, whose AVX2 and AVX-512
-// clones contract to FMA; each test checks that code as well as the inline baseline.
-MUSIQ_VECTOR_CLONES void exp_cloned(const float* x, float* y, size_t n) {
+// The library calls these from kernels compiled per ISA (cpu/isa.h), whose AVX2 and
+// AVX-512 versions contract to FMA; each test checks that code as well as the inline
+// baseline.
+template <cpu::Isa>
+__attribute__((always_inline)) inline void exp_per_isa_kernel(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = cpu::exp_approx(x[i]);
 }
-MUSIQ_VECTOR_CLONES void gelu_cloned(const float* x, float* y, size_t n) {
+MUSIQ_DISPATCH_BY_ISA(void, exp_per_isa, (const float* x, float* y, size_t n), (x, y, n))
+template <cpu::Isa>
+__attribute__((always_inline)) inline void gelu_per_isa_kernel(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = cpu::gelu_tanh(x[i]);
 }
+MUSIQ_DISPATCH_BY_ISA(void, gelu_per_isa, (const float* x, float* y, size_t n), (x, y, n))
 
 // exp_approx against double exp at 2^23 + 1 evenly spaced points per range: softmax's
 // [-88, 0], the positive side GELU uses, and the subnormal results. Measured at most
@@ -164,7 +170,7 @@ TEST(VectorMath, ExpWithinOneAndAHalfUlp) {
   for (const auto& [lo, hi] : {std::pair{-88.0, 0.0}, {0.0, 88.72}, {-104.0, -87.0}}) {
     const std::vector<float> x = sweep(lo, hi, 1 << 23);
     std::vector<float> cloned(x.size());
-    exp_cloned(x.data(), cloned.data(), x.size());
+    exp_per_isa(x.data(), cloned.data(), x.size());
     double worst = 0, at = 0;
     for (size_t i = 0; i < x.size(); ++i) {
       const double want = std::exp(double(x[i]));
@@ -193,7 +199,7 @@ TEST(VectorMath, ExpWithinOneAndAHalfUlp) {
 TEST(VectorMath, GeluWithinArgumentRounding) {
   const std::vector<float> x = sweep(-10.0, 12.0, 1 << 22);
   std::vector<float> cloned(x.size());
-  gelu_cloned(x.data(), cloned.data(), x.size());
+  gelu_per_isa(x.data(), cloned.data(), x.size());
   double worst = 0, at = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     const double u2 = 2 * std::sqrt(2 / M_PI) * (x[i] + 0.044715 * x[i] * x[i] * x[i]);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "cpu/bf16_gemm.h"
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/threads.h"
@@ -36,6 +37,16 @@ struct CpuOps {
   }
 
   ThreadBudget& threads;
+  Precision precision;
+  // Under bf16 on a bf16 kernel: each kernel's tiles (cpu/bf16_gemm.h) by its packed float32
+  // form.
+  const Bf16Kernels& bf16_kernels;
+
+  const uint16_t* bf16_tiles(const float* packed, Precision p) const {
+    if (p != Precision::kBf16) return nullptr;
+    const auto found = bf16_kernels.find(packed);
+    return found == bf16_kernels.end() ? nullptr : found->second.data();
+  }
 
   // Each stage starts with as many threads as other processes leave cores free.
   struct NoRange {};
@@ -46,8 +57,10 @@ struct CpuOps {
   void copy(float* dst, const float* src, int64_t count) { std::copy_n(src, count, dst); }
   // forward.h's convolution kernels: packed by CpuModel's constructor.
   void conv2d(const float* in, const Conv2dShape& shape, const float* packed_kernel,
-              float* columns, float* out) {
-    cpu::conv2d_packed(in, shape, packed_kernel, columns, out);
+              float* columns, float* out, Precision p) {
+    if (const uint16_t* tiles = bf16_tiles(packed_kernel, p))
+      return cpu::conv2d_bf16(in, shape, tiles, columns, out);
+    cpu::conv2d_packed(in, shape, packed_kernel, columns, out, p);
   }
   void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
                   const float* bias, float eps, bool relu) {
@@ -62,8 +75,10 @@ struct CpuOps {
   }
   // forward.h's Dense kernels: packed by CpuModel's constructor.
   void linear(const float* a, int64_t m, int k, const float* packed_b, int n, const float* bias,
-              Epilogue epilogue, float* out) {
-    cpu::linear_packed(a, m, k, packed_b, n, bias, epilogue, out);
+              Epilogue epilogue, float* out, Precision p) {
+    if (const uint16_t* tiles = bf16_tiles(packed_b, p))
+      return cpu::linear_bf16(a, m, k, tiles, n, bias, epilogue, out);
+    cpu::linear_packed(a, m, k, packed_b, n, bias, epilogue, out, p);
   }
   void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
                   float eps, float* out) {
@@ -74,8 +89,8 @@ struct CpuOps {
     cpu::add_embeddings(x, rows, dim, spatial, scale_id, pos_table, scale_table);
   }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
-                 Queries queries, float* out) {
-    cpu::attention(qkv, batch.starts.data(), batch.batch(), heads, head_dim, queries, out);
+                 Queries queries, float* out, Precision p) {
+    cpu::attention(qkv, batch.starts.data(), batch.batch(), heads, head_dim, queries, out, p);
   }
   void head_scores(const float* logits, int images, int classes, float* scores) {
     for (int i = 0; i < images; ++i) scores[i] = cpu::head_score(logits + int64_t{i} * classes, classes);
@@ -84,24 +99,38 @@ struct CpuOps {
 
 }  // namespace
 
-CpuModel::CpuModel(ModelWeights weights)
-    : w_(std::move(weights)), params_(w_.host()), threads_(cpu::max_threads()) {
+CpuModel::CpuModel(ModelWeights weights, Precision precision)
+    : w_(std::move(weights)), params_(w_.host()), precision_(precision),
+      threads_(cpu::max_threads()) {
+  if (precision == Precision::kTf32) throw Error("CpuModel: tf32 is not a CPU precision");
   // Each Dense kernel [k, n] and convolution kernel (HWIO read as [kh*kw*cin, cout])
   // repacked once for cpu::linear_packed and conv2d_packed: in place where the packed form
-  // is as large (n a multiple of 16), else (the head's few classes) beside.
-  for_each_param(params_, w_.config, [this](const float*& weights, const ParamField& field) {
+  // is as large (n a multiple of 16), else (the head's few classes) beside. Under bf16 they
+  // are rounded first, the head's excepted (docs/precision.md), and for a bf16 kernel also
+  // packed into its tiles.
+  const float* head = params_.head_kernel;
+  const bool tiled = precision == Precision::kBf16 && cpu::bf16::tiled();
+  for_each_param(params_, w_.config, [&](const float*& weights, const ParamField& field) {
     if (field.kind == ParamKind::kValues) return;
     const int n = static_cast<int>(field.shape.back());
     const int k = static_cast<int>(element_count(field.shape) / n);
     float* raw = w_.block.data() + (weights - w_.block.data());
+    const bool rounded = precision == Precision::kBf16 && weights != head;
+    if (rounded) cpu::round_to_bf16(raw, int64_t{k} * n, raw);
+    std::vector<uint16_t> tiles;
+    if (rounded && tiled) {
+      tiles.resize(size_t(cpu::bf16::packed_count(k, n)));
+      cpu::bf16::pack(raw, k, n, n, 1, tiles.data());
+    }
     std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
     cpu::pack_columns(raw, k, n, n, packed.data());
     if (packed.size() == size_t(k) * size_t(n)) {
       std::copy(packed.begin(), packed.end(), raw);
-      return;
+    } else {
+      packed_beside_.push_back(std::move(packed));
+      weights = packed_beside_.back().data();
     }
-    packed_beside_.push_back(std::move(packed));
-    weights = packed_beside_.back().data();
+    if (!tiles.empty()) bf16_kernels_.emplace(weights, std::move(tiles));
   });
 }
 
@@ -127,7 +156,7 @@ std::vector<float> CpuModel::score_batch(std::span<const Tokens* const> images) 
   const WorkspaceLayout layout(c, {batch.rows(), batch.batch(), CpuOps::kStemChunk, false, false});
   if (int64_t(workspace_.size()) < layout.total_floats()) workspace_.resize(layout.total_floats());
   const Workspace ws = layout.at(workspace_.data());
-  CpuOps ops{threads_};
+  CpuOps ops{threads_, precision_, bf16_kernels_};
   forward(ops, c, params_, ws, batch);
   return std::vector<float>(ws.scores, ws.scores + batch.batch());
 }

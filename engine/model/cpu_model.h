@@ -1,18 +1,26 @@
 // The MUSIQ forward pass on the CPU: engine/model/forward.h over the ops of cpu/ops.h.
 #pragma once
+#include <cstdint>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
+#include "base/precision.h"
 #include "engine/model/model_weights.h"
 #include "engine/model/thread_budget.h"
 #include "engine/preprocess/preprocess.h"
 
 namespace musiq {
 
+// Kernels in bf16 tiles (cpu/bf16_gemm.h), by the packed float32 kernel each was made from.
+using Bf16Kernels = std::unordered_map<const float*, std::vector<uint16_t>>;
+
 class CpuModel {
  public:
-  explicit CpuModel(ModelWeights weights);
+  // fp32 or bf16 (docs/precision.md); tf32 throws musiq::Error.
+  CpuModel(ModelWeights weights, Precision precision = Precision::kFp32);
   const ModelConfig& config() const { return w_.config; }
+  Precision precision() const { return precision_; }
 
   // Quality score of one image's tokens.
   float score(const Tokens& tokens);
@@ -25,6 +33,8 @@ class CpuModel {
   ModelWeights w_;         // Dense and convolution kernels packed (cpu/gemm.h)
   WeightPointers params_;  // into w_.block, or packed_beside_
   std::vector<std::vector<float>> packed_beside_;
+  Bf16Kernels bf16_kernels_;  // under bf16 on a bf16 kernel
+  Precision precision_;
   std::vector<float> workspace_;
   ThreadBudget threads_;
 };

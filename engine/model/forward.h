@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "base/op_arguments.h"  // Epilogue, Queries
+#include "base/precision.h"
 #include "engine/model/model_weights.h"
 #include "engine/model/packed_batch.h"
 #include "engine/model/stem_scratch.h"
@@ -17,25 +18,27 @@ namespace musiq {
 
 // What a device provides to the forward pass: the model's ops of cpu/ops.h under the same
 // names and arguments (the GPU's also carry their stream and cuBLAS handle), and the steps
-// each device takes its own way.
+// each device takes its own way. `ops.precision` is the pass's arithmetic
+// (docs/precision.md); the pass gives it to each product op, the head's Dense excepted.
 template <typename Ops>
 concept ForwardOps = requires(Ops& ops, float* out, const float* in, const float* weights,
                               int64_t rows, int size, float eps, bool relu,
                               const Conv2dShape& conv, Epilogue epilogue,
-                              const int32_t* index, Queries queries,
+                              const int32_t* index, Queries queries, Precision precision,
                               const PackedBatch& batch, const Workspace& ws,
                               void (*tile)(int64_t first, int64_t n, const StemScratch&)) {
   // Tokens through the stem at once: a constant, as the stem sizes an array by it.
   requires std::same_as<decltype(Ops::kStemChunk), const int64_t>;
+  { ops.precision } -> std::convertible_to<Precision>;
   ops.copy(out, in, rows);  // floats, on the device
-  ops.conv2d(in, conv, weights, out, out);
+  ops.conv2d(in, conv, weights, out, out, precision);
   ops.group_norm(out, size, size, size, size, weights, weights, eps, relu);
   ops.max_pool_3x3_s2(in, size, size, size, size, size, size, out);
   ops.add_relu(out, in, rows);
-  ops.linear(in, rows, size, weights, size, weights, epilogue, out);
+  ops.linear(in, rows, size, weights, size, weights, epilogue, out, precision);
   ops.layer_norm(in, rows, size, weights, weights, eps, out);
   ops.add_embeddings(out, rows, size, index, index, weights, weights);
-  ops.attention(in, batch, size, size, queries, out);  // each image's rows apart
+  ops.attention(in, batch, size, size, queries, out, precision);  // each image's rows apart
   ops.head_scores(in, size, size, out);                // logits, images, classes, scores
   ops.range("stage");  // a scope marking a stage (NVTX on the GPU)
   // tile(first, n, scratch) over tiles of `rows` tokens, each with a StemScratch for n.
@@ -57,7 +60,8 @@ void stem_tile(Ops& ops, const WeightPointers& w, const StemScratch& s, const fl
                          .in_channels = 3, .kernel = 7, .stride = 2, .pad_top = 2,
                          .pad_left = 2, .out_channels = kStemWidth, .out_height = kRoot,
                          .out_width = kRoot};
-  ops.conv2d(patches, root, w.conv_root, s.columns, s.root);
+  const Precision p = ops.precision;
+  ops.conv2d(patches, root, w.conv_root, s.columns, s.root, p);
   ops.group_norm(s.root, n, kRoot * kRoot, kStemWidth, kStemGroups, w.gn_root.scale,
                  w.gn_root.bias, kRootGroupNormEps, true);
   ops.max_pool_3x3_s2(s.root, n, kRoot, kRoot, kStemWidth, kPool, kPool, s.pooled);
@@ -71,16 +75,16 @@ void stem_tile(Ops& ops, const WeightPointers& w, const StemScratch& s, const fl
   wide.out_channels = kStemOutWidth;
   conv2.kernel = 3;
   conv2.pad_top = conv2.pad_left = 1;
-  ops.conv2d(s.pooled, wide, w.conv_proj, nullptr, s.proj);
+  ops.conv2d(s.pooled, wide, w.conv_proj, nullptr, s.proj, p);
   ops.group_norm(s.proj, n, hw, kStemOutWidth, kStemGroups, w.gn_proj.scale, w.gn_proj.bias,
                  kUnitGroupNormEps, false);
-  ops.conv2d(s.pooled, narrow, w.conv1, nullptr, s.mid);
+  ops.conv2d(s.pooled, narrow, w.conv1, nullptr, s.mid, p);
   ops.group_norm(s.mid, n, hw, kStemWidth, kStemGroups, w.gn1.scale, w.gn1.bias,
                  kUnitGroupNormEps, true);
-  ops.conv2d(s.mid, conv2, w.conv2, s.columns, s.mid2);
+  ops.conv2d(s.mid, conv2, w.conv2, s.columns, s.mid2, p);
   ops.group_norm(s.mid2, n, hw, kStemWidth, kStemGroups, w.gn2.scale, w.gn2.bias,
                  kUnitGroupNormEps, true);
-  ops.conv2d(s.mid2, wide, w.conv3, nullptr, unit);
+  ops.conv2d(s.mid2, wide, w.conv3, nullptr, unit, p);
   ops.group_norm(unit, n, hw, kStemOutWidth, kStemGroups, w.gn3.scale, w.gn3.bias,
                  kUnitGroupNormEps, false);
   ops.add_relu(unit, s.proj, int64_t{n} * kStemUnitPerToken);
@@ -97,7 +101,7 @@ void embed(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Worksp
   });
   // Flatten (h, w, c) -> 16384 and project to the hidden size.
   ops.linear(ws.unit, count, static_cast<int>(kStemUnitPerToken), w.embedding_kernel,
-             c.hidden_size, w.embedding_bias, Epilogue::kBias, ws.embedded);
+             c.hidden_size, w.embedding_bias, Epilogue::kBias, ws.embedded, ops.precision);
 }
 
 // The stem over every image's tokens, in chunks of Ops::kStemChunk that may span images
@@ -159,10 +163,11 @@ void encoder_block(Ops& ops, const ModelConfig& c, const EncoderBlockParams<cons
                    const Workspace& ws, const PackedBatch& batch, bool cls_only) {
   const int h = c.hidden_size;
   const int64_t rows = batch.rows();
+  const Precision p = ops.precision;
   ops.layer_norm(ws.x, rows, h, b.ln0_scale, b.ln0_bias, kLayerNormEps, ws.y);
-  ops.linear(ws.y, rows, h, b.qkv_kernel, 3 * h, b.qkv_bias, Epilogue::kBias, ws.qkv);
+  ops.linear(ws.y, rows, h, b.qkv_kernel, 3 * h, b.qkv_bias, Epilogue::kBias, ws.qkv, p);
   ops.attention(ws.qkv, batch, c.num_heads, c.head_dim(),
-                cls_only ? Queries::kFirst : Queries::kAll, ws.ctx);
+                cls_only ? Queries::kFirst : Queries::kAll, ws.ctx, p);
   float* stream = ws.x;
   int64_t m = rows;
   if (cls_only) {
@@ -171,12 +176,12 @@ void encoder_block(Ops& ops, const ModelConfig& c, const EncoderBlockParams<cons
     stream = ws.cls_x;
     m = batch.batch();
   }
-  ops.linear(ws.ctx, m, h, b.out_kernel, h, b.out_bias, Epilogue::kBiasResidual, stream);
+  ops.linear(ws.ctx, m, h, b.out_kernel, h, b.out_bias, Epilogue::kBiasResidual, stream, p);
   ops.layer_norm(stream, m, h, b.ln2_scale, b.ln2_bias, kLayerNormEps, ws.y);
   ops.linear(ws.y, m, h, b.mlp0_kernel, c.mlp_dim, b.mlp0_bias, Epilogue::kBiasGelu,
-             ws.mlp);
+             ws.mlp, p);
   ops.linear(ws.mlp, m, c.mlp_dim, b.mlp1_kernel, h, b.mlp1_bias, Epilogue::kBiasResidual,
-             stream);
+             stream, p);
 }
 
 }  // namespace forward_detail
@@ -210,8 +215,9 @@ void forward(Ops& ops, const ModelConfig& c, const WeightPointers& w, const Work
   [[maybe_unused]] auto range = ops.range("head");
   ops.layer_norm(ws.cls_x, images, h, w.encoder_norm_scale, w.encoder_norm_bias, kLayerNormEps,
                  ws.y);
+  // The head stays in float32 at every precision.
   ops.linear(ws.y, images, h, w.head_kernel, c.num_classes, w.head_bias, Epilogue::kBias,
-             ws.logits);
+             ws.logits, Precision::kFp32);
   ops.head_scores(ws.logits, images, c.num_classes, ws.scores);
 }
 

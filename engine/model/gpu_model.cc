@@ -114,6 +114,8 @@ struct CudaOps {
   cuda::GemmContext* gemm;
   cudaStream_t stream;
   float* attention_scratch;  // cuda::attention's, for the batch
+  // GpuModel runs fp32 alone (Scorer::open refuses the others on the GPU).
+  static constexpr Precision precision = Precision::kFp32;
   // The resize plans of the image being preprocessed, uploaded.
   std::span<const UploadedResizePlan> resize_plans = {};
 
@@ -142,7 +144,8 @@ struct CudaOps {
   }
 
   void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
-              float* out) {
+              float* out, Precision p) {
+    require_fp32(p);
     cuda::conv2d(in, shape, kernel, columns, out, gemm, stream);
   }
   void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
@@ -157,7 +160,8 @@ struct CudaOps {
     cuda::add_relu(x, residual, count, stream);
   }
   void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
-              Epilogue epilogue, float* out) {
+              Epilogue epilogue, float* out, Precision p) {
+    require_fp32(p);
     cuda::linear(a, m, k, b, n, bias, epilogue, out, gemm, stream);
   }
   void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
@@ -169,7 +173,8 @@ struct CudaOps {
     cuda::add_embeddings(x, rows, dim, spatial, scale_id, pos_table, scale_table, stream);
   }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
-                 Queries queries, float* out) {
+                 Queries queries, float* out, Precision p) {
+    require_fp32(p);
     cuda::attention(qkv, batch.device_starts, batch.batch(), batch.longest(), heads, head_dim,
                     queries, attention_scratch, out, stream);
   }
@@ -178,6 +183,9 @@ struct CudaOps {
   }
 
  private:
+  static void require_fp32(Precision p) {
+    if (p != Precision::kFp32) throw Error("GPU: " + precision_name(p) + " is not available");
+  }
   cuda::DeviceResizePlan uploaded(const ResizePlan& plan) const {
     for (const UploadedResizePlan& p : resize_plans)
       if (p.host == &plan) return p.device;

@@ -90,6 +90,7 @@ std::unique_ptr<Pipeline> Pipeline::open(const PipelineParams& params) {
     scorer.weights = params.weights_read;
     if (params.weights.empty() || params.check_variant) scorer.model_name = name;
     scorer.device = params.device;
+    scorer.precision = params.precision;
     scorer.decode = params.decode;
     scorer.batch_rows = params.batch_rows;
     std::unique_ptr<Scorer> opened = Scorer::open(scorer);
@@ -122,6 +123,8 @@ DeviceChoice Pipeline::device() const {
   const std::lock_guard<std::mutex> lock(impl_->device_mutex);
   return impl_->device;
 }
+
+Precision Pipeline::precision() const { return impl_->params.precision; }
 
 std::string Pipeline::device_note() const {
   const std::lock_guard<std::mutex> lock(impl_->device_mutex);

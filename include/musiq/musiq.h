@@ -39,7 +39,7 @@
 extern "C" {
 #endif
 
-#define MUSIQ_ABI_VERSION 2
+#define MUSIQ_ABI_VERSION 3
 
 /* Return codes. */
 enum {
@@ -82,6 +82,10 @@ typedef struct musiq_params {
    * result's `warning` says) fails with MUSIQ_ERROR_IMAGE instead of scoring (the CLI's
    * --strict). 0: it scores, with the warning (the default). */
   int strict;
+  /* "fp32" (exact, as the official model computes; the default), "bf16" (bfloat16
+   * products with float32 sums, on the CPU; docs/precision.md states its error) or "tf32"
+   * (GPU only). A precision the device cannot compute fails musiq_open. NULL: "fp32". */
+  const char* precision;
 } musiq_params;
 
 typedef struct musiq_result {
@@ -120,13 +124,14 @@ typedef struct musiq_info {
   const char* device_note;  /* why "auto" did not use a GPU that is present, else "" */
   int random_weights;       /* 1: random test weights; scores are not meaningful */
   int gpu_available;        /* 1: a usable GPU was found (whichever device scores) */
+  const char* precision;    /* "fp32", "bf16" or "tf32": the arithmetic that scores */
 } musiq_info;
 
 /* "0.1.0" */
 MUSIQ_API const char* musiq_version(void);
 
 /* Defaults: model "koniq", device "auto", 2 threads, 134,217,728 pixels at most, no target
- * size, not strict. */
+ * size, not strict, precision "fp32". */
 MUSIQ_API musiq_params musiq_default_params(void);
 
 /* Loads the weights and picks the device. On failure *scorer is NULL. */

@@ -166,9 +166,13 @@ class Scorer:
             image at its own size.
         strict: refuse (as a failed image) any image the decoder warns about, instead of
             scoring it with `Result.warning` set (the CLI's --strict).
+        precision: "fp32" (exact, the default), "bf16" (bfloat16 products with float32
+            sums, on the CPU; docs/precision.md states its error) or "tf32" (GPU only), as
+            the CLI's --precision.
 
     Raises:
-        Error: weights missing or invalid, device unusable (the CLI's message).
+        Error: weights missing or invalid, device unusable, a precision the device cannot
+            compute (the CLI's message).
 
     One Scorer may be used from several threads at once: images are decoded in parallel
     and the model runs one packed batch at a time (it already uses every core, or the GPU).
@@ -177,10 +181,14 @@ class Scorer:
     def __init__(self, model: Optional[str] = None, weights: Optional[Union[str, "os.PathLike[str]"]] = None,
                  device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_tokens: int = DEFAULT_MAX_TOKENS,
-                 target_size: Optional[Tuple[int, int]] = None, strict: bool = False):
+                 target_size: Optional[Tuple[int, int]] = None, strict: bool = False,
+                 precision: str = "fp32"):
         if device not in _native.DEVICE_NAMES:
             raise ValueError(f"device must be one of {', '.join(_native.DEVICE_NAMES)}, "
                              f"not {device!r}")
+        if precision not in _native.PRECISION_NAMES:
+            raise ValueError(f"precision must be one of {', '.join(_native.PRECISION_NAMES)}, "
+                             f"not {precision!r}")
         target_width, target_height = 0, 0
         if target_size is not None:
             try:
@@ -194,7 +202,7 @@ class Scorer:
         self._native = _native.Scorer(model or "", weights_path, device, _whole("threads", threads),
                                       _limit("max_pixels", max_pixels),
                                       _limit("max_tokens", max_tokens), target_width, target_height,
-                                      bool(strict))
+                                      bool(strict), precision)
         self._threads = int(threads)
 
     @property
@@ -211,6 +219,11 @@ class Scorer:
     def device_note(self) -> str:
         """Why device "auto" runs on the CPU although a GPU is present, else ""."""
         return self._native.device_note
+
+    @property
+    def precision(self) -> str:
+        """"fp32", "bf16" or "tf32": the arithmetic that scores."""
+        return self._native.precision
 
     @property
     def gpu_available(self) -> bool:
@@ -321,4 +334,5 @@ class Scorer:
         yield from flush()
 
     def __repr__(self) -> str:
-        return f"musiq.Scorer(model={self.model!r}, device={self.device!r})"
+        return (f"musiq.Scorer(model={self.model!r}, device={self.device!r}, "
+                f"precision={self.precision!r})")

@@ -33,7 +33,7 @@ class MusiqScorer:
     one included, is that row's error: the job goes on.
 
     Args:
-        model, weights, device, threads, max_pixels, max_tokens, strict: as for
+        model, weights, device, threads, max_pixels, max_tokens, strict, precision: as for
             `musiq.Scorer`. With `num_gpus=1` in map_batches, device "auto" (or "cuda")
             uses the actor's GPU.
         bytes_column, path_column: the input columns' names (read_binary_files' defaults).
@@ -42,9 +42,9 @@ class MusiqScorer:
     def __init__(self, model: Optional[str] = None, weights: Optional[Union[str, "os.PathLike[str]"]] = None,
                  device: str = "auto", *, threads: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_tokens: int = DEFAULT_MAX_TOKENS, strict: bool = False,
-                 bytes_column: str = "bytes", path_column: str = "path"):
+                 precision: str = "fp32", bytes_column: str = "bytes", path_column: str = "path"):
         self.scorer = Scorer(model, weights, device, threads=threads, max_pixels=max_pixels,
-                             max_tokens=max_tokens, strict=strict)
+                             max_tokens=max_tokens, strict=strict, precision=precision)
         self.bytes_column = bytes_column
         self.path_column = path_column
 

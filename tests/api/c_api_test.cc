@@ -47,6 +47,48 @@ TEST(CApi, NegativeLimitsAreRefusedAtOpen) {
   }
 }
 
+// precision: "bf16" scores (not as fp32 does) and says so; tf32 and unknown names fail
+// musiq_open with the CLI's message.
+TEST(CApi, PrecisionIsChosenAtOpenAndReported) {
+  musiq_params params = musiq_default_params();
+  EXPECT_EQ(std::string(params.precision), "fp32");
+  std::string precision_of[2];
+  float score_of[2] = {};
+  const char* names[2] = {"fp32", "bf16"};
+  for (int i = 0; i < 2; ++i) {
+    params.precision = names[i];
+    musiq_scorer* scorer = open_cpu(params, musiq::test::small_test_model());
+    ASSERT_NE(scorer, nullptr);
+    musiq_info info{};
+    ASSERT_EQ(musiq_get_info(scorer, &info), MUSIQ_OK);
+    precision_of[i] = info.precision;
+    musiq_result r{};
+    EXPECT_EQ(musiq_score_file(scorer, kPhoto.c_str(), &r), MUSIQ_OK) << musiq_error_message();
+    score_of[i] = r.score;
+    musiq_close(scorer);
+  }
+  EXPECT_EQ(precision_of[0], "fp32");
+  EXPECT_EQ(precision_of[1], "bf16");
+  EXPECT_NE(score_of[0], score_of[1]);
+  EXPECT_NEAR(score_of[0], score_of[1], 0.05);
+  params.weights = musiq::test::small_test_model().c_str();
+  params.device = "cpu";
+  for (const char* bad : {"tf32", "fp16"}) {
+    params.precision = bad;
+    musiq_scorer* scorer = nullptr;
+    const int status = musiq_open(&params, &scorer);
+    EXPECT_EQ(scorer, nullptr);
+    const std::string message = musiq_error_message();
+    if (std::string(bad) == "tf32") {
+      EXPECT_EQ(status, MUSIQ_ERROR_OPEN);
+      EXPECT_EQ(message, "precision tf32 is not available on the CPU (it computes fp32 or bf16)");
+    } else {
+      EXPECT_EQ(status, MUSIQ_ERROR_ARGUMENT);
+      EXPECT_EQ(message, "precision \"fp16\": expected fp32, bf16 or tf32");
+    }
+  }
+}
+
 // Weights whose head overflows: an error and NaN from every entry point, never -inf or
 // inf as a score with MUSIQ_OK.
 TEST(CApi, NonFiniteScoresAreErrors) {

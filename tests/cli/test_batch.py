@@ -86,6 +86,26 @@ class BatchScoring(unittest.TestCase):
         table = self.score(self.photos, "--format", "table").stdout
         self.assertIn("rocket.jpg", table)
 
+    def test_precision_is_in_every_record_and_tf32_is_refused_on_the_cpu(self):
+        fp32 = self.records(self.score(self.photos, "--device", "cpu").stdout)
+        bf16 = self.records(self.score(self.photos, "--device", "cpu", "--precision", "bf16").stdout)
+        self.assertEqual({r["precision"] for r in fp32}, {"fp32"})
+        self.assertEqual({r["precision"] for r in bf16}, {"bf16"})
+        for a, b in zip(fp32, bf16):
+            self.assertNotEqual(a["score"], b["score"])
+            self.assertAlmostEqual(a["score"], b["score"], delta=0.05)
+        rows = list(csv.DictReader(io.StringIO(self.score(
+            self.photos, "--device", "cpu", "--precision", "bf16", "--format", "csv").stdout)))
+        self.assertTrue(all("bf16 precision (--precision)" in r["note"] for r in rows), rows)
+        refused = self.score(self.photos, "--device", "cpu", "--precision", "tf32")
+        self.assertEqual(refused.returncode, 2)
+        self.assertEqual(refused.stderr.strip().splitlines(),
+                         ["musiq: precision tf32 is not available on the CPU (it computes fp32 or bf16)"])
+        bench = run("bench", "--weights", self.model, "--device", "cpu", "--precision", "bf16",
+                    "--runs", "1", "--warmup", "0", os.path.join(self.photos, "rocket.jpg"))
+        self.assertEqual(bench.returncode, 0, bench.stderr)
+        self.assertEqual(json.loads(bench.stdout)["precision"], "bf16")
+
     def test_shards_cover_the_input_exactly_once(self):
         whole = [r["path"] for r in self.records(self.score(self.photos, "-r").stdout)]
         parts = []

@@ -34,6 +34,11 @@ class InfoTest(unittest.TestCase):
         self.assertGreaterEqual(j["cpu"]["threads"], 1)
         self.assertGreaterEqual(j["cpu"]["hardware_threads"], 1)
         self.assertIn("OpenBLAS", j["cpu"]["blas"])
+        self.assertIn(j["cpu"]["cpu_kernels"], ("avx512", "avx2", "baseline"))
+        self.assertIn(j["cpu"]["bf16_kernel"], ("amx", "avx512_bf16", "plain"))
+        self.assertEqual(j["precisions"], {"cpu": ["fp32", "bf16"], "cuda": ["fp32"]})
+        plain = info(env=dict(env, MUSIQ_CPU_BF16="plain"))
+        self.assertEqual(json.loads(plain.stdout)["cpu"]["bf16_kernel"], "plain")
         gpu = j["gpu"]
         self.assertIsInstance(gpu["cuda_build"], bool)
         if gpu["available"]:  # a machine with a GPU
@@ -56,6 +61,15 @@ class InfoTest(unittest.TestCase):
                                        "ava": None})
         self.assertEqual(j["weights_cache"], os.path.join(cache, "musiq"))
         self.assertNotIn("weights", j)
+
+    def test_cpu_kernels_forced_lower(self):
+        r = info(env=dict(os.environ, MUSIQ_CPU_ISA="baseline"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["cpu"]["cpu_kernels"], "baseline")
+        r = info(env=dict(os.environ, MUSIQ_CPU_ISA="avx1024"))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("MUSIQ_CPU_ISA=avx1024", r.stderr)
 
     def test_weights_details_and_checksum(self):
         r = info("--weights", WEIGHTS)

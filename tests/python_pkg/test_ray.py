@@ -10,6 +10,7 @@ if os.environ.get("MUSIQ_REQUIRE_RAY"):  # the ctest runner installs Ray: never 
 else:
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install .[ray])")
 import musiq.ray  # noqa: E402
+from conftest import PHOTOS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +72,13 @@ def test_read_webdataset_feeds_the_members_bytes(local_ray, model, tmp_path):
     for i, path in enumerate(jpegs):
         row = rows[f"{i:08d}"]
         assert (row["score"], row["error"]) == (expected[path]["score"], ""), path
+
+
+def test_precision_reaches_the_actors_scorer(model):
+    import pandas as pd
+    path = PHOTOS[0]
+    df = pd.DataFrame({"bytes": [open(path, "rb").read()], "path": [path]})
+    bf16 = musiq.ray.MusiqScorer(weights=model, device="cpu", precision="bf16")
+    assert bf16.scorer.precision == "bf16"
+    assert bf16(df)["score"][0] == musiq.Scorer(weights=model, device="cpu",
+                                               precision="bf16").score(path)

@@ -218,3 +218,16 @@ def test_target_size_scores_as_the_cli(model):
 
 def test_gpu_available_is_a_bool(scorer):
     assert isinstance(scorer.gpu_available, bool)
+
+
+def test_precision_bf16_scores_near_fp32_and_says_so(model):
+    fp32 = musiq.Scorer(weights=model, device="cpu")
+    bf16 = musiq.Scorer(weights=model, device="cpu", precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert "precision='bf16'" in repr(bf16)
+    a, b = fp32.score(PHOTOS[0]), bf16.score(PHOTOS[0])
+    assert a != b and abs(a - b) < 0.05
+    with pytest.raises(musiq.Error, match="^precision tf32 is not available on the CPU"):
+        musiq.Scorer(weights=model, device="cpu", precision="tf32")
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, tf32"):
+        musiq.Scorer(weights=model, device="cpu", precision="fp16")

@@ -3,7 +3,7 @@
 
   check_model_parity.py --musiq PATH/musiq --make-model PATH/tools/musiq-make-test-model
       --num-classes 1|10 --seed N --size full|small --workdir DIR [--rtol 1e-4]
-      IMAGE...
+      [--precision fp32|bf16] IMAGE...
 
 1. Makes the weights file DIR/parity_c{C}_seed{N}_{size}.h5 with
    `python make-model OUT.h5 --seed N --size S --num-classes C`, make-model
@@ -12,7 +12,8 @@
 2. Scores every image with musiq_reference.py (beside this file; the
    reference keeps the padding tokens and masks them, the engine may drop
    them) and with `musiq score --device cpu --weights OUT.h5 IMAGE...`, which
-   prints one JSON object per line with at least "path" and "score".
+   prints one JSON object per line with at least "path" and "score"; both at
+   --precision (bf16: the reference rounds as docs/precision.md defines).
 3. Compares.  Bound (default, --bound scaled):
 
        |engine - ref| <= rtol * max(|ref|, S)
@@ -64,7 +65,8 @@ def make_model(args):
 
 
 def run_engine(args, weights):
-    cmd = [args.musiq, "score", "--device", "cpu", "--weights", weights] + list(args.images)
+    cmd = [args.musiq, "score", "--device", "cpu", "--precision", args.precision,
+           "--weights", weights] + list(args.images)
     print("$ " + " ".join(cmd), flush=True)
     t0 = time.time()
     try:
@@ -112,13 +114,14 @@ def main(argv=None):
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--rtol", type=float, default=1e-4)
     ap.add_argument("--bound", choices=("scaled", "relative"), default="scaled")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     ap.add_argument("--timeout", type=int, default=1800,
                     help="seconds allowed for the engine run")
     ap.add_argument("images", nargs="+")
     args = ap.parse_args(argv)
 
     weights = make_model(args)
-    model = ref.load_model(weights)
+    model = ref.load_model(weights, precision=args.precision)
     if int(model.config["num_classes"]) != args.num_classes:
         raise SystemExit("%s has num_classes %s, expected %d"
                          % (weights, model.config["num_classes"], args.num_classes))
@@ -167,6 +170,9 @@ def main(argv=None):
         rel = d / max(abs(rs), 1e-30)
         good = d <= bound      # NaN compares False
         status = "ok" if good else "MISMATCH"
+        if e.get("precision", args.precision) != args.precision:
+            status += " (precision: engine %s)" % e["precision"]
+            good = False
         if "tokens" in e and e["tokens"] != r["tokens"]:
             status += " (tokens: reference %d, engine %s)" % (r["tokens"], e["tokens"])
         print("%-40s %15.8g %15.8g %11.3g %11.3g %11.3g  %s" % (

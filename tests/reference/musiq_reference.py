@@ -8,7 +8,9 @@ core/kernels/image/{scale_and_translate_op.cc,sampling_kernels.h,
 resize_nearest_neighbor_op.cc}, old flax.nn normalization/attention),
 without looking at the C++ engine.  It is used in CI to check the engine.
 
-Everything is computed in float32, like the official model.  The float32
+Everything is computed in float32, like the official model (or, with
+precision "bf16", with the products' inputs rounded to bfloat16 as
+../../docs/precision.md defines it).  The float32
 operation order of the TensorFlow preprocessing kernels is reproduced step by
 step (see the comments), so that the preprocessing is bit-exact to TF as far
 as the TF source goes (TF's own build may contract multiply-adds into FMAs,
@@ -334,6 +336,19 @@ def preprocess(image_uint8, config=None):
 # Model building blocks (one function per layer)
 # ----------------------------------------------------------------------------
 
+def identity(x):
+    return x
+
+
+def round_to_bf16(x):
+    """float32 -> the nearest bfloat16 (ties to even), kept as float32; NaN stays NaN."""
+    x = np.asarray(x, dtype=F32)
+    bits = x.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+    out = rounded.view(F32)
+    return np.where(np.isnan(x), x, out).astype(F32)
+
+
 def weight_standardize(w, dtype=F32):
     """resnet.weight_standardize(w, axis=[0, 1, 2], eps=1e-5):
     w = w - mean(w); w = w / (std(w) + eps), population std."""
@@ -349,8 +364,10 @@ def same_padding(size, k, s):
     return out, total // 2, total - total // 2
 
 
-def conv2d_same(x, w, stride):
-    """NHWC x HWIO convolution, SAME padding, no bias (im2col + matmul)."""
+def conv2d_same(x, w, stride, rnd=identity):
+    """NHWC x HWIO convolution, SAME padding, no bias (im2col + matmul); rnd is applied
+    to the input (the kernel is given as the precision wants it)."""
+    x = rnd(x)
     n, h, wd, c = x.shape
     kh, kw, ci, co = w.shape
     assert ci == c
@@ -401,8 +418,8 @@ def max_pool_same(x, k, s):
     return out
 
 
-def dense(x, kernel, bias=None):
-    y = x @ kernel
+def dense(x, kernel, bias=None, rnd=identity):
+    y = rnd(x) @ kernel
     return y if bias is None else y + bias
 
 
@@ -433,23 +450,27 @@ def softmax_lse(logits, axis=-1):
     return np.exp(logits - lse)
 
 
-def multi_head_self_attention(x, mask, p, num_heads, query_chunk=256):
+def multi_head_self_attention(x, mask, p, num_heads, query_chunk=256, rnd=identity):
     """flax.nn.SelfAttention (MultiHeadDotProductAttention) with
     padding_mask=mask: q, k, v = DenseGeneral(x) [L, heads, head_dim];
     q /= sqrt(head_dim); logits = q.k + bias, bias = 0 where
     mask[q] * mask[k] > 0 else -1e10; softmax over keys; out =
     DenseGeneral over (heads, head_dim).  Queries are processed in chunks
-    (softmax rows are independent, so this is exact)."""
+    (softmax rows are independent, so this is exact).  With rnd (bf16), the
+    scaled q, k, v and the unnormalised probabilities exp(logit - max) are
+    rounded, and the product is divided by the float32 sum of the unrounded
+    ones (docs/precision.md)."""
     dt = x.dtype.type
     L, D = x.shape
     hd = D // num_heads
-    q = dense(x, p["query/kernel"].reshape(D, D), p["query/bias"].reshape(D))
-    k = dense(x, p["key/kernel"].reshape(D, D), p["key/bias"].reshape(D))
-    v = dense(x, p["value/kernel"].reshape(D, D), p["value/bias"].reshape(D))
+    q = dense(x, p["query/kernel"].reshape(D, D), p["query/bias"].reshape(D), rnd)
+    k = dense(x, p["key/kernel"].reshape(D, D), p["key/bias"].reshape(D), rnd)
+    v = dense(x, p["value/kernel"].reshape(D, D), p["value/bias"].reshape(D), rnd)
     q = q.reshape(L, num_heads, hd).transpose(1, 0, 2)      # [H, L, hd]
     k = k.reshape(L, num_heads, hd).transpose(1, 0, 2)
     v = v.reshape(L, num_heads, hd).transpose(1, 0, 2)
-    q = q / dt(np.sqrt(hd))
+    q = rnd(q / dt(np.sqrt(hd)))
+    k, v = rnd(k), rnd(v)
     maskf = np.asarray(mask, dtype=dt)
     out = np.empty((num_heads, L, hd), dtype=dt)
     for s in range(0, L, query_chunk):
@@ -457,22 +478,26 @@ def multi_head_self_attention(x, mask, p, num_heads, query_chunk=256):
         logits = q[:, s:e] @ k.transpose(0, 2, 1)           # [H, c, L]
         pair = maskf[s:e, None] * maskf[None, :]
         bias = np.where(pair > 0, dt(0.0), dt(MASK_LOGIT)).astype(dt)
-        w = softmax_lse(logits + bias[None], axis=-1)
-        out[:, s:e] = w @ v
+        logits = logits + bias[None]
+        if rnd is identity:
+            out[:, s:e] = softmax_lse(logits, axis=-1) @ v
+        else:
+            ex = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            out[:, s:e] = (rnd(ex) @ v) / ex.sum(axis=-1, keepdims=True)
     y = out.transpose(1, 0, 2).reshape(L, D)
-    return dense(y, p["out/kernel"].reshape(D, D), p["out/bias"])
+    return dense(y, p["out/kernel"].reshape(D, D), p["out/bias"], rnd)
 
 
-def encoder_block(x, mask, p, num_heads):
+def encoder_block(x, mask, p, num_heads, rnd=identity):
     """Encoder1DBlock (pre-norm): x + Attn(LN(x)), then + MLP(LN(.))."""
     y = layer_norm(x, p["LayerNorm_0/scale"], p["LayerNorm_0/bias"])
     y = multi_head_self_attention(y, mask, _sub(p, "MultiHeadDotProductAttention_1/"),
-                                  num_heads)
+                                  num_heads, rnd=rnd)
     x = y + x
     y = layer_norm(x, p["LayerNorm_2/scale"], p["LayerNorm_2/bias"])
-    y = dense(y, p["MlpBlock_3/Dense_0/kernel"], p["MlpBlock_3/Dense_0/bias"])
+    y = dense(y, p["MlpBlock_3/Dense_0/kernel"], p["MlpBlock_3/Dense_0/bias"], rnd)
     y = gelu_tanh(y)
-    y = dense(y, p["MlpBlock_3/Dense_1/kernel"], p["MlpBlock_3/Dense_1/bias"])
+    y = dense(y, p["MlpBlock_3/Dense_1/kernel"], p["MlpBlock_3/Dense_1/bias"], rnd)
     return y + x
 
 
@@ -480,26 +505,26 @@ def _sub(params, prefix):
     return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
 
 
-def patch_stem(patches, p, patch_size):
+def patch_stem(patches, p, patch_size, rnd=identity):
     """conv_root (StdConv 7x7/2) -> gn_root -> relu -> max_pool 3x3/2 SAME ->
     block1/unit1 (bottleneck with projection) -> flatten (h, w, c).
 
     p holds the weight-standardized conv kernels."""
     n = patches.shape[0]
     x = patches.reshape(n, patch_size, patch_size, 3)
-    x = conv2d_same(x, p["conv_root/kernel"], 2)
+    x = conv2d_same(x, p["conv_root/kernel"], 2, rnd)
     x = group_norm(x, p["gn_root/scale"], p["gn_root/bias"], GN_GROUPS, GN_ROOT_EPS)
     x = relu(x)
     x = max_pool_same(x, 3, 2)
     u = "block1/unit1/"
-    residual = conv2d_same(x, p[u + "conv_proj/kernel"], 1)
+    residual = conv2d_same(x, p[u + "conv_proj/kernel"], 1, rnd)
     residual = group_norm(residual, p[u + "gn_proj/scale"], p[u + "gn_proj/bias"],
                           GN_GROUPS, GN_UNIT_EPS)
-    y = conv2d_same(x, p[u + "conv1/kernel"], 1)
+    y = conv2d_same(x, p[u + "conv1/kernel"], 1, rnd)
     y = relu(group_norm(y, p[u + "gn1/scale"], p[u + "gn1/bias"], GN_GROUPS, GN_UNIT_EPS))
-    y = conv2d_same(y, p[u + "conv2/kernel"], 1)
+    y = conv2d_same(y, p[u + "conv2/kernel"], 1, rnd)
     y = relu(group_norm(y, p[u + "gn2/scale"], p[u + "gn2/bias"], GN_GROUPS, GN_UNIT_EPS))
-    y = conv2d_same(y, p[u + "conv3/kernel"], 1)
+    y = conv2d_same(y, p[u + "conv3/kernel"], 1, rnd)
     y = group_norm(y, p[u + "gn3/scale"], p[u + "gn3/bias"], GN_GROUPS, GN_UNIT_EPS)
     x = relu(residual + y)
     return x.reshape(n, -1)
@@ -559,21 +584,32 @@ def expected_shapes(cfg):
 
 
 class Model:
-    """Parameters (float32, conv kernels weight-standardized) + config."""
+    """Parameters (float32, conv kernels weight-standardized) + config.  With
+    precision "bf16" every Dense and conv kernel but the head's is rounded to
+    bfloat16 (after the standardization), and `rnd` rounds the products'
+    other inputs."""
 
-    def __init__(self, params, config, dtype=F32):
+    def __init__(self, params, config, dtype=F32, precision="fp32"):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError("precision must be fp32 or bf16, not %r" % precision)
+        if precision == "bf16" and dtype != F32:
+            raise ValueError("bf16 rounds float32 values: use dtype float32")
         self.config = dict(config)
         self.dtype = dtype
+        self.precision = precision
+        self.rnd = round_to_bf16 if precision == "bf16" else identity
         self.raw = params
         self.params = {}
         for k, v in params.items():
             v = np.asarray(v, dtype=dtype)
             if k in STEM_CONVS:
                 v = weight_standardize(v, dtype)
+            if k.endswith("/kernel") and k != "head/kernel":
+                v = self.rnd(v)
             self.params[k] = v
 
 
-def load_model(path, dtype=F32):
+def load_model(path, dtype=F32, precision="fp32"):
     import h5py
 
     params = {}
@@ -602,27 +638,28 @@ def load_model(path, dtype=F32):
             problems.append("unexpected dataset %s %r" % (k, params[k].shape))
     if problems:
         raise ValueError("%s does not match its config:\n  %s" % (path, "\n  ".join(problems)))
-    return Model(params, cfg, dtype)
+    return Model(params, cfg, dtype, precision)
 
 
 def forward(model, patches, spatial, scale, mask, stem_chunk=256):
     """The model on one preprocessed image; returns (logits [C], info)."""
-    p, cfg, dt = model.params, model.config, model.dtype
+    p, cfg, dt, rnd = model.params, model.config, model.dtype, model.rnd
     ps = int(cfg["patch_size"])
     n = patches.shape[0]
     patches = np.asarray(patches, dtype=dt)
     feats = []
     for s in range(0, n, stem_chunk):
-        feats.append(patch_stem(patches[s:s + stem_chunk], p, ps))
+        feats.append(patch_stem(patches[s:s + stem_chunk], p, ps, rnd))
     x = np.concatenate(feats, axis=0) if feats else np.zeros((0, p["embedding/kernel"].shape[0]), dt)
-    x = dense(x, p["embedding/kernel"], p["embedding/bias"])
+    x = dense(x, p["embedding/kernel"], p["embedding/bias"], rnd)
     T = "Transformer/"
     x = x + p[T + "posembed_input/pos_embedding"][0][np.asarray(spatial, np.int64)]
     x = x + p[T + "scaleembed_input/scale_embedding"][0][np.asarray(scale, np.int64)]
     x = np.concatenate([p[T + "cls"][0], x], axis=0)
     m = np.concatenate([[1], np.asarray(mask, np.int64)])
     for i in range(int(cfg["num_layers"])):
-        x = encoder_block(x, m, _sub(p, T + "encoderblock_%d/" % i), int(cfg["num_heads"]))
+        x = encoder_block(x, m, _sub(p, T + "encoderblock_%d/" % i), int(cfg["num_heads"]),
+                          rnd)
     x = layer_norm(x, p[T + "encoder_norm/scale"], p[T + "encoder_norm/bias"])
     cls = x[0]
     logits = dense(cls, p["head/kernel"], p["head/bias"])
@@ -630,7 +667,7 @@ def forward(model, patches, spatial, scale, mask, stem_chunk=256):
     # logit j propagated from a relative error of the CLS features.
     head_mag = (np.abs(cls.astype(np.float64))[:, None]
                 * np.abs(p["head/kernel"].astype(np.float64))).sum(axis=0)
-    return logits, {"head_magnitude": head_mag}
+    return logits, {"head_magnitude": head_mag, "cls": cls}
 
 
 def score_from_logits(logits):
@@ -682,11 +719,13 @@ def main(argv=None):
     ap.add_argument("--float64", action="store_true",
                     help="run the model (not the preprocessing) in float64, "
                          "to estimate float32 rounding noise")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: the products' inputs rounded to bfloat16 (docs/precision.md)")
     ap.add_argument("--verbose", action="store_true",
                     help="also print logits, sequence length, error scale")
     ap.add_argument("images", nargs="+")
     args = ap.parse_args(argv)
-    model = load_model(args.weights, np.float64 if args.float64 else F32)
+    model = load_model(args.weights, np.float64 if args.float64 else F32, args.precision)
     rc = 0
     for path in args.images:
         try:

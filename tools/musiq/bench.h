@@ -12,6 +12,7 @@ struct BenchOptions {
   std::string model = "koniq";
   std::string weights;
   std::string device = "auto";
+  std::string precision = "fp32";
   int runs = 20;
   int warmup = 2;
   int batch = 1;

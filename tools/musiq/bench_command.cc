@@ -19,6 +19,7 @@
 #include "engine/musiq.h"
 #include "tools/musiq/bench.h"
 #include "tools/musiq/commands.h"
+#include "tools/musiq/precision_option.h"
 #include "tools/musiq/target_size_option.h"
 
 #ifndef MUSIQ_SOURCE_DIR
@@ -105,6 +106,7 @@ int run_bench(const BenchOptions& o) {
   ScorerParams params;
   params.weights_path = bench_weights(o, random);
   params.device = parse_device_kind(o.device);
+  params.precision = parse_precision(o.precision);
   params.decode.target = o.target;
   const std::unique_ptr<Scorer> scorer = Scorer::open(params);
   const DeviceChoice& device = scorer->device();
@@ -154,8 +156,10 @@ int run_bench(const BenchOptions& o) {
   const Json latency = summarize(step_ms);
   Json out = {
       {"device", device.name},
+      {"precision", precision_name(scorer->precision())},
       {"gpu_available", gpu_available(device)},
       {"device_description", device.description},
+      {"cpu_kernels", query_cpu_info().kernels},
       {"model", model.variant},
       {"weights", random ? std::string(kRandomWeights) : model.weights_path},
       {"weights_path", model.weights_path},
@@ -176,6 +180,8 @@ int run_bench(const BenchOptions& o) {
         {"model", summarize(model_ms)},
         {"total", summarize(total_ms)}}}};
   if (o.target.set()) out["target_size"] = {o.target.width, o.target.height};
+  if (scorer->precision() == Precision::kBf16 && device.kind == DeviceKind::kCpu)
+    out["bf16_kernel"] = query_cpu_info().bf16_kernel;
   std::cout << out.dump(2) << "\n";
   return 0;
 }
@@ -195,6 +201,7 @@ Command add_bench_command(CLI::App& app) {
   cmd->add_option("--device", o->device, alternatives(kDeviceNames))
       ->check(CLI::IsMember(kDeviceNames))
       ->capture_default_str();
+  add_precision_option(*cmd, o->precision);
   cmd->add_option("--runs", o->runs, "Timed steps")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();

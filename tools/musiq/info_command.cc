@@ -112,8 +112,15 @@ int run_info(const InfoOptions& o) {
   out["cpu"] = {{"model", text_or_null(cpu.model)},
                 {"hardware_threads", cpu.hardware_threads},
                 {"threads", cpu.threads},
-                {"blas", cpu.blas}};
+                {"blas", cpu.blas},
+                {"cpu_kernels", cpu.kernels},
+                {"bf16_kernel", cpu.bf16_kernel}};
   out["gpu"] = gpu_json();
+  for (DeviceKind device : {DeviceKind::kCpu, DeviceKind::kCuda}) {
+    nlohmann::json names = nlohmann::json::array();
+    for (Precision p : precisions_on(device)) names.push_back(precision_name(p));
+    out["precisions"][device_name(device)] = names;
+  }
   const DeviceChoice automatic = select_device(DeviceKind::kAuto);
   out["device_auto"] = {{"device", automatic.name},
                         {"reason", text_or_null(automatic.fallback_reason)}};

@@ -70,6 +70,7 @@ std::string to_json(const Record& r) {
   } else {
     members.push_back({"score", nlohmann::json(r.score).dump()});
     members.push_back({"device", json_string(r.device)});
+    members.push_back({"precision", json_string(r.precision)});
     members.push_back({"gpu_available", r.gpu_available ? "true" : "false"});
     members.push_back({"width", std::to_string(r.width)});
     members.push_back({"height", std::to_string(r.height)});
@@ -105,7 +106,8 @@ std::string scored_size_note(const Record& r) {
 std::string csv_note(const Record& r) {
   std::string note = r.random_weights ? kRandomNote : "";
   for (const std::string& more :
-       {r.scored_width ? scored_size_note(r) + " (--target-size)" : "",
+       {r.precision == "fp32" ? "" : r.precision + " precision (--precision)",
+        r.scored_width ? scored_size_note(r) + " (--target-size)" : "",
         r.warning.empty() ? "" : "decoder warning: " + r.warning})
     if (!more.empty()) note += (note.empty() ? "" : "; ") + more;
   return note;

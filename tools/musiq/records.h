@@ -25,6 +25,7 @@ struct Record {
   std::string warning;  // the decoder's warning about a scored image, if any
   float score = 0;
   std::string device;
+  std::string precision = "fp32";  // the arithmetic that scored it (docs/precision.md)
   bool gpu_available = false;  // a usable GPU was found, whichever device scored
   int width = 0, height = 0;   // as decoded
   // Set when --target-size resized the image: the size the model scored it at.

@@ -16,6 +16,7 @@
 #include "tools/musiq/records.h"
 #include "tools/musiq/stop_signals.h"
 #include "tools/musiq/tar_reader.h"
+#include "tools/musiq/precision_option.h"
 #include "tools/musiq/target_size_option.h"
 
 namespace musiq::cli {
@@ -29,6 +30,7 @@ struct ScoreOptions {
   bool model_given = false;  // --model on the command line (not the default)
   std::string weights;
   std::string device = "auto";
+  std::string precision = "fp32";
   std::string format = "jsonl";
   std::string output;
   bool resume = false, overwrite = false, quiet = false, strict = false;
@@ -73,6 +75,7 @@ std::unique_ptr<Pipeline> open_pipeline(const ScoreOptions& o) {
   params.weights = o.weights;
   params.check_variant = o.model_given;
   params.device = parse_device_kind(o.device);
+  params.precision = parse_precision(o.precision);
   params.decode = decode_options(o);
   params.threads = o.threads;
   params.batch_images = o.batch;
@@ -95,6 +98,7 @@ Record record_of(const InputItem& item, const Pipeline& pipeline, size_t model,
   const ScoreResult& s = o.result;
   r.score = s.score;
   r.device = o.device;
+  r.precision = precision_name(pipeline.precision());
   r.gpu_available = pipeline.gpu_available();
   r.width = s.width;
   r.height = s.height;
@@ -128,6 +132,7 @@ int run_benchmark(const ScoreOptions& o, const InputList& inputs) {
   bench.model = models.front();
   bench.weights = o.weights;
   bench.device = o.device;
+  bench.precision = o.precision;
   bench.runs = o.runs;
   bench.warmup = o.warmup;
   if (o.batch > 0) bench.batch = o.batch;
@@ -252,6 +257,7 @@ Command add_score_command(CLI::App& app) {
   cmd->add_option("--device", o->device, alternatives(kDeviceNames))
       ->check(CLI::IsMember(kDeviceNames))
       ->capture_default_str();
+  add_precision_option(*cmd, o->precision);
   cmd->add_option("--format", o->format, "json, jsonl, csv or table")
       ->check(CLI::IsMember({"json", "jsonl", "csv", "table"}))
       ->capture_default_str();

@@ -14,6 +14,7 @@
 
 #include "engine/musiq.h"
 #include "tools/musiq/commands.h"
+#include "tools/musiq/precision_option.h"
 #include "tools/musiq/serve_connections.h"
 #include "tools/musiq/serve_service.h"
 #include "tools/musiq/stop_signals.h"
@@ -52,7 +53,8 @@ int run_serve(ServeOptions o) {
     const char* key = std::getenv("MUSIQ_API_KEY");
     if (key) o.api_key = key;
   }
-  parse_device_kind(o.device);  // a bad name fails before the port is taken
+  parse_device_kind(o.device);  // bad names fail before the port is taken
+  parse_precision(o.precision);
   // Only the watcher below receives SIGINT and SIGTERM: block them before any thread starts.
   const sigset_t signals = stop_signal_set();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
@@ -139,6 +141,7 @@ Command add_serve_command(CLI::App& app) {
   cmd->add_option("--device", o->device, alternatives(kDeviceNames))
       ->check(CLI::IsMember(kDeviceNames))
       ->capture_default_str();
+  add_precision_option(*cmd, o->precision);
   cmd->add_option("--host", o->host,
                   "Address to listen on (loopback by default; anything else wants --api-key "
                   "and TLS from a reverse proxy)")

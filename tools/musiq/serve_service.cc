@@ -110,6 +110,7 @@ struct ScoringService::Impl {
     params.weights = o_.weights;
     params.weights_read = std::move(weights_);
     params.device = parse_device_kind(o_.device);
+    params.precision = parse_precision(o_.precision);
     params.decode = decode_;
     params.batch_rows = o_.batch_rows;
     params.threads = o_.threads;
@@ -159,7 +160,7 @@ struct ScoringService::Impl {
         models.push_back({{"name", pipeline_->label()},
                           {"variant", pipeline_->model().variant},
                           {"device", pipeline_->device().name},
-                          {"precision", "fp32"},
+                          {"precision", precision_name(pipeline_->precision())},
                           {"random_weights", pipeline_->model().random_weights},
                           {"weights", pipeline_->model().weights_path}});
       reply(res, 200, {{"models", models}});
@@ -287,7 +288,7 @@ struct ScoringService::Impl {
                    {"tokens", r.tokens},
                    {"model", pipeline_->label()},
                    {"device", outcome.device},
-                   {"precision", "fp32"},
+                   {"precision", precision_name(pipeline_->precision())},
                    {"batch_images", r.batch_images},
                    {"ms", std::round(std::chrono::duration<double, std::milli>(
                                          Clock::now() - start).count() * 10) / 10}};

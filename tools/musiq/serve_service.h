@@ -16,6 +16,7 @@ struct ServeOptions {
   std::string model = "koniq";
   std::string weights;
   std::string device = "auto";
+  std::string precision = "fp32";
   std::string host = "127.0.0.1";
   int port = 8080;
   int max_wait_ms = 5;

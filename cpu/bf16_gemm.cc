@@ -1,0 +1,309 @@
+// bf16::gemm: the bf16 GEMM on AMX tiles or AVX512_BF16 dot products. Per task, 32 rows of
+// `a` (two A tiles) against two 16-column panels of b (two B tiles) into 32 x 32 sums (four
+// C tiles, or 8-row register blocks), over all of k; a task takes a group of panel pairs,
+// so its rows of `a` stay in L1 while the panels stream from L2. `a` is rounded to bfloat16
+// once per call, into rows padded to whole tiles.
+#include <immintrin.h>
+#include <omp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/precision.h"
+#include "cpu/bf16_gemm.h"
+#include "cpu/isa.h"
+#include "cpu/vector_math.h"
+
+namespace musiq::cpu::bf16 {
+namespace {
+
+constexpr int kTileRows = 16;  // rows of every tile
+constexpr int kTileK = 32;     // bfloat16 values of k in an A tile's row (64 bytes)
+constexpr int kPanel = 16;     // columns of a B panel and of a C tile
+constexpr int kTileValues = kTileRows * kTileK;
+constexpr int kBlockRows = 2 * kTileRows;  // rows of a task
+constexpr int kBlockCols = 2 * kPanel;     // columns of a pair of panels
+
+// Linux: the tile data state is off until the process asks for it (arch_prctl(2)).
+constexpr int kArchReqXcompPerm = 0x1023;
+constexpr int kXfeatureXtiledata = 18;
+
+// The layout ldtilecfg reads (palette 1).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+constexpr Kernel kKernels[] = {Kernel::kPlain, Kernel::kAvx512Bf16, Kernel::kAmx};
+
+bool runs(Kernel kernel) {
+  __builtin_cpu_init();
+  const bool avx512_bf16 =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+  switch (kernel) {
+    case Kernel::kPlain: return true;
+    case Kernel::kAvx512Bf16: return avx512_bf16;
+    case Kernel::kAmx: {
+      // Asked of Linux once; the answer holds for the whole process.
+      static const bool granted =
+          avx512_bf16 && __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") &&
+          syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+      return granted;
+    }
+  }
+  return false;
+}
+
+Kernel decide() {
+  const char* forced = std::getenv("MUSIQ_CPU_BF16");
+  if (!forced || !*forced)
+    return runs(Kernel::kAmx)          ? Kernel::kAmx
+           : runs(Kernel::kAvx512Bf16) ? Kernel::kAvx512Bf16
+                                       : Kernel::kPlain;
+  for (const Kernel k : kKernels)
+    if (std::string(forced) == kernel_name(k)) {
+      if (!runs(k))
+        throw Error(std::string("MUSIQ_CPU_BF16=") + forced +
+                    ": this CPU (or kernel) cannot run it");
+      return k;
+    }
+  throw Error(std::string("MUSIQ_CPU_BF16=") + forced +
+              ": not a bf16 kernel (use amx, avx512_bf16 or plain)");
+}
+
+Kernel& chosen() {
+  static Kernel kernel = decide();
+  return kernel;
+}
+
+// Only the functions that hold tile or bf16 instructions are compiled for them (so that
+// the others still inline the header's float helpers); the others for AVX-512, which every
+// CPU with either kernel has, whatever MUSIQ_CPU_ISA asks of the fp32 kernels.
+#define MUSIQ_AMX_TARGET __attribute__((target("amx-tile,amx-bf16")))
+#define MUSIQ_DPBF16_TARGET \
+  __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+
+// Every tile 16 rows of 64 bytes, once per thread: nothing else in the process configures
+// tiles, so the configuration stays.
+MUSIQ_AMX_TARGET void configure_tiles() {
+  thread_local bool configured = false;
+  if (configured) return;
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.rows[t] = kTileRows;
+    config.bytes_per_row[t] = 64;
+  }
+  // As an asm statement that reads all of `config`: GCC 12's _tile_loadconfig builtin does
+  // not say it reads memory, and the stores that fill the config were dropped.
+  asm volatile("ldtilecfg %0" : : "m"(config));
+  configured = true;
+}
+
+inline uint16_t bf16_bits(float x) {
+  return static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_bf16(x)) >> 16);
+}
+
+// rows [r0, r1) of `a` rounded into `out` (rows `width` apart, zero past k).
+MUSIQ_TARGET_AVX512 void round_rows(const float* a, int64_t lda, int k, int64_t r0, int64_t r1,
+                                    int width, uint16_t* out) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* src = a + r * lda;
+    uint16_t* dst = out + r * width;
+#pragma omp simd
+    for (int j = 0; j < k; ++j) dst[j] = bf16_bits(src[j]);
+    std::fill(dst + k, dst + width, uint16_t{0});
+  }
+}
+
+// C tiles 0-3 = the 32 rows at `a` (rows a_stride bytes apart) times panels b0 (and b1
+// when kTwo), over `groups` tiles of k; stored to c [32][32].
+template <bool kTwo>
+MUSIQ_AMX_TARGET void block_amx(const uint16_t* a, int64_t a_stride, int64_t a_half,
+                                const uint16_t* b0, const uint16_t* b1, int groups, float* c) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int g = 0; g < groups; ++g) {
+    _tile_loadd(4, a + g * kTileK, a_stride);
+    _tile_loadd(5, a + a_half + g * kTileK, a_stride);
+    _tile_loadd(6, b0 + int64_t{g} * kTileValues, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(2, 5, 6);
+    if constexpr (kTwo) {
+      _tile_loadd(7, b1 + int64_t{g} * kTileValues, 64);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  constexpr int kStride = kBlockCols * sizeof(float);
+  _tile_stored(0, c, kStride);
+  _tile_stored(2, c + kTileRows * kBlockCols, kStride);
+  if constexpr (kTwo) {
+    _tile_stored(1, c + kPanel, kStride);
+    _tile_stored(3, c + kTileRows * kBlockCols + kPanel, kStride);
+  }
+}
+
+// The same block with AVX512_BF16: per pair of k, one vector of each panel (a row of its
+// tile) and each row's pair of `a` broadcast, in 8-row register blocks (16 sums).
+template <bool kTwo>
+MUSIQ_DPBF16_TARGET void block_dp(const uint16_t* a, int width, const uint16_t* b0,
+                                  const uint16_t* b1, int groups, float* c) {
+  constexpr int kRows = 8;
+  for (int r0 = 0; r0 < kBlockRows; r0 += kRows) {
+    __m512 sums[kRows][2];
+    for (int r = 0; r < kRows; ++r) sums[r][0] = sums[r][1] = _mm512_setzero_ps();
+    const uint16_t* rows = a + int64_t{r0} * width;
+    for (int pair = 0; pair < groups * kTileRows; ++pair) {
+      const __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + pair * kTileK);
+      const __m512bh v1 = kTwo ? (__m512bh)_mm512_loadu_si512(b1 + pair * kTileK) : v0;
+      for (int r = 0; r < kRows; ++r) {
+        uint32_t two;  // a's values 2 pair and 2 pair + 1 of row r0 + r
+        std::memcpy(&two, rows + int64_t{r} * width + 2 * pair, sizeof two);
+        const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(two));
+        sums[r][0] = _mm512_dpbf16_ps(sums[r][0], x, v0);
+        if constexpr (kTwo) sums[r][1] = _mm512_dpbf16_ps(sums[r][1], x, v1);
+      }
+    }
+    for (int r = 0; r < kRows; ++r) {
+      _mm512_storeu_ps(c + (r0 + r) * kBlockCols, sums[r][0]);
+      if constexpr (kTwo) _mm512_storeu_ps(c + (r0 + r) * kBlockCols + kPanel, sums[r][1]);
+    }
+  }
+}
+
+// The block of rows at `a` and panels b0 (and b1) on kernel `kernel`.
+template <bool kTwo>
+void block(Kernel kernel, const uint16_t* a, int width, const uint16_t* b0, const uint16_t* b1,
+           int groups, float* c) {
+  if (kernel == Kernel::kAmx) {
+    configure_tiles();
+    const int64_t stride = int64_t{width} * sizeof(uint16_t);
+    block_amx<kTwo>(a, stride, int64_t{kTileRows} * width, b0, b1, groups, c);
+  } else {
+    block_dp<kTwo>(a, width, b0, b1, groups, c);
+  }
+}
+
+// out = start + sums for `rows` x `cols` of the block c [32][32], then GELU, as gemm() in
+// cpu/gemm.h applies its start and epilogue.
+MUSIQ_TARGET_AVX512 void finish(const float* c, int64_t rows, int cols, const float* bias,
+                                bool accumulate, bool gelu, float* out, int64_t ldc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* o = out + r * ldc;
+    const float* sums = c + r * kBlockCols;
+#pragma omp simd
+    for (int j = 0; j < cols; ++j) {
+      float start = accumulate ? o[j] : 0.0f;
+      if (bias) start += bias[j];
+      o[j] = start + sums[j];
+    }
+    if (!gelu) continue;
+#pragma omp simd
+    for (int j = 0; j < cols; ++j) o[j] = gelu_tanh(o[j]);
+  }
+}
+
+}  // namespace
+
+const char* kernel_name(Kernel kernel) {
+  switch (kernel) {
+    case Kernel::kAmx: return "amx";
+    case Kernel::kAvx512Bf16: return "avx512_bf16";
+    case Kernel::kPlain: break;
+  }
+  return "plain";
+}
+
+Kernel kernel() { return chosen(); }
+
+void set_kernel(Kernel kernel) {
+  if (!runs(kernel))
+    throw Error(std::string("bf16 kernel ") + kernel_name(kernel) + ": this CPU cannot run it");
+  chosen() = kernel;
+}
+
+int64_t packed_count(int k, int n) {
+  const int64_t panels = (n + kPanel - 1) / kPanel, groups = (k + kTileK - 1) / kTileK;
+  return panels * groups * kTileValues;
+}
+
+void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_stride,
+          uint16_t* packed) {
+  const int panels = (n + kPanel - 1) / kPanel, groups = (k + kTileK - 1) / kTileK;
+  for (int p = 0; p < panels; ++p)
+    for (int g = 0; g < groups; ++g) {
+      // The tile's 32 x 16 values of b, zero past its edges, then rounded and interleaved:
+      // tile row i holds k = 2i and 2i + 1 of the group, per column.
+      float values[kTileK][kPanel] = {};
+      const int rows = std::min(kTileK, k - g * kTileK), cols = std::min(kPanel, n - p * kPanel);
+      const float* from =
+          b + int64_t{g} * kTileK * row_stride + int64_t{p} * kPanel * column_stride;
+      for (int r = 0; r < rows; ++r)
+        for (int col = 0; col < cols; ++col)
+          values[r][col] = from[r * row_stride + col * column_stride];
+      uint16_t* tile = packed + (int64_t{p} * groups + g) * kTileValues;
+      for (int i = 0; i < kTileRows; ++i)
+        for (int col = 0; col < kPanel; ++col) {
+          tile[i * kTileK + 2 * col] = bf16_bits(values[2 * i][col]);
+          tile[i * kTileK + 2 * col + 1] = bf16_bits(values[2 * i + 1][col]);
+        }
+    }
+}
+
+void gemm(const float* a, int64_t m, int k, int64_t lda, const uint16_t* packed, int n,
+          const float* bias, bool accumulate, bool gelu, float* out, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  const int groups = (k + kTileK - 1) / kTileK, width = groups * kTileK;
+  const int panels = (n + kPanel - 1) / kPanel, pairs = (panels + 1) / 2;
+  const int64_t blocks = (m + kBlockRows - 1) / kBlockRows;
+  // Kept across calls: after the largest `a` so far, no allocation.
+  thread_local std::vector<uint16_t> rounded;
+  rounded.resize(size_t(blocks * kBlockRows * width));
+  uint16_t* const a16 = rounded.data();
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+#pragma omp parallel for schedule(static) if (threads > 1 && m * k > (int64_t{1} << 15))
+  for (int64_t bl = 0; bl < blocks; ++bl) {
+    const int64_t r0 = bl * kBlockRows, r1 = std::min(m, r0 + kBlockRows);
+    round_rows(a, lda, k, r0, r1, width, a16);
+    std::fill(a16 + r1 * width, a16 + (r0 + kBlockRows) * width, uint16_t{0});
+  }
+  // Enough tasks that threads finish together: panel pairs cut into groups while few.
+  int cuts = 1;
+  while (blocks * cuts < 8 * int64_t{threads} && cuts < pairs) ++cuts;
+  const int per_cut = (pairs + cuts - 1) / cuts;
+  cuts = (pairs + per_cut - 1) / per_cut;
+  const int64_t tasks = blocks * cuts;
+  const Kernel kernel = chosen();
+  if (kernel == Kernel::kPlain) throw Error("bf16::gemm: the plain path has no packed kernels");
+#pragma omp parallel for schedule(dynamic) if (tasks > 1 && threads > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    alignas(64) float c[kBlockRows * kBlockCols];
+    const int64_t r0 = t / cuts * kBlockRows, rows = std::min<int64_t>(kBlockRows, m - r0);
+    const int first = static_cast<int>(t % cuts) * per_cut;
+    const uint16_t* a_block = a16 + r0 * width;
+    for (int pair = first; pair < std::min(pairs, first + per_cut); ++pair) {
+      const int p = 2 * pair, j0 = p * kPanel;
+      const uint16_t* b0 = packed + int64_t{p} * groups * kTileValues;
+      if (p + 1 < panels)
+        block<true>(kernel, a_block, width, b0, b0 + groups * kTileValues, groups, c);
+      else
+        block<false>(kernel, a_block, width, b0, nullptr, groups, c);
+      finish(c, rows, std::min(kBlockCols, n - j0), bias ? bias + j0 : nullptr, accumulate, gelu,
+             out + r0 * ldc + j0, ldc);
+    }
+  }
+}
+
+}  // namespace musiq::cpu::bf16
