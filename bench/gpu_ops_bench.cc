@@ -50,19 +50,21 @@ constexpr double kPairMicros = 100;     // device time an event pair spans at le
 constexpr int kMaxLaunches = 100;       // launches per event pair at most (an op is a few
                                         // launches: far from the launch queue's depth)
 
-// One stream, cuBLAS handle (with GpuModel's workspace), pair of events and L2-flush buffer
-// for every row.
+// One stream, cuBLAS handle (the peak SGEMM) and GEMM context (GpuModel's, with its
+// workspace, shared: one stream orders them), pair of events and L2-flush buffer for every row.
 struct GpuBench {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
   cudaEvent_t start = nullptr, stop = nullptr;
   DeviceArray<unsigned char> flush, blas_workspace;
+  std::unique_ptr<cuda::GemmContext> gemm;
 
   GpuBench() {
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     blas = cuda::make_blas_handle();
     blas_workspace.allocate(cuda::kBlasWorkspaceBytes, "the cuBLAS workspace");
     cuda::set_blas_workspace(blas, stream, blas_workspace.get(), cuda::kBlasWorkspaceBytes);
+    gemm = std::make_unique<cuda::GemmContext>(blas_workspace.get(), cuda::kBlasWorkspaceBytes);
     CUDA_CHECK(cudaEventCreate(&start));
     CUDA_CHECK(cudaEventCreate(&stop));
     int device = 0, l2_bytes = 0;
@@ -243,7 +245,7 @@ struct MakeGpuOp {
     auto cols = scratch<float>(c.k == 1 ? 0 : int64_t{c.n} * c.out_hw * c.out_hw * c.k * c.k * c.cin);
     auto out = scratch<float>(int64_t{c.n} * c.out_hw * c.out_hw * c.cout);
     return [=](GpuBench& g) {
-      cuda::conv2d(in->get(), c.shape(), kernel->get(), cols->get(), out->get(), g.blas,
+      cuda::conv2d(in->get(), c.shape(), kernel->get(), cols->get(), out->get(), g.gemm.get(),
                    g.stream);
     };
   }
@@ -274,7 +276,7 @@ struct MakeGpuOp {
     auto out = upload(random_floats(c.m * c.n, 1.0f, 9));
     return [=](GpuBench& g) {
       cuda::linear(a->get(), c.m, c.k, b->get(), c.n, bias->get(), c.epilogue, out->get(),
-                   g.blas, g.stream);
+                   g.gemm.get(), g.stream);
     };
   }
   GpuOp operator()(const LayerNormCall& c) const {

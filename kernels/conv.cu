@@ -1,6 +1,6 @@
 // conv2d: NHWC convolution with an HWIO kernel, no bias, explicit top/left padding, as
 // cpu/conv.cc: im2col into `columns` [positions, kh*kw*cin] in (dy, dx, cin) order (the
-// HWIO kernel read as a row-major [kh*kw*cin, cout] matrix), then one SGEMM (linear, kBias
+// HWIO kernel read as a row-major [kh*kw*cin, cout] matrix), then one GEMM (linear, kBias
 // without a bias). A 1x1 / stride 1 / unpadded conv is the GEMM on the input directly.
 //
 // im2col launch: one thread per column float (int64 index, grid-stride loop); a warp writes
@@ -9,7 +9,7 @@
 // cin 64) 576. Copies only: the columns are bit-identical to the CPU's; the GEMM differs
 // from OpenBLAS in summation order (see kernels/linear.cu).
 //
-// Why im2col rather than an implicit-GEMM conv or cuDNN: one SGEMM path for every product and
+// Why im2col rather than an implicit-GEMM conv or cuDNN: one GEMM path for every product and
 // columns bit-identical to the CPU's; its cost is the columns buffer (37,632 floats per token
 // for conv_root).
 #include <cstdint>
@@ -45,14 +45,14 @@ __global__ void im2col_kernel(const float* __restrict__ in, int h, int w, int ci
 
 }  // namespace
 
-void conv2d(const float* in, const Conv2dShape& s, const float* kernel, float* columns,
-            float* out, cublasHandle_t blas, cudaStream_t stream) {
+void conv2d(const float* in, const Conv2dShape& s, const float* kernel, float* columns, float* out,
+            GemmContext* gemm, cudaStream_t stream) {
   const int64_t k = s.window();
   const int64_t positions = s.positions();
   if (positions <= 0 || s.out_channels <= 0) return;
   if (s.pointwise()) {
-    linear(in, positions, s.in_channels, kernel, s.out_channels, nullptr, Epilogue::kBias,
-           out, blas, stream);
+    linear(in, positions, s.in_channels, kernel, s.out_channels, nullptr, Epilogue::kBias, out,
+           gemm, stream);
     return;
   }
   check_conv2d_windows(s, columns);
@@ -61,8 +61,8 @@ void conv2d(const float* in, const Conv2dShape& s, const float* kernel, float* c
       in, s.height, s.width, s.in_channels, s.kernel, s.kernel, s.stride, s.pad_top, s.pad_left,
       s.out_height, s.out_width, total, columns);
   CUDA_CHECK_LAUNCH();
-  linear(columns, positions, static_cast<int>(k), kernel, s.out_channels, nullptr,
-         Epilogue::kBias, out, blas, stream);
+  linear(columns, positions, static_cast<int>(k), kernel, s.out_channels, nullptr, Epilogue::kBias,
+         out, gemm, stream);
 }
 
 }  // namespace musiq::cuda

@@ -1,4 +1,5 @@
-// Elementwise ops: add_embeddings, add_relu, and the bias / bias+GELU epilogues of linear.
+// Elementwise ops: add_embeddings and add_relu (linear's bias and GELU are fused into its
+// cuBLASLt matmul, kernels/linear.cu).
 //
 // Launch: 256 threads, grid-stride loops over int64 element (or float4) indices, grid
 // capped at 65,535 blocks. These ops are pure streaming (no reuse), so the only things that
@@ -11,16 +12,8 @@
 // nvcc could otherwise contract a multiply and an add into one FMA:
 //   add_embeddings  (x + pos) + scale               bit-identical to cpu/elementwise.cc
 //   add_relu        v = x + r; v > 0 ? v : 0        bit-identical
-//   add_bias        x + bias                        bit-identical to cpu::linear's kBias
-//   gelu_bias       gelu_tanh(x + bias): cpu/vector_math.h's formula x / (1 + exp(-2u)),
-//                   term by term with its constants; only exp differs (CUDA's expf, <= 2
-//                   ulp, against the CPU's exp_approx, <= 1.5 ulp), and the CPU's AVX
-//                   clones contract u to FMAs. Agreement: a few ulp plus |2u| ulp from u's
-//                   rounding, amplified by exp (bounds in tests/gpu/elementwise_gpu_test.cc).
 //
-// gelu_tanh is x / (1 + exp(-2u)), not 0.5 x (1 + tanhf(u)): the latter cancels in
-// 1 + tanhf(u) below x of about -3 (10-100 % relative error below -5). Each op is bound by
-// DRAM bandwidth: its floor is the bytes it reads and writes.
+// Each op is bound by DRAM bandwidth: its floor is the bytes it reads and writes.
 #include <cstdint>
 
 #include "base/error.h"
@@ -99,67 +92,6 @@ __global__ void add_relu_kernel(float* __restrict__ x, const float* __restrict__
   MUSIQ_GRID_STRIDE_LOOP(i, count) x[i] = add_relu1(x[i], res[i]);
 }
 
-// ---- bias epilogues ---------------------------------------------------------------------
-
-// jax.nn.gelu(approximate=True), term by term as cpu/vector_math.h's gelu_tanh writes it:
-//   x / (1.0f + exp(-kTwoSqrt2OverPi * (x + 0.044715f * (x * x * x))))
-// i.e. x (1 + tanh u) / 2 with (1 + tanh u) / 2 = 1 / (1 + exp(-2u)): no cancellation for
-// x < 0. expf(+large) = inf gives -0 below about -10, as on the CPU.
-__device__ __forceinline__ float gelu_tanh(float x) {
-  constexpr float kTwoSqrt2OverPi = 2 * 0.7978845608028654f;
-  const float cube = __fmul_rn(__fmul_rn(x, x), x);
-  const float minus_2u = __fmul_rn(-kTwoSqrt2OverPi, __fadd_rn(x, __fmul_rn(0.044715f, cube)));
-  return __fdiv_rn(x, __fadd_rn(1.0f, expf(minus_2u)));
-}
-
-enum class BiasOp { kAdd, kGelu };
-
-template <BiasOp kOp>
-__device__ __forceinline__ float bias_op(float v, float b) {
-  const float t = __fadd_rn(v, b);
-  if constexpr (kOp == BiasOp::kGelu) return gelu_tanh(t);
-  return t;
-}
-
-// bias == nullptr means "no bias" (only reachable for kGelu; cpu::linear allows it).
-template <BiasOp kOp, bool kVec4>
-__global__ void bias_kernel(float* __restrict__ x, int64_t rows, int cols,
-                            const float* __restrict__ bias) {
-  if constexpr (kVec4) {
-    const int cols4 = cols / 4;
-    float4* x4 = reinterpret_cast<float4*>(x);
-    const float4* b4 = reinterpret_cast<const float4*>(bias);
-    MUSIQ_GRID_STRIDE_LOOP(i, rows * cols4) {
-      const int j = static_cast<int>(i % cols4);
-      const float4 b = bias ? b4[j] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      float4 v = x4[i];
-      v.x = bias_op<kOp>(v.x, b.x);
-      v.y = bias_op<kOp>(v.y, b.y);
-      v.z = bias_op<kOp>(v.z, b.z);
-      v.w = bias_op<kOp>(v.w, b.w);
-      x4[i] = v;
-    }
-  } else {
-    MUSIQ_GRID_STRIDE_LOOP(i, rows * cols) {
-      const float b = bias ? bias[i % cols] : 0.0f;
-      x[i] = bias_op<kOp>(x[i], b);
-    }
-  }
-}
-
-template <BiasOp kOp>
-void launch_bias(float* x, int64_t rows, int cols, const float* bias, cudaStream_t stream) {
-  if (rows <= 0 || cols <= 0) return;
-  const bool vec4 = cols % 4 == 0 && aligned16(x) && (bias == nullptr || aligned16(bias));
-  if (vec4)
-    bias_kernel<kOp, true><<<grid_for(rows * (cols / 4)), kThreads, 0, stream>>>(x, rows, cols,
-                                                                                bias);
-  else
-    bias_kernel<kOp, false><<<grid_for(rows * cols), kThreads, 0, stream>>>(x, rows, cols,
-                                                                           bias);
-  CUDA_CHECK_LAUNCH();
-}
-
 }  // namespace
 
 void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
@@ -192,15 +124,6 @@ void add_relu(float* x, const float* residual, int64_t count, cudaStream_t strea
                                                                      count - done);
     CUDA_CHECK_LAUNCH();
   }
-}
-
-void add_bias(float* x, int64_t rows, int cols, const float* bias, cudaStream_t stream) {
-  if (bias == nullptr) return;  // cpu::linear with kBias and no bias leaves out untouched
-  launch_bias<BiasOp::kAdd>(x, rows, cols, bias, stream);
-}
-
-void gelu_bias(float* x, int64_t rows, int cols, const float* bias, cudaStream_t stream) {
-  launch_bias<BiasOp::kGelu>(x, rows, cols, bias, stream);
 }
 
 }  // namespace musiq::cuda

@@ -10,18 +10,17 @@
 // launches 961 blocks. Partial sums meet in shared memory and one thread per group adds its
 // P * (c / groups) partials in a fixed order: deterministic, no atomics.
 //
-// Numerics: two passes. The mean's sums are accumulated in double (per-thread partials and
-// the per-group total; negligible cost next to the memory traffic), so the float mean is
-// the CPU's in practice. The variance is accumulated in float around that mean,
-// sum((x - mean)^2): the same biased variance as the CPU's E[x^2] - E[x]^2 in double,
-// without the cancellation that form has in float when |mean| >> std. inv_std is formed
-// like the CPU's, float(1 / sqrt(double(var) + eps)), and the output expression
-// (x - mean) * inv_std * scale + bias uses _rn intrinsics so it is not contracted into an
-// FMA. Tests: tests/gpu/group_norm_gpu_test.cc, 1e-5 abs + 1e-5 rel.
+// Numerics: the CPU's, cpu/group_norm.cc. One pass of statistics: each thread sums x and
+// x^2 in double, one thread per group adds the partials in double, and the variance is
+// E[x^2] - E[x]^2 in double (no cancellation at double precision for any float input that
+// does not cancel on the CPU too); mean = float(mean), mul = float(inv_std * scale) per
+// channel, and the output (x - mean) * mul + bias with _rn intrinsics so it is not
+// contracted into an FMA: the CPU's expression. Only the order of the double sums differs.
+// Tests: tests/gpu/group_norm_gpu_test.cc, 1e-5 abs + 1e-5 rel.
 //
-// Three passes (sum, centred squares, normalise); the 2nd and 3rd re-read the image (64 KB
-// for every MUSIQ shape) from L1/L2. Bound: DRAM, one read and one write of n * hw * c floats
-// (961 tokens x 16 K floats x 8 B = 126 MB).
+// Two passes (statistics, normalise); the second re-reads the image (64 KB for every MUSIQ
+// shape) from L1/L2. Bound: DRAM, one read and one write of n * hw * c floats (961 tokens x
+// 16 K floats x 8 B = 126 MB).
 #include <cstdint>
 #include <string>
 
@@ -39,10 +38,11 @@ __global__ void group_norm_kernel(float* __restrict__ x, int hw, int c, int grou
                                   const float* __restrict__ scale,
                                   const float* __restrict__ bias, float eps, bool relu) {
   extern __shared__ double smem[];
-  const int threads = blockDim.x;                                       // c * pixel_step
-  double* partial = smem;                                               // [threads]
-  float* group_mean = reinterpret_cast<float*>(smem + threads);         // [groups]
-  float* group_inv = group_mean + groups;                               // [groups]
+  const int threads = blockDim.x;                                    // c * pixel_step
+  double* partial_sum = smem;                                        // [threads]
+  double* partial_sq = partial_sum + threads;                        // [threads]
+  double* group_inv = partial_sq + threads;                          // [groups]
+  float* group_mean = reinterpret_cast<float*>(group_inv + groups);  // [groups]
 
   const int t = threadIdx.x;
   const int ch = t % c;
@@ -50,45 +50,37 @@ __global__ void group_norm_kernel(float* __restrict__ x, int hw, int c, int grou
   const int group_size = c / groups;
   const int g = ch / group_size;
   float* image = x + int64_t{blockIdx.x} * hw * c;
-  const double count = double(hw) * group_size;
 
-  // Pass 1: mean (double sums).
-  double sum = 0.0;
-  for (int p = t / c; p < hw; p += pixel_step) sum += image[int64_t{p} * c + ch];
-  partial[t] = sum;
-  __syncthreads();
-  if (t < groups) {
-    double s = 0.0;
-    for (int q = 0; q < pixel_step; ++q)
-      for (int j = 0; j < group_size; ++j) s += partial[q * c + t * group_size + j];
-    group_mean[t] = static_cast<float>(s / count);
-  }
-  __syncthreads();
-
-  // Pass 2: biased variance around the mean (float sums; no cancellation left).
-  const float mean = group_mean[g];
-  float sq = 0.0f;
+  // Pass 1: sums of x and x^2 (double).
+  double sum = 0.0, sum_sq = 0.0;
   for (int p = t / c; p < hw; p += pixel_step) {
-    const float d = image[int64_t{p} * c + ch] - mean;
-    sq += d * d;
+    const double v = image[int64_t{p} * c + ch];
+    sum += v;
+    sum_sq += v * v;
   }
-  partial[t] = sq;
+  partial_sum[t] = sum;
+  partial_sq[t] = sum_sq;
   __syncthreads();
   if (t < groups) {
-    float s = 0.0f;
+    double s = 0.0, s2 = 0.0;
     for (int q = 0; q < pixel_step; ++q)
-      for (int j = 0; j < group_size; ++j)
-        s += static_cast<float>(partial[q * c + t * group_size + j]);
-    group_inv[t] = static_cast<float>(1.0 / sqrt(double(s) / count + double(eps)));
+      for (int j = 0; j < group_size; ++j) {
+        s += partial_sum[q * c + t * group_size + j];
+        s2 += partial_sq[q * c + t * group_size + j];
+      }
+    const double count = double(hw) * group_size;
+    const double mean = s / count;
+    group_mean[t] = static_cast<float>(mean);
+    group_inv[t] = 1.0 / sqrt(s2 / count - mean * mean + double(eps));
   }
   __syncthreads();
 
-  // Pass 3: normalise, scale, shift, ReLU; in place.
-  const float inv_std = group_inv[g];
-  const float s = scale[ch], b = bias[ch];
+  // Pass 2: normalise, scale, shift, ReLU; in place.
+  const float mean = group_mean[g];
+  const float mul = static_cast<float>(group_inv[g] * scale[ch]), b = bias[ch];
   for (int p = t / c; p < hw; p += pixel_step) {
     float& v = image[int64_t{p} * c + ch];
-    float y = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(v, mean), inv_std), s), b);
+    float y = __fadd_rn(__fmul_rn(__fsub_rn(v, mean), mul), b);
     if (relu && y < 0.0f) y = 0.0f;
     v = y;
   }
@@ -107,7 +99,8 @@ void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
                 std::to_string(kMaxChannels));
   const int pixel_step = c >= kTargetThreads ? 1 : kTargetThreads / c;
   const int threads = c * pixel_step;
-  const size_t smem = sizeof(double) * size_t(threads) + sizeof(float) * 2 * size_t(groups);
+  const size_t smem =
+      sizeof(double) * (2 * size_t(threads) + size_t(groups)) + sizeof(float) * size_t(groups);
   group_norm_kernel<<<static_cast<unsigned>(n), threads, smem, stream>>>(x, hw, c, groups, scale,
                                                                          bias, eps, relu);
   CUDA_CHECK_LAUNCH();

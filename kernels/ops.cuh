@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "base/op_arguments.h"  // Epilogue, Queries: shared by both sides
 
@@ -40,13 +41,6 @@ void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
 // kernels/elementwise.cu: x = relu(x + residual), count elements.
 void add_relu(float* x, const float* residual, int64_t count, cudaStream_t stream);
 
-// kernels/elementwise.cu: the epilogues of cpu::linear, for a GEMM that wrote x [rows, cols]:
-// add_bias:  x[r, j] += bias[j]                     (Epilogue::kBias; before a beta=1
-//                                                     GEMM it is kBiasResidual's bias step)
-// gelu_bias: x[r, j] = gelu_tanh(x[r, j] + bias[j])  (Epilogue::kBiasGelu; bias may be null)
-void add_bias(float* x, int64_t rows, int cols, const float* bias, cudaStream_t stream);
-void gelu_bias(float* x, int64_t rows, int cols, const float* bias, cudaStream_t stream);
-
 // kernels/group_norm.cu: in place GroupNorm over (H*W, channels of a group) per image, then
 // per-channel scale/bias, then ReLU if `relu`. x [n, hw, c]; needs c % groups == 0 and
 // c <= 1024.
@@ -75,40 +69,55 @@ void gaussian_resize(const float* in, int in_h, int in_w, int channels,
 void extract_patches(const float* image, int h, int w, int patch, int count_h, int count_w,
                      int pad_top, int pad_left, float* out, cudaStream_t stream);
 
-// The two GEMM-backed ops take the caller's cuBLAS handle before the stream; they bind the
-// handle to `stream` only when it is bound to another one (cublasSetStream would also
-// drop a workspace given with set_blas_workspace). The handle must be in
-// CUBLAS_DEFAULT_MATH (fp32 FFMA, no TF32): see make_blas_handle.
-
-// kernels/linear.cu: a cuBLAS handle for linear/conv2d: stream-less, CUBLAS_DEFAULT_MATH
-// (TF32 off), pointer mode host. The caller destroys it with cublasDestroy.
+// kernels/linear.cu: a cuBLAS handle, stream-less, CUBLAS_DEFAULT_MATH (TF32 off), pointer
+// mode host, for plain cuBLAS calls (the GPU benchmarks' peak SGEMM; the model's GEMMs go
+// through a GemmContext). The caller destroys it with cublasDestroy.
 cublasHandle_t make_blas_handle();
 
-// The cuBLAS workspace GpuModel and the GPU benchmarks give their handle: NVIDIA's advice
-// for Hopper (32 MiB).
+// The GEMM workspace GpuModel and the GPU benchmarks give cuBLAS and cuBLASLt: NVIDIA's
+// advice for Hopper (32 MiB).
 inline constexpr size_t kBlasWorkspaceBytes = size_t{32} << 20;
 
 // kernels/linear.cu: binds `blas` to `stream`, then gives it `workspace` (`bytes` of device
 // memory) as its workspace, in that order: cublasSetStream resets the workspace to cuBLAS's
-// default pool, which cuBLAS then allocates on the first GEMM. Afterwards linear/conv2d on
-// `stream` allocate nothing.
+// default pool, which cuBLAS then allocates on the first GEMM.
 void set_blas_workspace(cublasHandle_t blas, cudaStream_t stream, void* workspace, size_t bytes);
 
 // Throws musiq::Error with cuBLAS's own status name when `status` is not success.
 void check_cublas(cublasStatus_t status, const char* what);
 
-// kernels/linear.cu: out[m, n] = epilogue(a[m, k] @ b[k, n] + bias[n]), as cpu::linear:
-// kBias (bias may be null), kBiasGelu, kBiasResidual (out holds the residual on entry;
-// the bias is added to it first, then the GEMM accumulates with beta = 1, the CPU's order).
-// Needs m, n, k < 2^31 (cuBLAS's int sizes).
+// kernels/linear.cu: what the GEMM-backed ops (linear, conv2d) need of cuBLASLt: its handle,
+// the workspace its matmuls may use (`bytes` of device memory, owned by the caller; null
+// with 0), and a plan per problem (descriptors and the heuristic's algorithm), made on the
+// problem's first call and kept, so that a pass repeats no heuristic query. The stream is
+// an argument of every matmul: nothing to bind. Not thread-safe: one per stream.
+class GemmContext {
+ public:
+  GemmContext(void* workspace, size_t bytes);
+  ~GemmContext();
+  GemmContext(const GemmContext&) = delete;
+  GemmContext& operator=(const GemmContext&) = delete;
+
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// kernels/linear.cu: out[m, n] = epilogue(a[m, k] @ b[k, n] + bias[n]), as cpu::linear, in
+// one cuBLASLt matmul with the bias and GELU in its epilogue: kBias (bias may be null),
+// kBiasGelu (bias may be null), kBiasResidual (out holds the residual on entry; the matmul
+// accumulates into it with beta = 1 and adds the bias). fp32 throughout, no TF32. Needs
+// m, n, k < 2^31.
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
-            Epilogue epilogue, float* out, cublasHandle_t blas, cudaStream_t stream);
+            Epilogue epilogue, float* out, GemmContext* gemm, cudaStream_t stream);
 
 // kernels/conv.cu: convolution of `shape` (base/conv2d_shape.h), no bias, via im2col into
 // `columns` (shape.positions() * shape.window() floats; unused and may be null for a
-// pointwise shape, which is one GEMM as on the CPU) and one SGEMM.
+// pointwise shape, which is one GEMM as on the CPU) and one GEMM (linear).
 void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
-            float* out, cublasHandle_t blas, cudaStream_t stream);
+            float* out, GemmContext* gemm, cudaStream_t stream);
 
 // kernels/attention.cu: multi-head self-attention without a mask over packed sequences, as
 // cpu::attention: seq_starts [sequences + 1] on the device, `longest` the most rows of any

@@ -4,7 +4,7 @@
 #  1. No cudaMemcpy / cudaMemset / cudaMemcpy2D: they run on the legacy default stream,
 #     which the non-blocking streams our kernels run on do not wait for. Copy with the
 #     *Async forms on the work stream (DeviceArray::upload does).
-#  2. cublasSetStream only in kernels/linear.cu (set_blas_workspace, bind_stream): anywhere
+#  2. cublasSetStream only in kernels/linear.cu (set_blas_workspace): anywhere
 #     else it would silently drop the workspace set with set_blas_workspace.
 #  3. Every kernel launch in kernels/*.cu names its stream (its `>>>` follows `stream`): one
 #     left on the legacy default stream is not ordered with the work around it.

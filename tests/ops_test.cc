@@ -58,14 +58,11 @@ class Runner {
 };
 
 #ifdef MUSIQ_HAS_CUDA
-// One stream and cuBLAS handle for the whole test binary.
+// One stream and GEMM context for the whole test binary.
 struct CudaContext {
   cudaStream_t stream = nullptr;
-  cublasHandle_t blas = nullptr;
-  CudaContext() {
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    blas = cuda::make_blas_handle();
-  }
+  cuda::GemmContext gemm{nullptr, 0};
+  CudaContext() { CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)); }
 };
 CudaContext& cuda_context() {
   static CudaContext context;
@@ -166,7 +163,7 @@ struct OpCheck {
     r.run({&av, &bv, &bias, &out}, {}, [&](const auto& f, const auto&) {
       if (r.device() == Device::kCpu) return cpu::linear(f[0], c.m, c.k, f[1], c.n, f[2], c.epilogue, f[3]);
 #ifdef MUSIQ_HAS_CUDA
-      cuda::linear(f[0], c.m, c.k, f[1], c.n, f[2], c.epilogue, f[3], cuda_context().blas,
+      cuda::linear(f[0], c.m, c.k, f[1], c.n, f[2], c.epilogue, f[3], &cuda_context().gemm,
                    cuda_context().stream);
 #endif
     });
@@ -376,7 +373,7 @@ struct OpCheck {
       if (r.device() == Device::kCpu)
         return cpu::conv2d(f[0], c.shape(), f[1], f[2], f[3]);
 #ifdef MUSIQ_HAS_CUDA
-      cuda::conv2d(f[0], c.shape(), f[1], f[2], f[3], cuda_context().blas, cuda_context().stream);
+      cuda::conv2d(f[0], c.shape(), f[1], f[2], f[3], &cuda_context().gemm, cuda_context().stream);
 #endif
     });
     return close_to(out, want, tol({5e-6, 2.5e-5}));

@@ -1,12 +1,12 @@
 // GpuModel: engine/model/forward.h on the GPU, with the kernels of kernels/ops.cuh on one stream
-// and one cuBLAS handle. Host code only.
+// and one cuBLASLt context. Host code only.
 //
 // Memory: the weights block (engine/model/model_weights.h) is uploaded in one copy. Everything
 // per batch lives in one device workspace laid out by engine/model/workspace.h (sequence buffers,
 // the uploaded input, the stem's scratch for kStemChunk tokens), reallocated only when a
 // larger batch comes; host-to-device copies go through one pinned staging buffer, grown
-// likewise. cuBLAS gets a fixed workspace of its own (cuda::set_blas_workspace, after
-// cublasSetStream, which would otherwise reset it), so it allocates nothing while scoring.
+// likewise. The GEMMs (cuBLASLt) get a fixed workspace of their own, so they allocate
+// nothing while scoring.
 // Per token: ~14 KB of sequence buffers + 12 KB of patches; the stem chunk is ~200 MB for
 // 512 tokens; a 12,000-token photo needs ~520 MB in all (estimate, not measured).
 //
@@ -24,7 +24,6 @@
 // image; run it first.
 #include "engine/model/gpu_model.h"
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <nvtx3/nvToolsExt.h>
 
@@ -112,7 +111,7 @@ struct UploadedResizePlan {
 // kernels/ops.cuh on one stream and handle.
 struct CudaOps {
   static constexpr int64_t kStemChunk = 512;  // tokens through the stem at once
-  cublasHandle_t blas;
+  cuda::GemmContext* gemm;
   cudaStream_t stream;
   float* attention_scratch;  // cuda::attention's, for the batch
   // GpuModel runs fp32 alone (Scorer::open refuses the others on the GPU).
@@ -147,7 +146,7 @@ struct CudaOps {
   void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
               float* out, Precision p) {
     require_fp32(p);
-    cuda::conv2d(in, shape, kernel, columns, out, blas, stream);
+    cuda::conv2d(in, shape, kernel, columns, out, gemm, stream);
   }
   void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
                   const float* bias, float eps, bool relu) {
@@ -163,7 +162,7 @@ struct CudaOps {
   void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
               Epilogue epilogue, float* out, Precision p) {
     require_fp32(p);
-    cuda::linear(a, m, k, b, n, bias, epilogue, out, blas, stream);
+    cuda::linear(a, m, k, b, n, bias, epilogue, out, gemm, stream);
   }
   void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
                   float eps, float* out) {
@@ -195,35 +194,55 @@ struct CudaOps {
 };
 
 // Host bytes gathered into the pinned staging buffer, then copied to the device in groups,
-// each when the stream needs it (a group's copies go out in the order they were added).
+// each when the stream needs it (a group's copies go out in the order they were added). A
+// piece whose destination continues the previous piece's, in the same group, joins its
+// copy: the per-image index arrays of a batch, added array by array, go out as one copy
+// each.
 class Uploads {
  public:
   void add(void* dst, const void* src, size_t bytes) {
     if (bytes == 0) return;
-    items_.push_back({dst, src, bytes, total_});
-    total_ = (total_ + bytes + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
+    if (copies_.size() > group_start_ && copies_.back().end() == dst) {
+      pieces_.push_back({src, bytes, total_});
+      copies_.back().bytes += bytes;
+      total_ += bytes;
+      return;
+    }
+    total_ = (total_ + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
+    pieces_.push_back({src, bytes, total_});
+    copies_.push_back({dst, bytes, total_});
+    total_ += bytes;
   }
-  size_t count() const { return items_.size(); }
+  // Ends a group; returns how many copies there are so far (none of them grows later).
+  size_t end_group() {
+    group_start_ = copies_.size();
+    return group_start_;
+  }
   size_t total_bytes() const { return total_; }
   // Copies every source into `staging` (total_bytes() long), while no copy is in flight.
   void fill(unsigned char* staging) const {
-    for (const Item& i : items_) std::memcpy(staging + i.at, i.src, i.bytes);
+    for (const Piece& p : pieces_) std::memcpy(staging + p.at, p.src, p.bytes);
   }
-  // Enqueues the copies of items [from, to) from `staging` to their destinations.
+  // Enqueues copies [from, to) from `staging` to their destinations.
   void send(const unsigned char* staging, size_t from, size_t to, cudaStream_t stream) const {
     for (size_t k = from; k < to; ++k)
-      CUDA_CHECK(cudaMemcpyAsync(items_[k].dst, staging + items_[k].at, items_[k].bytes,
+      CUDA_CHECK(cudaMemcpyAsync(copies_[k].dst, staging + copies_[k].at, copies_[k].bytes,
                                  cudaMemcpyHostToDevice, stream));
   }
 
  private:
-  struct Item {
-    void* dst;
+  struct Piece {
     const void* src;
     size_t bytes, at;
   };
-  std::vector<Item> items_;
-  size_t total_ = 0;
+  struct Copy {
+    void* dst;
+    size_t bytes, at;
+    const void* end() const { return static_cast<const unsigned char*>(dst) + bytes; }
+  };
+  std::vector<Piece> pieces_;
+  std::vector<Copy> copies_;
+  size_t total_ = 0, group_start_ = 0;
 };
 
 // A decoded image's resize plans in one array of starts and one of weights, for one upload
@@ -256,8 +275,8 @@ struct GpuModel::Impl {
   ModelConfig config;
   int device = 0;
   cudaStream_t stream = nullptr;
-  cublasHandle_t blas = nullptr;
-  DeviceArray<unsigned char> blas_workspace;
+  DeviceArray<unsigned char> gemm_workspace;
+  std::unique_ptr<cuda::GemmContext> gemm;  // its plans are kept across calls
   DeviceArray<float> weights;
   WeightPointers params;  // into `weights`
 
@@ -278,7 +297,6 @@ struct GpuModel::Impl {
   ~Impl() {
     for (cudaEvent_t e : {started, uploaded, preprocessed, done})
       if (e) cudaEventDestroy(e);
-    if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
   }
 
@@ -338,9 +356,8 @@ GpuModel::GpuModel(const ModelWeights& w) : impl_(std::make_unique<Impl>()) {
   CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
   for (cudaEvent_t* e : {&m.started, &m.uploaded, &m.preprocessed, &m.done})
     CUDA_CHECK(cudaEventCreate(e));
-  m.blas = cuda::make_blas_handle();
-  m.blas_workspace.allocate(cuda::kBlasWorkspaceBytes, "the cuBLAS workspace");
-  cuda::set_blas_workspace(m.blas, m.stream, m.blas_workspace.get(), cuda::kBlasWorkspaceBytes);
+  m.gemm_workspace.allocate(cuda::kBlasWorkspaceBytes, "the GEMM workspace");
+  m.gemm = std::make_unique<cuda::GemmContext>(m.gemm_workspace.get(), cuda::kBlasWorkspaceBytes);
   // The weights in one copy, on the work stream.
   m.weights.allocate(w.block.size(), "the model weights");
   CUDA_CHECK(cudaMemcpyAsync(m.weights.get(), w.block.data(), w.block.size() * sizeof(float),
@@ -382,24 +399,30 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
   const Workspace ws = m.ensure_workspace(batch);
   batch.device_starts = ws.starts;
 
-  // Every host byte into one staging buffer: the offsets, each image's indices and tokens
-  // (sent at once), then each decoded image's bytes and plans (sent before its kernels).
+  // Every host byte into one staging buffer: the offsets, every image's indices and tokens
+  // (sent at once, array by array, so that each array is one copy), then each decoded
+  // image's bytes and plans (sent before its kernels).
   Uploads up;
   up.add(ws.starts, batch.starts.data(), batch.starts.size() * sizeof(int64_t));
+  const auto first_token = [&](size_t i) { return batch.starts[i] - int64_t(i); };
+  const auto tokens_of = [&](size_t i) { return std::get_if<const Tokens*>(&images[i]); };
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::vector<int32_t>& spatial =
+        tokens_of(i) ? (*tokens_of(i))->spatial : plans[i].spatial;
+    up.add(ws.spatial + first_token(i), spatial.data(), spatial.size() * sizeof(int32_t));
+  }
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::vector<int32_t>& scale_id =
+        tokens_of(i) ? (*tokens_of(i))->scale_id : plans[i].scale_id;
+    up.add(ws.scale_id + first_token(i), scale_id.data(), scale_id.size() * sizeof(int32_t));
+  }
+  for (size_t i = 0; i < images.size(); ++i)
+    if (const Tokens* const* t = tokens_of(i))
+      up.add(ws.patches + first_token(i) * c.patch_values(), (*t)->patches.data(),
+             (*t)->patches.size() * sizeof(float));
+  const size_t inputs_end = up.end_group();
   std::vector<PackedPlans> packed(images.size());
   std::vector<size_t> group_end(images.size());
-  for (size_t i = 0; i < images.size(); ++i) {
-    const int64_t first = batch.starts[i] - int64_t(i);  // its first token
-    const Tokens* const* t = std::get_if<const Tokens*>(&images[i]);
-    const std::vector<int32_t>& spatial = t ? (*t)->spatial : plans[i].spatial;
-    const std::vector<int32_t>& scale_id = t ? (*t)->scale_id : plans[i].scale_id;
-    up.add(ws.spatial + first, spatial.data(), spatial.size() * sizeof(int32_t));
-    up.add(ws.scale_id + first, scale_id.data(), scale_id.size() * sizeof(int32_t));
-    if (t)
-      up.add(ws.patches + first * c.patch_values(), (*t)->patches.data(),
-             (*t)->patches.size() * sizeof(float));
-  }
-  const size_t inputs_end = up.count();
   for (size_t i = 0; i < images.size(); ++i) {
     if (const Image* const* image = std::get_if<const Image*>(&images[i])) {
       packed[i] = pack_plans(plans[i], m.plan_starts.get(), m.plan_weights.get());
@@ -407,7 +430,7 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
       up.add(m.plan_starts.get(), packed[i].starts.data(), packed[i].starts.size() * sizeof(int32_t));
       up.add(m.plan_weights.get(), packed[i].weights.data(), packed[i].weights.size() * sizeof(float));
     }
-    group_end[i] = up.count();
+    group_end[i] = up.end_group();
   }
   // No copy of an earlier call that failed half-way may still be reading the staging buffer.
   CUDA_CHECK(cudaStreamSynchronize(m.stream));
@@ -420,7 +443,7 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
     up.send(m.staging.get(), 0, inputs_end, m.stream);
     CUDA_CHECK(cudaEventRecord(m.uploaded, m.stream));
   }
-  CudaOps ops{m.blas, m.stream, m.attention_scratch.get()};
+  CudaOps ops{m.gemm.get(), m.stream, m.attention_scratch.get()};
   {
     NvtxRange range("preprocess");
     size_t sent = inputs_end;

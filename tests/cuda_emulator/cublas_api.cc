@@ -89,12 +89,6 @@ cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, cudaStream_t stream) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasGetStream_v2(cublasHandle_t handle, cudaStream_t* stream) {
-  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-  *stream = handle->stream;
-  return CUBLAS_STATUS_SUCCESS;
-}
-
 cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t handle, void* workspace, size_t bytes) {
   if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
   Emulator& emu = Emulator::get();
@@ -164,6 +158,7 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa,
   if (!cuda_emulator::check_device_range("cublasSgemm (C)", C, extent(m, n, ldc)))
     return CUBLAS_STATUS_EXECUTION_FAILED;
 
+  ++emu.counts.gemms;
   const float a = *alpha, b = *beta;  // host pointer mode: read at the call
   const bool tf32 = (handle->math & CUBLAS_TF32_TENSOR_OP_MATH) != 0;
   emu.enqueue(stream, [=] {

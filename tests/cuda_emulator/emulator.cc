@@ -86,6 +86,12 @@ cudaError_t take_last_error() {
 
 cudaError_t peek_last_error() { return last_error; }
 
+WorkCounts work_counts() {
+  Emulator& emu = Emulator::get();
+  std::lock_guard<std::recursive_mutex> lock(emu.mutex);
+  return emu.counts;
+}
+
 bool check_device_range(const char* call, const void* p, size_t bytes) {
   std::string problem;
   if (Emulator::get().memory.device_range(p, bytes, &problem)) return true;

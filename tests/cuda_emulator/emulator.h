@@ -11,6 +11,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -23,6 +24,16 @@
 #include "tests/cuda_emulator/device_memory.h"
 
 namespace cuda_emulator {
+
+// The device work queued since the process started, counted where each call queues it:
+// kernel launches, GEMMs (cuBLAS and cuBLASLt calls), and copies and memsets. A GPU pays a
+// launch's overhead for each; tests read them to count what a forward pass costs.
+struct WorkCounts {
+  int64_t kernels = 0;
+  int64_t gemms = 0;
+  int64_t copies = 0;
+  int64_t total() const { return kernels + gemms + copies; }
+};
 
 struct Operation {
   std::function<void()> run;
@@ -53,6 +64,7 @@ class Emulator {
   std::recursive_mutex mutex;
   DeviceMemory memory;
   std::map<const void*, int> max_dynamic_shared;  // cudaFuncAttributeMaxDynamicSharedMemorySize
+  WorkCounts counts;
 
   // The stream behind a handle (0, cudaStreamLegacy and cudaStreamPerThread name the
   // legacy default stream); nullptr if the handle is not a live stream.
@@ -69,6 +81,9 @@ class Emulator {
   CUstream_st legacy_;
   std::set<CUstream_st*> streams_;
 };
+
+// A copy of Emulator::get().counts, taken under its lock.
+WorkCounts work_counts();
 
 // The calling host thread's last error, as cudaGetLastError returns and clears it.
 void set_last_error(cudaError_t error);

@@ -2,7 +2,9 @@
 // barriers and warp collectives in every thread order, the broken rules a strict run
 // aborts on (death tests, each in a fresh process), launch errors as a GPU returns them,
 // the stream ordering and copy semantics that make a missing synchronisation visible, and
-// cuBLAS's checks. Built only with -DMUSIQ_CUDA_EMULATION=ON.
+// cuBLAS's and cuBLASLt's checks, and the work counts. Built only with
+// -DMUSIQ_CUDA_EMULATION=ON.
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -12,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#include "tests/cuda_emulator/emulator.h"
 
 namespace {
 
@@ -363,6 +367,83 @@ TEST(CudaEmulator, CublasSgemmChecksAndComputes) {
       EXPECT_NE(c[j * m + i], c_tf32[j * m + i]);
     }
   cublasDestroy(blas);
+}
+
+// cuBLASLt: D = gelu(A B + bias) column-major, with the checks it makes first (layouts that
+// disagree, a bias epilogue without a bias, a pointer less aligned than the algorithm was
+// chosen for) and GELU as the tanh approximation cuBLASLt documents.
+TEST(CudaEmulator, CublasLtMatmulChecksAndComputes) {
+  const int m = 3, n = 4, k = 5;
+  std::vector<float> a(m * k), b(k * n), bias(m);
+  for (int i = 0; i < m * k; ++i) a[i] = 0.25f * float(i % 5) - 0.5f;
+  for (int i = 0; i < k * n; ++i) b[i] = 0.5f - 0.125f * float(i % 7);
+  for (int i = 0; i < m; ++i) bias[i] = 0.1f * float(i) - 0.1f;
+  float* d_a = device_array<float>(a.size());
+  float* d_b = device_array<float>(b.size());
+  float* d_bias = device_array<float>(bias.size());
+  float* d_d = device_array<float>(m * n + 1);
+  cudaMemcpy(d_a, a.data(), a.size() * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(d_b, b.data(), b.size() * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(d_bias, bias.data(), bias.size() * sizeof(float), cudaMemcpyHostToDevice);
+
+  cublasLtHandle_t lt;
+  ASSERT_EQ(cublasLtCreate(&lt), CUBLAS_STATUS_SUCCESS);
+  cublasLtMatmulDesc_t desc;
+  ASSERT_EQ(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), CUBLAS_STATUS_SUCCESS);
+  const uint32_t epilogue = CUBLASLT_EPILOGUE_GELU_BIAS;
+  ASSERT_EQ(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                           sizeof epilogue),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, 8),
+            CUBLAS_STATUS_INVALID_VALUE);  // the attribute's size
+  cublasLtMatrixLayout_t la, lb, ld, wrong;
+  ASSERT_EQ(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, m, k, m), CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, k, n, k), CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, m, n, m), CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(cublasLtMatrixLayoutCreate(&wrong, CUDA_R_32F, m + 1, n, m + 1), CUBLAS_STATUS_SUCCESS);
+  cublasLtMatmulPreference_t pref;
+  ASSERT_EQ(cublasLtMatmulPreferenceCreate(&pref), CUBLAS_STATUS_SUCCESS);
+  const uint32_t aligned16 = 16;
+  ASSERT_EQ(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                 &aligned16, sizeof aligned16),
+            CUBLAS_STATUS_SUCCESS);
+  cublasLtMatmulHeuristicResult_t result;
+  int found = 0;
+  // No bias pointer yet: the bias epilogue is refused.
+  EXPECT_EQ(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld, ld, pref, 1, &result, &found),
+            CUBLAS_STATUS_NOT_SUPPORTED);
+  const float* bias_pointer = d_bias;
+  ASSERT_EQ(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_pointer,
+                                           sizeof bias_pointer),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(
+      cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, wrong, wrong, pref, 1, &result, &found),
+      CUBLAS_STATUS_NOT_SUPPORTED);  // C and D are not m x n
+  ASSERT_EQ(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld, ld, pref, 1, &result, &found),
+            CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(found, 1);
+  const float one = 1.0f, zero = 0.0f;
+  EXPECT_EQ(cublasLtMatmul(lt, desc, &one, d_a, la, d_b, lb, &zero, d_d + 1, ld, d_d + 1, ld,
+                           &result.algo, nullptr, 0, 0),
+            CUBLAS_STATUS_NOT_SUPPORTED);  // D 4-byte aligned, the algorithm assumed 16
+  const cuda_emulator::WorkCounts before = cuda_emulator::work_counts();
+  ASSERT_EQ(cublasLtMatmul(lt, desc, &one, d_a, la, d_b, lb, &zero, d_d, ld, d_d, ld, &result.algo,
+                           nullptr, 0, 0),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cuda_emulator::work_counts().gemms, before.gemms + 1);
+  const std::vector<float> d = download(d_d, m * n);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double x = bias[i];
+      for (int p = 0; p < k; ++p) x += double(a[p * m + i]) * b[j * k + p];
+      const double gelu =
+          0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+      EXPECT_NEAR(d[j * m + i], gelu, 1e-6) << i << ", " << j;
+    }
+  cublasLtMatmulPreferenceDestroy(pref);
+  for (cublasLtMatrixLayout_t l : {la, lb, ld, wrong}) cublasLtMatrixLayoutDestroy(l);
+  cublasLtMatmulDescDestroy(desc);
+  cublasLtDestroy(lt);
 }
 
 }  // namespace

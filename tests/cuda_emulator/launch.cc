@@ -60,6 +60,7 @@ void launch_kernel(const void* kernel, const LaunchConfig& config,
                 "), which is neither device nor pinned host memory");
     }
   }
+  ++emu.counts.kernels;
   KernelGrid grid{config.grid, config.block, config.shared_bytes, std::move(thread_body), where};
   emu.enqueue(stream, [grid = std::move(grid)] { run_grid(grid); });
 }

@@ -61,6 +61,7 @@ cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
   if (kind != cudaMemcpyHostToHost && !from_device && !to_device)
     return fail(cudaErrorInvalidMemcpyDirection);
   if (bytes == 0) return cudaSuccess;
+  ++emu.counts.copies;
   if (from_device && !cuda_emulator::check_device_range(call, src, bytes))
     return fail(cudaErrorInvalidValue);
   if (to_device && !cuda_emulator::check_device_range(call, dst, bytes))
@@ -87,6 +88,7 @@ cudaError_t fill(void* p, int value, size_t bytes, cudaStream_t handle, const ch
   if (!stream) return fail(cudaErrorInvalidResourceHandle);
   if (bytes == 0) return cudaSuccess;
   if (!cuda_emulator::check_device_range(call, p, bytes)) return fail(cudaErrorInvalidValue);
+  ++emu.counts.copies;
   emu.enqueue(stream, [p, value, bytes] { std::memset(p, value, bytes); });
   return cudaSuccess;
 }

@@ -9,8 +9,8 @@ import json
 import subprocess
 import sys
 
-# The case that needs it most: it bounds what cuBLAS allocates to 8 MiB.
-MUST_BE_SERIAL = "LinearGpuWorkspace.NoAllocationAfterSetBlasWorkspace"
+# The case that needs it most: it bounds what the GEMMs allocate to 8 MiB.
+MUST_BE_SERIAL = "LinearGpuWorkspace.NoAllocationWithAGivenWorkspace"
 
 
 def gtest_cases(exe, gtest_filter=None):

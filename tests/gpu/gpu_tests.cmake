@@ -15,6 +15,7 @@ add_executable(musiq_gpu_tests
   ${CMAKE_CURRENT_LIST_DIR}/gpu_model_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/group_norm_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/head_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/launch_count_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/layer_norm_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/linear_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/max_pool_gpu_test.cc
