@@ -308,23 +308,23 @@ struct GpuModel::Impl {
 };
 
 Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
-  const WorkspaceLayout layout(config, {batch.rows(), batch.batch(), CudaOps::kStemChunk, true, true});
+  // One image per offset pair: batch.images is filled only after the preprocessing.
+  const int images = static_cast<int>(batch.starts.size()) - 1;
+  const WorkspaceLayout layout(config, {batch.rows(), images, CudaOps::kStemChunk, true, true});
   const size_t total = size_t(layout.total_floats());
   if (workspace.size() < total) {
     workspace.reset();  // free the old one first: the new one may need that memory
     try {
       workspace.allocate(total, "the batch workspace");
     } catch (const Error& e) {
-      throw Error("GPU out of memory: scoring " + std::to_string(batch.batch()) +
+      throw Error("GPU out of memory: scoring " + std::to_string(images) +
                   " image(s) of " + std::to_string(batch.rows()) + " tokens in all needs " +
                   mib(double(total) * sizeof(float)) + " of device workspace besides the " +
                   mib(double(weights.size()) * sizeof(float)) + " of weights (" + e.what() +
                   ")");
     }
   }
-  // One sequence per offset pair: batch.images is filled only after the preprocessing.
-  const int sequences = static_cast<int>(batch.starts.size()) - 1;
-  grow(attention_scratch, size_t(cuda::attention_scratch_floats(sequences, config.num_heads)),
+  grow(attention_scratch, size_t(cuda::attention_scratch_floats(images, config.num_heads)),
        "the attention scratch");
   return layout.at(workspace.get());
 }
