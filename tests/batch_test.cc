@@ -23,15 +23,7 @@ namespace {
 
 constexpr double kBatchRelTol = 1e-6;
 
-Image random_image(int width, int height, uint32_t seed) {
-  Image image;
-  image.width = width;
-  image.height = height;
-  image.rgb.resize(size_t(width) * height * 3);
-  std::mt19937 rng(seed);
-  for (uint8_t& v : image.rgb) v = static_cast<uint8_t>(rng() & 0xFF);
-  return image;
-}
+using test::random_image;
 
 // 1x1 (every scale one padded patch), 31x33 (below a patch), a real photo, a tall
 // 728x2048 (1,554 rows) and, with `twelve_mp`, a 4032x3024 photo (12,164 rows).

@@ -17,6 +17,16 @@ std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
   return v;
 }
 
+Image random_image(int width, int height, uint32_t seed) {
+  Image image;
+  image.width = width;
+  image.height = height;
+  image.rgb.resize(size_t(width) * height * 3);
+  std::mt19937 rng(seed);
+  for (uint8_t& v : image.rgb) v = static_cast<uint8_t>(rng() & 0xFF);
+  return image;
+}
+
 ::testing::AssertionResult all_within(const float* got, const float* want, size_t n,
                                       const std::function<double(size_t, double)>& bound,
                                       const std::string& bound_text) {

@@ -12,10 +12,15 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/decode/image.h"
+
 namespace musiq::test {
 
 // Uniform floats in [lo, hi) from a fixed seed (failures must reproduce).
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
+
+// A width x height RGB image of uniform random bytes from a fixed seed.
+Image random_image(int width, int height, uint32_t seed);
 
 // Uniform integers in [lo, hi] from a fixed seed.
 template <typename T>

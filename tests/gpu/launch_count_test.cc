@@ -23,16 +23,6 @@ namespace musiq {
 namespace {
 
 #ifdef MUSIQ_CUDA_EMULATION
-Image random_image(int width, int height, unsigned seed) {
-  Image image;
-  image.width = width;
-  image.height = height;
-  image.rgb.resize(size_t(width) * height * 3);
-  std::mt19937 rng(seed);
-  for (uint8_t& v : image.rgb) v = static_cast<uint8_t>(rng() & 0xFF);
-  return image;
-}
-
 // What `score` queues, printed under `what`.
 template <typename Score>
 cuda_emulator::WorkCounts count_work(const char* what, Score&& score) {
@@ -55,7 +45,7 @@ TEST(GpuLaunchCount, Image1024x768) {
 #else
   const WeightsFile file = load_weights(test::full_test_model(1));
   GpuModel gpu_model(prepare_model_weights(file));
-  const Image image = random_image(1024, 768, 79);
+  const Image image = test::random_image(1024, 768, 79);
   const auto n = count_work("1024x768, batch 1", [&] { gpu_model.score_image(image); });
   EXPECT_LE(n.total(), 152);
 #endif
@@ -72,7 +62,7 @@ TEST(GpuLaunchCount, BatchOfFourTokenInputs) {
   GpuModel gpu_model(prepare_model_weights(file));
   std::vector<Tokens> tokens;
   for (unsigned i = 0; i < 4; ++i)
-    tokens.push_back(make_tokens(random_image(40 + 8 * int(i), 33, 80 + i), file.config));
+    tokens.push_back(make_tokens(test::random_image(40 + 8 * int(i), 33, 80 + i), file.config));
   const std::vector<GpuInput> inputs = {&tokens[0], &tokens[1], &tokens[2], &tokens[3]};
   const auto n = count_work("4 token inputs", [&] { gpu_model.score_batch(inputs); });
   EXPECT_LE(n.copies, 18);
