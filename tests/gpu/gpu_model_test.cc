@@ -166,14 +166,14 @@ TEST(GpuModelBatch, MixedSizesMatchSinglesAndCpu) {
 
 // More images in one pass than the workspace's alignment leaves room for by chance (its
 // per-image slots, the offsets among them, are sized before the images are known): 40
-// tiny images (3 rows each, with the scales made 32 pixels) of a small 10-class model, each
-// within 1e-4 relative of the CPU's score.
+// tiny images (3 rows each, with the scales made 32 pixels) of a full-size 10-class model,
+// each within 1e-4 relative of the CPU's score.
 TEST(GpuModelBatch, FortyImagesInOnePass) {
   MUSIQ_SKIP_WITHOUT_GPU();
-  const std::string model = test::temp_path("small_c10_scale32.h5");
+  const std::string model = test::temp_path("full_c10_scale32.h5");
   ASSERT_EQ(test::run_command(std::string(MUSIQ_PYTHON) + " " +
                               test::source_path("tools/musiq-make-test-model") + " " + model +
-                              " --seed 40 --size small --num-classes 10 "
+                              " --seed 40 --size full --num-classes 10 "
                               "--longer-side-lengths 32 > /dev/null"),
             0);
   const WeightsFile file = load_weights(model);
