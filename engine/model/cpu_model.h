@@ -20,7 +20,6 @@ class CpuModel {
   // fp32 or bf16 (docs/precision.md); tf32 throws musiq::Error.
   CpuModel(ModelWeights weights, Precision precision = Precision::kFp32);
   const ModelConfig& config() const { return w_.config; }
-  Precision precision() const { return precision_; }
 
   // Quality score of one image's tokens.
   float score(const Tokens& tokens);
