@@ -116,7 +116,7 @@ CpuModel::CpuModel(ModelWeights weights, Precision precision)
     const int k = static_cast<int>(element_count(field.shape) / n);
     float* raw = w_.block.data() + (weights - w_.block.data());
     const bool rounded = precision == Precision::kBf16 && weights != head;
-    if (rounded) cpu::round_to_bf16(raw, int64_t{k} * n, raw);
+    if (rounded) cpu::round_product_inputs(precision, raw, int64_t{k} * n, raw);
     std::vector<uint16_t> tiles;
     if (rounded && tiled) {
       tiles.resize(size_t(cpu::bf16::packed_count(k, n)));
