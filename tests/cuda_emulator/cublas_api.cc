@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tests/cuda_emulator/emulator.h"
+#include "tests/cuda_emulator/gemm_operands.h"
 #include "tests/cuda_emulator/settings.h"
 
 struct cublasContext {
@@ -28,26 +29,6 @@ namespace {
 
 using cuda_emulator::Emulator;
 using Lock = std::lock_guard<std::recursive_mutex>;
-
-float round_to_tf32(float v) {
-  uint32_t bits;
-  std::memcpy(&bits, &v, 4);
-  if ((bits & 0x7F800000u) != 0x7F800000u) {  // finite: round the low 13 bits away
-    bits += 0xFFFu + ((bits >> 13) & 1u);
-    bits &= ~0x1FFFu;
-  }
-  std::memcpy(&v, &bits, 4);
-  return v;
-}
-
-// The column-major matrix of `rows` x `cols` at p with leading dimension ld, rounded.
-std::shared_ptr<std::vector<float>> tf32_copy(const float* p, int rows, int cols, int ld) {
-  auto copy = std::make_shared<std::vector<float>>(size_t(ld) * (cols - 1) + rows);
-  for (int c = 0; c < cols; ++c)
-    for (int r = 0; r < rows; ++r)
-      (*copy)[size_t(c) * ld + r] = round_to_tf32(p[size_t(c) * ld + r]);
-  return copy;
-}
 
 CBLAS_TRANSPOSE transpose(cublasOperation_t op) {
   return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans;
@@ -166,8 +147,8 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa,
     const float* b_data = B;
     std::shared_ptr<std::vector<float>> a_tf32, b_tf32;
     if (tf32 && k > 0) {
-      a_tf32 = tf32_copy(A, a_rows, a_cols, lda);
-      b_tf32 = tf32_copy(B, b_rows, b_cols, ldb);
+      a_tf32 = cuda_emulator::float_operand(A, CUDA_R_32F, a_rows, a_cols, lda, true);
+      b_tf32 = cuda_emulator::float_operand(B, CUDA_R_32F, b_rows, b_cols, ldb, true);
       a_data = a_tf32->data();
       b_data = b_tf32->data();
     }

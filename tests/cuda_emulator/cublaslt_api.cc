@@ -1,14 +1,21 @@
-// The cuBLASLt functions the project calls, on OpenBLAS: fp32 matmuls, D = epilogue(alpha
-// A B + beta C), column-major, queued on the stream the call names, after the checks
-// cuBLASLt makes (data and compute types, layouts that agree with each other and with the
+// The cuBLASLt functions the project calls, on OpenBLAS: matmuls D = epilogue(alpha A B +
+// beta C), column-major, queued on the stream the call names, after the checks cuBLASLt
+// makes (data and compute types, layouts that agree with each other and with the
 // transposes, attribute sizes, a bias for the bias epilogues, the workspace against the
-// preference) and the rule that A, B, C, D and the bias lie in device memory. The
-// epilogues are cuBLASLt's documented ones: BIAS adds bias[row] to every column, GELU is
-// the tanh approximation 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), applied after
-// the bias. The algorithm a heuristic returns remembers the alignments it was asked for,
-// and a matmul whose pointers are less aligned fails as it would on a GPU. Under
-// CUBLAS_COMPUTE_32F_FAST_TF32 the inputs are not rounded: nothing here asks for it, and
-// it is refused. cuBLASLt's own summation order is not reproduced.
+// preference) and the rule that A, B, C, D and the bias lie in device memory. The types,
+// the combinations the project uses and no others (C, D, the bias and the scale float32
+// in each):
+//   A, B float32,  CUBLAS_COMPUTE_32F            float32 products, as they are
+//   A, B float32,  CUBLAS_COMPUTE_32F_FAST_TF32  A and B rounded to tf32 first, as tensor
+//                                                cores read them
+//   A, B bfloat16, CUBLAS_COMPUTE_32F            A and B converted to float32 (exactly)
+// then OpenBLAS's SGEMM: exact products of those inputs summed in float32, as the
+// hardware defines them. The epilogues are cuBLASLt's documented ones: BIAS adds
+// bias[row] to every column, GELU is the tanh approximation
+// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), applied after the bias. The algorithm
+// a heuristic returns remembers the alignments it was asked for, and a matmul whose
+// pointers are less aligned fails as it would on a GPU. cuBLASLt's own summation order is
+// not reproduced.
 #include <cblas.h>
 #include <cublasLt.h>
 
@@ -16,10 +23,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <type_traits>
+#include <vector>
 
 #include "tests/cuda_emulator/emulator.h"
+#include "tests/cuda_emulator/gemm_operands.h"
 
 struct cublasLtContext {};
 
@@ -83,15 +93,25 @@ bool supported_epilogue(uint32_t e) {
          e == CUBLASLT_EPILOGUE_GELU || e == CUBLASLT_EPILOGUE_GELU_BIAS;
 }
 
+// One of the type combinations at the top of the file.
+bool supported_types(const MatmulDesc& d, const Layout& a, const Layout& b, const Layout& c,
+                     const Layout& out) {
+  if (c.type != CUDA_R_32F || out.type != CUDA_R_32F || a.type != b.type) return false;
+  if (a.type == CUDA_R_16BF) return d.compute == CUBLAS_COMPUTE_32F;
+  return a.type == CUDA_R_32F &&
+         (d.compute == CUBLAS_COMPUTE_32F || d.compute == CUBLAS_COMPUTE_32F_FAST_TF32);
+}
+
 // The shapes of a matmul, if its descriptors agree: op(A) [m, k], op(B) [k, n], C and D
-// [m, n], every leading dimension at least its rows, all fp32.
+// [m, n], every leading dimension at least its rows, the types supported.
 struct Shape {
   int64_t m, n, k;
 };
 bool shape_of(const MatmulDesc& d, const Layout& a, const Layout& b, const Layout& c,
               const Layout& out, Shape* s) {
+  if (!supported_types(d, a, b, c, out)) return false;
   for (const Layout* l : {&a, &b, &c, &out})
-    if (l->type != CUDA_R_32F || l->ld < int64_t(std::max<uint64_t>(1, l->rows))) return false;
+    if (l->ld < int64_t(std::max<uint64_t>(1, l->rows))) return false;
   const uint64_t m = d.transa == CUBLAS_OP_N ? a.rows : a.cols;
   const uint64_t k = d.transa == CUBLAS_OP_N ? a.cols : a.rows;
   const uint64_t kb = d.transb == CUBLAS_OP_N ? b.rows : b.cols;
@@ -103,12 +123,13 @@ bool shape_of(const MatmulDesc& d, const Layout& a, const Layout& b, const Layou
 
 bool valid_desc(const MatmulDesc& d) {
   const auto valid_op = [](int32_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T; };
-  return d.compute == CUBLAS_COMPUTE_32F && d.scale == CUDA_R_32F && valid_op(d.transa) &&
-         valid_op(d.transb) && supported_epilogue(d.epilogue) && (!has_bias(d.epilogue) || d.bias);
+  return d.scale == CUDA_R_32F && valid_op(d.transa) && valid_op(d.transb) &&
+         supported_epilogue(d.epilogue) && (!has_bias(d.epilogue) || d.bias);
 }
 
 size_t extent_bytes(const Layout& l) {
-  return l.cols == 0 ? 0 : (size_t(l.ld) * (l.cols - 1) + l.rows) * sizeof(float);
+  const size_t element = l.type == CUDA_R_16BF ? 2 : 4;
+  return l.cols == 0 ? 0 : (size_t(l.ld) * (l.cols - 1) + l.rows) * element;
 }
 
 uint32_t alignment_of(const void* p) {
@@ -290,15 +311,25 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
   const auto transpose = [](int32_t op) { return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; };
   const auto* bias = static_cast<const float*>(md.bias);
   const uint32_t epilogue = md.epilogue;
+  const bool tf32 = md.compute == CUBLAS_COMPUTE_32F_FAST_TF32;
   emu.enqueue(stream, [=] {
     auto* out = static_cast<float*>(D);
     const auto* c = static_cast<const float*>(C);
     const int m = int(s.m), n = int(s.n);
     if (b != 0.0f && c != out)
       for (int j = 0; j < n; ++j) std::memcpy(out + j * ld.ld, c + j * lc.ld, s.m * sizeof(float));
+    // Float32 as OpenBLAS reads it: A and B as they are, or converted copies.
+    const auto* a_data = static_cast<const float*>(A);
+    const auto* b_data = static_cast<const float*>(B);
+    std::shared_ptr<std::vector<float>> a_copy, b_copy;
+    if (s.k > 0 && (tf32 || la.type != CUDA_R_32F)) {
+      a_copy = cuda_emulator::float_operand(A, la.type, la.rows, la.cols, la.ld, tf32);
+      b_copy = cuda_emulator::float_operand(B, lb.type, lb.rows, lb.cols, lb.ld, tf32);
+      a_data = a_copy->data();
+      b_data = b_copy->data();
+    }
     cblas_sgemm(CblasColMajor, transpose(md.transa), transpose(md.transb), m, n, int(s.k), a,
-                static_cast<const float*>(A), int(la.ld), static_cast<const float*>(B), int(lb.ld),
-                b, out, int(ld.ld));
+                a_data, int(la.ld), b_data, int(lb.ld), b, out, int(ld.ld));
     for (int j = 0; j < n; ++j)
       for (int i = 0; i < m; ++i) {
         float& v = out[j * ld.ld + i];

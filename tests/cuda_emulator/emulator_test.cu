@@ -446,4 +446,101 @@ TEST(CudaEmulator, CublasLtMatmulChecksAndComputes) {
   cublasLtDestroy(lt);
 }
 
+// One cuBLASLt matmul D[m, n] = A[m, k] B[k, n], column-major, A and B of `operands`, C and
+// D float32: the heuristic's status, then (where it found an algorithm) the matmul's.
+cublasStatus_t lt_matmul(cublasComputeType_t compute, cudaDataType operands, cudaDataType d_type,
+                         int m, int n, int k, const void* a, const void* b, float* d) {
+  cublasLtHandle_t lt;
+  cublasLtMatmulDesc_t desc;
+  cublasLtMatrixLayout_t la, lb, ld;
+  cublasLtMatmulPreference_t pref;
+  EXPECT_EQ(cublasLtCreate(&lt), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cublasLtMatrixLayoutCreate(&la, operands, m, k, m), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cublasLtMatrixLayoutCreate(&lb, operands, k, n, k), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cublasLtMatrixLayoutCreate(&ld, d_type, m, n, m), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cublasLtMatmulPreferenceCreate(&pref), CUBLAS_STATUS_SUCCESS);
+  cublasLtMatmulHeuristicResult_t result;
+  int found = 0;
+  cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld, ld, pref, 1, &result, &found);
+  const float one = 1.0f, zero = 0.0f;
+  if (status == CUBLAS_STATUS_SUCCESS)
+    status = cublasLtMatmul(lt, desc, &one, a, la, b, lb, &zero, d, ld, d, ld, &result.algo,
+                            nullptr, 0, 0);
+  cublasLtMatmulPreferenceDestroy(pref);
+  for (cublasLtMatrixLayout_t l : {la, lb, ld}) cublasLtMatrixLayoutDestroy(l);
+  cublasLtMatmulDescDestroy(desc);
+  cublasLtDestroy(lt);
+  return status;
+}
+
+// The reduced precisions cuBLASLt computes for the project, and only those: bfloat16 A and
+// B with float32 C and D and float32 compute (the products exact, float32 sums), and
+// float32 A and B with the FAST_TF32 compute (the inputs rounded to tf32 first).
+TEST(CudaEmulator, CublasLtBf16AndTf32AsTheHardwareDefinesThem) {
+  const int m = 3, n = 4, k = 5;
+  // bfloat16 values using all 8 significant bits (1 + j/128), as raw bits.
+  std::vector<uint16_t> a16(m * k), b16(k * n);
+  std::vector<float> a16_value(m * k), b16_value(k * n);
+  const auto bf16_of = [](float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    return uint16_t(bits >> 16);
+  };
+  for (int i = 0; i < m * k; ++i) a16[i] = bf16_of(a16_value[i] = 1.0f + float(i % 128) / 128);
+  for (int i = 0; i < k * n; ++i) b16[i] = bf16_of(b16_value[i] = -1.0f - float(i * 3) / 128);
+  // float32 values below TF32's step (1 + 1e-3 i + 3e-4), and b exact in tf32.
+  std::vector<float> a(m * k), b(k * n);
+  for (int i = 0; i < m * k; ++i) a[i] = 1.0f + 1e-3f * float(i) + 3e-4f;
+  for (int i = 0; i < k * n; ++i) b[i] = 0.5f - 0.125f * float(i % 7);
+  uint16_t* d_a16 = device_array<uint16_t>(a16.size());
+  uint16_t* d_b16 = device_array<uint16_t>(b16.size());
+  float* d_a = device_array<float>(a.size());
+  float* d_b = device_array<float>(b.size());
+  float* d_d = device_array<float>(m * n);
+  cudaMemcpy(d_a16, a16.data(), a16.size() * 2, cudaMemcpyHostToDevice);
+  cudaMemcpy(d_b16, b16.data(), b16.size() * 2, cudaMemcpyHostToDevice);
+  cudaMemcpy(d_a, a.data(), a.size() * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(d_b, b.data(), b.size() * sizeof(float), cudaMemcpyHostToDevice);
+
+  // Refused: bfloat16 with the TF32 compute or a bfloat16 D, and compute types not used here.
+  EXPECT_EQ(
+      lt_matmul(CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_16BF, CUDA_R_32F, m, n, k, d_a16, d_b16, d_d),
+      CUBLAS_STATUS_NOT_SUPPORTED);
+  EXPECT_EQ(lt_matmul(CUBLAS_COMPUTE_32F, CUDA_R_16BF, CUDA_R_16BF, m, n, k, d_a16, d_b16, d_d),
+            CUBLAS_STATUS_NOT_SUPPORTED);
+  EXPECT_EQ(lt_matmul(CUBLAS_COMPUTE_32F_FAST_16BF, CUDA_R_32F, CUDA_R_32F, m, n, k, d_a, d_b, d_d),
+            CUBLAS_STATUS_NOT_SUPPORTED);
+  EXPECT_EQ(lt_matmul(CUBLAS_COMPUTE_16F, CUDA_R_16F, CUDA_R_32F, m, n, k, d_a16, d_b16, d_d),
+            CUBLAS_STATUS_NOT_SUPPORTED);
+
+  ASSERT_EQ(lt_matmul(CUBLAS_COMPUTE_32F, CUDA_R_16BF, CUDA_R_32F, m, n, k, d_a16, d_b16, d_d),
+            CUBLAS_STATUS_SUCCESS);
+  const std::vector<float> d_bf16 = download(d_d, m * n);
+  ASSERT_EQ(lt_matmul(CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_32F, m, n, k, d_a, d_b, d_d),
+            CUBLAS_STATUS_SUCCESS);
+  const std::vector<float> d_fp32 = download(d_d, m * n);
+  ASSERT_EQ(lt_matmul(CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_32F, CUDA_R_32F, m, n, k, d_a, d_b, d_d),
+            CUBLAS_STATUS_SUCCESS);
+  const std::vector<float> d_tf32 = download(d_d, m * n);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double bf16 = 0, exact = 0, tf32 = 0;
+      for (int p = 0; p < k; ++p) {
+        bf16 += double(a16_value[p * m + i]) * b16_value[j * k + p];
+        exact += double(a[p * m + i]) * b[j * k + p];
+        // TF32 keeps 10 mantissa bits: a[] rounds to 1 + multiples of 2^-10.
+        tf32 += std::nearbyint(double(a[p * m + i]) * 1024.0) / 1024.0 * b[j * k + p];
+      }
+      EXPECT_NEAR(d_bf16[j * m + i], bf16, 1e-6 * std::fabs(bf16));
+      EXPECT_NEAR(d_fp32[j * m + i], exact, 1e-6 * std::fabs(exact) + 1e-6);
+      EXPECT_NEAR(d_tf32[j * m + i], tf32, 1e-6 * std::fabs(tf32) + 1e-6);
+      EXPECT_NE(d_fp32[j * m + i], d_tf32[j * m + i]);
+    }
+  for (void* p : {static_cast<void*>(d_a16), static_cast<void*>(d_b16), static_cast<void*>(d_a),
+                  static_cast<void*>(d_b), static_cast<void*>(d_d)})
+    cudaFree(p);
+}
+
 }  // namespace
