@@ -6,7 +6,7 @@
 
 namespace musiq {
 
-void check_conv2d_windows(const Conv2dShape& shape, const float* columns) {
+void check_conv2d_windows(const Conv2dShape& shape, const void* columns) {
   const std::string kernel = std::to_string(shape.kernel) + "x" + std::to_string(shape.kernel);
   if (shape.stride > shape.kernel)
     throw Error("conv2d: a stride of " + std::to_string(shape.stride) + " is larger than the " +

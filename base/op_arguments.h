@@ -17,7 +17,7 @@ enum class Queries { kAll, kFirst };
 // conv2d past its GEMM-only path (any conv but a 1x1, stride 1, unpadded one): `columns`
 // is needed, and a stride no larger than the kernel, since the CPU keeps the padded input
 // in the columns' floats, which hold it only while no stride skips pixels.
-void check_conv2d_windows(const Conv2dShape& shape, const float* columns);
+void check_conv2d_windows(const Conv2dShape& shape, const void* columns);
 
 // gaussian_resize: plans made for this image's sides, and 1 to 4 channels, since the CPU's
 // column pass holds a pixel in one 4-lane vector.

@@ -12,6 +12,11 @@
 // Why im2col rather than an implicit-GEMM conv or cuDNN: one GEMM path for every product and
 // columns bit-identical to the CPU's; its cost is the columns buffer (37,632 floats per token
 // for conv_root).
+//
+// Under bf16 im2col writes the columns rounded to bfloat16 itself: it touches every value
+// once anyway, so the rounding costs no pass of its own (linear_bf16's), and the columns
+// take half the bytes. A pointwise shape has no im2col; its input is rounded into `columns`.
+// tf32 is the fp32 path with the GEMM's compute type changed (kernels/linear.cu).
 #include <cstdint>
 
 #include "base/op_arguments.h"
@@ -22,10 +27,14 @@
 namespace musiq::cuda {
 namespace {
 
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
-__global__ void im2col_kernel(const float* __restrict__ in, int h, int w, int cin, int kh,
-                              int kw, int stride, int pad_top, int pad_left, int out_h,
-                              int out_w, int64_t total, float* __restrict__ columns) {
+// T: float, or __nv_bfloat16 (the columns rounded as they are written).
+template <typename T>
+__global__ void im2col_kernel(const float* __restrict__ in, int h, int w, int cin, int kh, int kw,
+                              int stride, int pad_top, int pad_left, int out_h, int out_w,
+                              int64_t total, T* __restrict__ columns) {
   const int64_t k = int64_t{kh} * kw * cin;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total;
        i += int64_t{gridDim.x} * blockDim.x) {
@@ -37,32 +46,50 @@ __global__ void im2col_kernel(const float* __restrict__ in, int h, int w, int ci
     const int64_t img = p / (int64_t{out_h} * out_w);
     const int oy = static_cast<int>(p / out_w % out_h), ox = static_cast<int>(p % out_w);
     const int y = oy * stride - pad_top + dy, x = ox * stride - pad_left + dx;
-    columns[i] = (y < 0 || y >= h || x < 0 || x >= w)
-                     ? 0.0f
-                     : in[((img * h + y) * w + x) * cin + c];
+    store(columns + i,
+          (y < 0 || y >= h || x < 0 || x >= w) ? 0.0f : in[((img * h + y) * w + x) * cin + c]);
   }
+}
+
+template <typename T>
+void im2col(const float* in, const Conv2dShape& s, T* columns, cudaStream_t stream) {
+  const int64_t total = s.positions() * s.window();
+  im2col_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(
+      in, s.height, s.width, s.in_channels, s.kernel, s.kernel, s.stride, s.pad_top, s.pad_left,
+      s.out_height, s.out_width, total, columns);
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
 void conv2d(const float* in, const Conv2dShape& s, const float* kernel, float* columns, float* out,
-            GemmContext* gemm, cudaStream_t stream) {
-  const int64_t k = s.window();
+            GemmContext* gemm, cudaStream_t stream, Precision precision) {
   const int64_t positions = s.positions();
   if (positions <= 0 || s.out_channels <= 0) return;
   if (s.pointwise()) {
     linear(in, positions, s.in_channels, kernel, s.out_channels, nullptr, Epilogue::kBias, out,
-           gemm, stream);
+           gemm, stream, precision);
     return;
   }
   check_conv2d_windows(s, columns);
-  const int64_t total = positions * k;
-  im2col_kernel<<<grid_for(total), kThreads, 0, stream>>>(
-      in, s.height, s.width, s.in_channels, s.kernel, s.kernel, s.stride, s.pad_top, s.pad_left,
-      s.out_height, s.out_width, total, columns);
-  CUDA_CHECK_LAUNCH();
-  linear(columns, positions, static_cast<int>(k), kernel, s.out_channels, nullptr, Epilogue::kBias,
-         out, gemm, stream);
+  im2col(in, s, columns, stream);
+  linear(columns, positions, static_cast<int>(s.window()), kernel, s.out_channels, nullptr,
+         Epilogue::kBias, out, gemm, stream, precision);
+}
+
+void conv2d_bf16(const float* in, const Conv2dShape& s, const __nv_bfloat16* kernel,
+                 __nv_bfloat16* columns, float* out, GemmContext* gemm, cudaStream_t stream) {
+  const int64_t positions = s.positions();
+  if (positions <= 0 || s.out_channels <= 0) return;
+  check_conv2d_windows(s, columns);  // every shape's, the pointwise one's too
+  if (s.pointwise()) {
+    linear_bf16(in, positions, s.in_channels, kernel, s.out_channels, nullptr, Epilogue::kBias, out,
+                columns, gemm, stream);
+    return;
+  }
+  im2col(in, s, columns, stream);
+  matmul_bf16(columns, positions, static_cast<int>(s.window()), kernel, s.out_channels, nullptr,
+              Epilogue::kBias, out, gemm, stream);
 }
 
 }  // namespace musiq::cuda

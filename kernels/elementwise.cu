@@ -1,5 +1,5 @@
-// Elementwise ops: add_embeddings and add_relu (linear's bias and GELU are fused into its
-// cuBLASLt matmul, kernels/linear.cu).
+// Elementwise ops: add_embeddings, add_relu and round_to_bf16 (linear's bias and GELU are
+// fused into its cuBLASLt matmul, kernels/linear.cu).
 //
 // Launch: 256 threads, grid-stride loops over int64 element (or float4) indices, grid
 // capped at 65,535 blocks. These ops are pure streaming (no reuse), so the only things that
@@ -12,6 +12,8 @@
 // nvcc could otherwise contract a multiply and an add into one FMA:
 //   add_embeddings  (x + pos) + scale               bit-identical to cpu/elementwise.cc
 //   add_relu        v = x + r; v > 0 ? v : 0        bit-identical
+//   round_to_bf16   __float2bfloat16_rn             bit-identical to base/precision.h's rule
+//                                                   (NaN aside: any NaN stays a NaN)
 //
 // Each op is bound by DRAM bandwidth: its floor is the bytes it reads and writes.
 #include <cstdint>
@@ -92,6 +94,13 @@ __global__ void add_relu_kernel(float* __restrict__ x, const float* __restrict__
   MUSIQ_GRID_STRIDE_LOOP(i, count) x[i] = add_relu1(x[i], res[i]);
 }
 
+// ---- round_to_bf16 ----------------------------------------------------------------------
+
+__global__ void round_to_bf16_kernel(const float* __restrict__ in, int64_t count,
+                                     __nv_bfloat16* __restrict__ out) {
+  MUSIQ_GRID_STRIDE_LOOP(i, count) out[i] = __float2bfloat16_rn(in[i]);
+}
+
 }  // namespace
 
 void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
@@ -124,6 +133,12 @@ void add_relu(float* x, const float* residual, int64_t count, cudaStream_t strea
                                                                      count - done);
     CUDA_CHECK_LAUNCH();
   }
+}
+
+void round_to_bf16(const float* in, int64_t count, __nv_bfloat16* out, cudaStream_t stream) {
+  if (count <= 0) return;
+  round_to_bf16_kernel<<<grid_for(count), kThreads, 0, stream>>>(in, count, out);
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace musiq::cuda

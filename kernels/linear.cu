@@ -9,21 +9,32 @@
 // transposes: A = b (n x k, ld n), B = a (k x m, ld k), C = D = out (n x m, ld n), and the
 // bias, one per row of D, is bias[n] as it is stored.
 //
-// Precision: CUBLAS_COMPUTE_32F, fp32 FFMA, no TF32 (that would take _FAST_TF32): TF32
-// keeps 10 mantissa bits, ~5e-4 relative error per product, far outside the 1e-4
-// end-to-end bound of tests/gpu/gpu_model_test.cc over the 16384-long embedding products
-// and 14 blocks. Against cpu/linear.cc: the GEMM's summation order differs (~1e-6
-// relative, tests/gpu/linear_gpu_test.cc); the residual is added after the product where
+// Precision (docs/precision.md), float32 sums in every mode:
+//   fp32  A, B float32, CUBLAS_COMPUTE_32F: fp32 FFMA. The default: TF32 keeps 10 mantissa
+//         bits, ~5e-4 relative error per product, far outside the 1e-4 end-to-end bound of
+//         tests/gpu/gpu_model_test.cc over the 16384-long embedding products and 14 blocks.
+//   tf32  A, B float32, CUBLAS_COMPUTE_32F_FAST_TF32: the tensor cores read A and B rounded
+//         to tf32, then sum in float32.
+//   bf16  A, B bfloat16 (CUDA_R_16BF), C, D and the bias float32, CUBLAS_COMPUTE_32F: exact
+//         products of the bfloat16 inputs on the tensor cores, float32 sums. The kernels
+//         come in bfloat16 (rounded once at upload). cuBLASLt takes A and B of one type, so
+//         the activation is rounded too, by a pass of its own (round_to_bf16) into a scratch
+//         buffer rather than by the op that produces it (LayerNorm, the GELU epilogue, the
+//         attention): those stay one float32 version each at every precision, as on the
+//         CPU. The pass moves 6 bytes per value of a against the GEMM's 2n flops per value
+//         (n >= 384 in the model); its share of the time is unmeasured.
+// Against cpu/linear.cc: the GEMM's summation order differs (~1e-6 relative,
+// tests/gpu/linear_gpu_test.cc); the residual is added after the product where
 // the CPU adds (r + b) first (an ulp of r); GELU is cuBLASLt's, documented as the tanh
 // approximation 0.5 x (1 + tanh(...)), the CPU's x / (1 + exp(-2u)) in another form: the
 // same to a few ulp where GELU is not near 0, and within ~1e-7 absolute below x = -5, where
 // 1 + tanh cancels. Unmeasured on a GPU: whether cuBLASLt evaluates tanh with the fast
 // hardware approximation (~2^-11 relative); tests/gpu/linear_gpu_test.cc would show it.
 //
-// Plans: each distinct problem (shape, epilogue, beta, pointer alignments) gets its
-// descriptors and the heuristic's first algorithm once; a call then sets the bias pointer
-// and runs the matmul. Bound: compute, at MUSIQ's shapes ([962, 384] x [384, 1152] and
-// the like).
+// Plans: each distinct problem (shape, precision, epilogue, beta, pointer alignments) gets
+// its descriptors and the heuristic's first algorithm once; a call then sets the bias
+// pointer and runs the matmul. Bound: compute, at MUSIQ's shapes ([962, 384] x [384, 1152]
+// and the like).
 #include <cublasLt.h>
 
 #include <array>
@@ -63,11 +74,11 @@ void set_blas_workspace(cublasHandle_t blas, cudaStream_t stream, void* workspac
 namespace {
 
 // The alignment a matmul's algorithm may assume of `p`: the largest power of two up to 16
-// bytes (a float4) that divides its address.
+// bytes (a float4) that divides its address (2 for a bfloat16 at an odd index).
 uint32_t alignment_of(const void* p) {
   const uintptr_t address = reinterpret_cast<uintptr_t>(p);
   uint32_t bytes = 16;
-  while (bytes > 4 && address % bytes) bytes /= 2;
+  while (bytes > 2 && address % bytes) bytes /= 2;
   return bytes;
 }
 
@@ -76,23 +87,41 @@ cublasLtEpilogue_t epilogue_of(Epilogue e, bool bias) {
   return bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
 }
 
+// What a precision asks of cuBLASLt (the top of the file): the type of A and B, and the
+// compute type; C, D, the bias and the scale type are float32 in every mode.
+struct Operands {
+  Precision precision;
+  cudaDataType_t type;
+  cublasComputeType_t compute;
+};
+
+Operands operands_for(Precision p) {
+  switch (p) {
+    case Precision::kFp32: return {p, CUDA_R_32F, CUBLAS_COMPUTE_32F};
+    case Precision::kTf32: return {p, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32};
+    case Precision::kBf16: return {p, CUDA_R_16BF, CUBLAS_COMPUTE_32F};
+  }
+  throw Error("linear: unknown precision");
+}
+
 }  // namespace
 
 // One problem's descriptors and algorithm (outside the anonymous namespace: GemmContext::Impl
 // holds them).
 class GemmPlan {
  public:
-  GemmPlan(cublasLtHandle_t lt, int64_t m, int k, int n, cublasLtEpilogue_t epilogue,
-           const std::array<uint32_t, 4>& alignment, const void* bias, size_t workspace_bytes) {
-    check_cublas(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+  GemmPlan(cublasLtHandle_t lt, int64_t m, int k, int n, const Operands& operands,
+           cublasLtEpilogue_t epilogue, const std::array<uint32_t, 4>& alignment, const void* bias,
+           size_t workspace_bytes) {
+    check_cublas(cublasLtMatmulDescCreate(&desc_, operands.compute, CUDA_R_32F),
                  "cublasLtMatmulDescCreate");
     check_cublas(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
                                                 sizeof epilogue),
                  "cublasLtMatmulDescSetAttribute (epilogue)");
     set_bias(bias);  // the heuristic reads its alignment
-    check_cublas(cublasLtMatrixLayoutCreate(&a_, CUDA_R_32F, n, k, n),
+    check_cublas(cublasLtMatrixLayoutCreate(&a_, operands.type, n, k, n),
                  "cublasLtMatrixLayoutCreate");
-    check_cublas(cublasLtMatrixLayoutCreate(&b_, CUDA_R_32F, k, m, k),
+    check_cublas(cublasLtMatrixLayoutCreate(&b_, operands.type, k, m, k),
                  "cublasLtMatrixLayoutCreate");
     check_cublas(cublasLtMatrixLayoutCreate(&out_, CUDA_R_32F, n, m, n),
                  "cublasLtMatrixLayoutCreate");
@@ -115,9 +144,9 @@ class GemmPlan {
     cublasLtMatmulPreferenceDestroy(pref);
     check_cublas(status, "cublasLtMatmulAlgoGetHeuristic");
     if (found == 0 || result.state != CUBLAS_STATUS_SUCCESS)
-      throw Error("cuBLASLt has no fp32 algorithm for [" + std::to_string(m) + ", " +
-                  std::to_string(k) + "] x [" + std::to_string(k) + ", " + std::to_string(n) +
-                  "] with epilogue " + std::to_string(int(epilogue)));
+      throw Error("cuBLASLt has no " + precision_name(operands.precision) + " algorithm for [" +
+                  std::to_string(m) + ", " + std::to_string(k) + "] x [" + std::to_string(k) +
+                  ", " + std::to_string(n) + "] with epilogue " + std::to_string(int(epilogue)));
     algo_ = result.algo;
   }
   ~GemmPlan() {
@@ -134,7 +163,7 @@ class GemmPlan {
                                                 sizeof bias),
                  "cublasLtMatmulDescSetAttribute (bias)");
   }
-  void run(cublasLtHandle_t lt, const float* a, const float* b, float beta, float* out,
+  void run(cublasLtHandle_t lt, const void* a, const void* b, float beta, float* out,
            void* workspace, size_t workspace_bytes, cudaStream_t stream) const {
     const float alpha = 1.0f;
     check_cublas(cublasLtMatmul(lt, desc_, &alpha, b, a_, a, b_, &beta, out, out_, out, out_,
@@ -148,8 +177,8 @@ class GemmPlan {
   cublasLtMatmulAlgo_t algo_ = {};
 };
 
-// m, k, n, epilogue, beta, then the alignments of a, b, out and the bias.
-using GemmPlanKey = std::array<int64_t, 9>;
+// m, k, n, precision, epilogue, beta, then the alignments of a, b, out and the bias.
+using GemmPlanKey = std::array<int64_t, 10>;
 
 struct GemmContext::Impl {
   cublasLtHandle_t lt = nullptr;
@@ -169,8 +198,12 @@ GemmContext::~GemmContext() {
   cublasLtDestroy(impl_->lt);
 }
 
-void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
-            Epilogue epilogue, float* out, GemmContext* gemm, cudaStream_t stream) {
+namespace {
+
+// The one matmul behind linear, linear_bf16 and matmul_bf16: a and b of operands.type.
+void matmul(const void* a, int64_t m, int k, const void* b, int n, const float* bias,
+            Epilogue epilogue, float* out, const Operands& operands, GemmContext* gemm,
+            cudaStream_t stream) {
   if (m == 0 || n == 0) return;
   if (m < 0 || m > INT_MAX || k < 0 || n < 0)
     throw Error("linear: shape [" + std::to_string(m) + ", " + std::to_string(k) + "] x [" +
@@ -184,6 +217,7 @@ void linear(const float* a, int64_t m, int k, const float* b, int n, const float
   const GemmPlanKey key = {m,
                            k,
                            n,
+                           int64_t(operands.precision),
                            int64_t(fused),
                            int64_t(beta),
                            alignment[0],
@@ -192,10 +226,34 @@ void linear(const float* a, int64_t m, int k, const float* b, int n, const float
                            bias ? int64_t(alignment_of(bias)) : 0};
   std::unique_ptr<GemmPlan>& plan = g.plans[key];
   if (!plan)
-    plan = std::make_unique<GemmPlan>(g.lt, m, k, n, fused, alignment, bias, g.workspace_bytes);
+    plan = std::make_unique<GemmPlan>(g.lt, m, k, n, operands, fused, alignment, bias,
+                                      g.workspace_bytes);
   else
     plan->set_bias(bias);
   plan->run(g.lt, a, b, beta, out, g.workspace, g.workspace_bytes, stream);
+}
+
+}  // namespace
+
+void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
+            Epilogue epilogue, float* out, GemmContext* gemm, cudaStream_t stream,
+            Precision precision) {
+  if (precision == Precision::kBf16)
+    throw Error("linear: bf16 takes bfloat16 kernels (cuda::linear_bf16)");
+  matmul(a, m, k, b, n, bias, epilogue, out, operands_for(precision), gemm, stream);
+}
+
+void linear_bf16(const float* a, int64_t m, int k, const __nv_bfloat16* b, int n, const float* bias,
+                 Epilogue epilogue, float* out, __nv_bfloat16* a_bf16, GemmContext* gemm,
+                 cudaStream_t stream) {
+  if (m > 0 && n > 0) round_to_bf16(a, m * k, a_bf16, stream);
+  matmul_bf16(a_bf16, m, k, b, n, bias, epilogue, out, gemm, stream);
+}
+
+void matmul_bf16(const __nv_bfloat16* a, int64_t m, int k, const __nv_bfloat16* b, int n,
+                 const float* bias, Epilogue epilogue, float* out, GemmContext* gemm,
+                 cudaStream_t stream) {
+  matmul(a, m, k, b, n, bias, epilogue, out, operands_for(Precision::kBf16), gemm, stream);
 }
 
 }  // namespace musiq::cuda

@@ -2,9 +2,11 @@
 // order, with device pointers and a trailing stream. Every function only enqueues work on
 // `stream` (no synchronisation) and throws musiq::Error when a launch fails or an argument
 // is outside what the kernel supports. All tensors are float32, row-major, NHWC, like the
-// CPU side. Host entry points only: kernels stay private to their .cu files.
+// CPU side, but the matrix products' inputs under bf16 (docs/precision.md), which are
+// __nv_bfloat16. Host entry points only: kernels stay private to their .cu files.
 #pragma once
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -12,6 +14,7 @@
 #include <memory>
 
 #include "base/op_arguments.h"  // Epilogue, Queries: shared by both sides
+#include "base/precision.h"
 
 namespace musiq::cuda {
 
@@ -40,6 +43,10 @@ void add_embeddings(float* x, int64_t rows, int dim, const int32_t* spatial,
 
 // kernels/elementwise.cu: x = relu(x + residual), count elements.
 void add_relu(float* x, const float* residual, int64_t count, cudaStream_t stream);
+
+// kernels/elementwise.cu: out[i] = in[i] rounded to the nearest bfloat16, ties to even
+// (base/precision.h's round_to_bf16), count elements.
+void round_to_bf16(const float* in, int64_t count, __nv_bfloat16* out, cudaStream_t stream);
 
 // kernels/group_norm.cu: in place GroupNorm over (H*W, channels of a group) per image, then
 // per-channel scale/bias, then ReLU if `relu`. x [n, hw, c]; needs c % groups == 0 and
@@ -105,19 +112,38 @@ class GemmContext {
   std::unique_ptr<Impl> impl_;
 };
 
-// kernels/linear.cu: out[m, n] = epilogue(a[m, k] @ b[k, n] + bias[n]), as cpu::linear, in
-// one cuBLASLt matmul with the bias and GELU in its epilogue: kBias (bias may be null),
-// kBiasGelu (bias may be null), kBiasResidual (out holds the residual on entry; the matmul
-// accumulates into it with beta = 1 and adds the bias). fp32 throughout, no TF32. Needs
-// m, n, k < 2^31.
+// kernels/linear.cu: out[m, n] = epilogue(a[m, k] @ b[k, n] + bias[n]), as
+// cpu::linear_packed, in one cuBLASLt matmul with the bias and GELU in its epilogue: kBias
+// (bias may be null), kBiasGelu (bias may be null), kBiasResidual (out holds the residual on
+// entry; the matmul accumulates into it with beta = 1 and adds the bias). Float32 sums;
+// `precision` fp32 (float32 products) or tf32 (the tensor cores read a and b rounded to
+// tf32); bf16 takes bfloat16 operands: linear_bf16. Needs m, n, k < 2^31.
 void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
-            Epilogue epilogue, float* out, GemmContext* gemm, cudaStream_t stream);
+            Epilogue epilogue, float* out, GemmContext* gemm, cudaStream_t stream,
+            Precision precision = Precision::kFp32);
+// linear() under bf16, as cpu::linear_bf16: b [k, n] in bfloat16 already (the model's
+// kernels, rounded once at upload); a rounded into `a_bf16` (m * k values of device
+// memory) first. Float32 sums, bias and output.
+void linear_bf16(const float* a, int64_t m, int k, const __nv_bfloat16* b, int n, const float* bias,
+                 Epilogue epilogue, float* out, __nv_bfloat16* a_bf16, GemmContext* gemm,
+                 cudaStream_t stream);
+// linear_bf16() on an `a` that is bfloat16 already (conv2d_bf16's columns).
+void matmul_bf16(const __nv_bfloat16* a, int64_t m, int k, const __nv_bfloat16* b, int n,
+                 const float* bias, Epilogue epilogue, float* out, GemmContext* gemm,
+                 cudaStream_t stream);
 
 // kernels/conv.cu: convolution of `shape` (base/conv2d_shape.h), no bias, via im2col into
 // `columns` (shape.positions() * shape.window() floats; unused and may be null for a
-// pointwise shape, which is one GEMM as on the CPU) and one GEMM (linear).
+// pointwise shape, which is one GEMM as on the CPU) and one GEMM (linear, at `precision`:
+// fp32 or tf32).
 void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
-            float* out, GemmContext* gemm, cudaStream_t stream);
+            float* out, GemmContext* gemm, cudaStream_t stream,
+            Precision precision = Precision::kFp32);
+// conv2d() under bf16, as cpu::conv2d_bf16: the kernel in bfloat16 already; im2col writes
+// the columns rounded to bfloat16 (a pointwise shape: its input, rounded), so `columns`
+// holds shape.positions() * shape.window() bfloat16 values for every shape.
+void conv2d_bf16(const float* in, const Conv2dShape& shape, const __nv_bfloat16* kernel,
+                 __nv_bfloat16* columns, float* out, GemmContext* gemm, cudaStream_t stream);
 
 // kernels/attention.cu: multi-head self-attention without a mask over packed sequences, as
 // cpu::attention: seq_starts [sequences + 1] on the device, `longest` the most rows of any

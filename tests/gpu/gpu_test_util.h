@@ -1,5 +1,6 @@
-// The GPU side of the test utilities: skip without a device, and device buffers (the
-// engine's DeviceArray) with a guard band that catches out-of-bounds writes. Random data,
+// The GPU side of the test utilities: skip without a device, device buffers (the engine's
+// DeviceArray) with a guard band that catches out-of-bounds writes, and the GEMM context
+// and tolerance of the tests of the GEMM-backed ops (linear, conv2d). Random data,
 // tolerance checks and test names are tests/test_util.h's, shared with the CPU tests.
 #pragma once
 #include <cuda_runtime.h>
@@ -18,6 +19,7 @@
 #include "engine/device.h"
 #include "kernels/cuda_check.h"
 #include "kernels/device_array.h"
+#include "kernels/ops.cuh"
 #include "tests/test_util.h"
 
 namespace musiq::gpu_test {
@@ -99,6 +101,26 @@ class Stream {
  private:
   cudaStream_t stream_ = nullptr;
 };
+
+// A GemmContext with a workspace of its own, as GpuModel gives it one.
+class Gemm {
+ public:
+  Gemm() : workspace_(cuda::kBlasWorkspaceBytes), context_(workspace_.get(), workspace_.size()) {}
+  cuda::GemmContext* get() { return &context_; }
+
+ private:
+  DeviceBuffer<unsigned char> workspace_;
+  cuda::GemmContext context_;
+};
+
+// A GEMM-backed op against its CPU twin at the same precision: (1e-5 + 1e-7 * k) abs +
+// 1e-5 rel. Both sides sum the same products in float32 in different orders (OpenBLAS or
+// our GEMM against cuBLASLt) and add the residual at another point (an ulp of it); for
+// inputs in [-1, 1] each rounding error is ~6e-8 of partial sums that grow like sqrt(k), so
+// the expected difference is ~1e-7 * k at worst for the k here (31 .. 16384), while an
+// indexing or epilogue bug gives errors of order 1.
+inline double gemm_abs_tol(int64_t k) { return 1e-5 + 1e-7 * double(k); }
+inline constexpr double kGemmRelTol = 1e-5;
 
 }  // namespace musiq::gpu_test
 

@@ -1,10 +1,8 @@
 // cuda::linear (one cuBLASLt matmul, epilogue fused) and cuda::conv2d (im2col + the same)
-// against the CPU. Bound: (1e-5 + 1e-7 * k) abs + 1e-5 rel. Both sides are fp32 GEMMs that
-// differ in summation order (OpenBLAS vs cuBLASLt, TF32 off) and where the residual is
-// added (an ulp of it); for inputs in [-1, 1] each rounding error
-// is ~6e-8 of partial sums that grow like sqrt(k), so the expected difference is ~1e-7 * k
-// at worst for the k here (31 .. 16384), while an indexing or epilogue bug gives errors of
-// order 1. With TF32 on (10-bit mantissa) these tests would fail: that is intended.
+// against the CPU at fp32, within gpu_test::gemm_abs_tol and kGemmRelTol (gpu_test_util.h):
+// both sides are fp32 GEMMs that differ in summation order. With TF32 on (10-bit mantissa)
+// these tests would fail: that is intended. The other precisions:
+// gemm_precision_gpu_test.cc.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -17,20 +15,10 @@ namespace musiq {
 namespace {
 
 using gpu_test::DeviceBuffer;
+using gpu_test::Gemm;
 
-double abs_tol_for(int64_t k) { return 1e-5 + 1e-7 * double(k); }
-constexpr double kRelTol = 1e-5;
-
-// A GemmContext with a workspace of its own, as GpuModel gives it one.
-class Gemm {
- public:
-  Gemm() : workspace_(cuda::kBlasWorkspaceBytes), context_(workspace_.get(), workspace_.size()) {}
-  cuda::GemmContext* get() { return &context_; }
-
- private:
-  DeviceBuffer<unsigned char> workspace_;
-  cuda::GemmContext context_;
-};
+double abs_tol_for(int64_t k) { return gpu_test::gemm_abs_tol(k); }
+constexpr double kRelTol = gpu_test::kGemmRelTol;
 
 struct LinearCase {
   int64_t m;
