@@ -248,7 +248,7 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
     // and pass its self-check, else the CPU runs and says why.
     try {
       check_precision_on(DeviceKind::kCuda, params.precision);
-      impl->gpu_model = std::make_unique<GpuModel>(prepare_model_weights(file));
+      impl->gpu_model = std::make_unique<GpuModel>(prepare_model_weights(file), params.precision);
       if (params.device == DeviceKind::kAuto) check_gpu_against_cpu(*impl->gpu_model, file);
       return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
     } catch (const Error& e) {

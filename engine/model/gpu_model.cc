@@ -1,12 +1,15 @@
 // GpuModel: engine/model/forward.h on the GPU, with the kernels of kernels/ops.cuh on one stream
 // and one cuBLASLt context. Host code only.
 //
-// Memory: the weights block (engine/model/model_weights.h) is uploaded in one copy. Everything
-// per batch lives in one device workspace laid out by engine/model/workspace.h (sequence buffers,
-// the uploaded input, the stem's scratch for kStemChunk tokens), reallocated only when a
-// larger batch comes; host-to-device copies go through one pinned staging buffer, grown
-// likewise. The GEMMs (cuBLASLt) get a fixed workspace of their own, so they allocate
-// nothing while scoring.
+// Memory: the weights block (engine/model/model_weights.h) is uploaded in one copy. Under bf16
+// each kernel (docs/precision.md: every Dense and convolution kernel but the head's) is then
+// rounded on the device into a bfloat16 copy beside the block, which the GEMMs read; the
+// block stays whole, one layout for every precision, at half again the weights' memory.
+// Everything per batch lives in one device workspace laid out by engine/model/workspace.h
+// (sequence buffers, the uploaded input, the stem's scratch for kStemChunk tokens, under
+// bf16 a product's rounded input), reallocated only when a larger batch comes;
+// host-to-device copies go through one pinned staging buffer, grown likewise. The GEMMs
+// (cuBLASLt) get a fixed workspace of their own, so they allocate nothing while scoring.
 // Per token: ~14 KB of sequence buffers + 12 KB of patches; the stem chunk is ~200 MB for
 // 512 tokens; a 12,000-token photo needs ~520 MB in all (estimate, not measured).
 //
@@ -31,6 +34,7 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <unordered_map>
 
 #include "base/error.h"
 #include "engine/model/forward.h"
@@ -101,6 +105,10 @@ float elapsed_ms(cudaEvent_t from, cudaEvent_t to) {
   return ms;
 }
 
+// Under bf16, each Dense and convolution kernel's bfloat16 copy by its float32 original
+// (device pointers): the GEMMs take the copy, the forward pass names the original.
+using Bf16Kernels = std::unordered_map<const float*, const __nv_bfloat16*>;
+
 // A host ResizePlan and its copy on the device.
 struct UploadedResizePlan {
   const ResizePlan* host;
@@ -114,8 +122,10 @@ struct CudaOps {
   cuda::GemmContext* gemm;
   cudaStream_t stream;
   float* attention_scratch;  // cuda::attention's, for the batch
-  // GpuModel runs fp32 alone (Scorer::open refuses the others on the GPU).
-  static constexpr Precision precision = Precision::kFp32;
+  Precision precision;
+  const Bf16Kernels& bf16_kernels;
+  // Under bf16: a product's input rounded, for the batch (Workspace::bf16_input).
+  __nv_bfloat16* bf16_input;
   // The resize plans of the image being preprocessed, uploaded.
   std::span<const UploadedResizePlan> resize_plans = {};
 
@@ -143,10 +153,14 @@ struct CudaOps {
     cuda::extract_patches(image, h, w, patch, count_h, count_w, pad_top, pad_left, out, stream);
   }
 
+  // Under bf16 the columns' floats hold the bfloat16 columns (half their bytes); a pointwise
+  // shape, given none, rounds its input into bf16_input.
   void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
               float* out, Precision p) {
-    require_fp32(p);
-    cuda::conv2d(in, shape, kernel, columns, out, gemm, stream);
+    if (p != Precision::kBf16)
+      return cuda::conv2d(in, shape, kernel, columns, out, gemm, stream, p);
+    __nv_bfloat16* bf16_columns = columns ? reinterpret_cast<__nv_bfloat16*>(columns) : bf16_input;
+    cuda::conv2d_bf16(in, shape, bf16_kernel(kernel), bf16_columns, out, gemm, stream);
   }
   void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
                   const float* bias, float eps, bool relu) {
@@ -161,8 +175,9 @@ struct CudaOps {
   }
   void linear(const float* a, int64_t m, int k, const float* b, int n, const float* bias,
               Epilogue epilogue, float* out, Precision p) {
-    require_fp32(p);
-    cuda::linear(a, m, k, b, n, bias, epilogue, out, gemm, stream);
+    if (p != Precision::kBf16)
+      return cuda::linear(a, m, k, b, n, bias, epilogue, out, gemm, stream, p);
+    cuda::linear_bf16(a, m, k, bf16_kernel(b), n, bias, epilogue, out, bf16_input, gemm, stream);
   }
   void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
                   float eps, float* out) {
@@ -185,6 +200,11 @@ struct CudaOps {
  private:
   static void require_fp32(Precision p) {
     if (p != Precision::kFp32) throw Error("GPU: " + precision_name(p) + " is not available");
+  }
+  const __nv_bfloat16* bf16_kernel(const float* kernel) const {
+    const auto found = bf16_kernels.find(kernel);
+    if (found == bf16_kernels.end()) throw Error("GPU: a kernel has no bfloat16 copy");
+    return found->second;
   }
   cuda::DeviceResizePlan uploaded(const ResizePlan& plan) const {
     for (const UploadedResizePlan& p : resize_plans)
@@ -273,12 +293,15 @@ PackedPlans pack_plans(const TokenPlan& plan, const int32_t* device_starts,
 
 struct GpuModel::Impl {
   ModelConfig config;
+  Precision precision = Precision::kFp32;
   int device = 0;
   cudaStream_t stream = nullptr;
   DeviceArray<unsigned char> gemm_workspace;
   std::unique_ptr<cuda::GemmContext> gemm;  // its plans are kept across calls
   DeviceArray<float> weights;
   WeightPointers params;  // into `weights`
+  DeviceArray<__nv_bfloat16> bf16_weights;  // under bf16: the kernels' copies
+  Bf16Kernels bf16_kernels;                 // into `bf16_weights`
 
   DeviceArray<float> workspace;  // per batch, engine/model/workspace.h's layout
   DeviceArray<float> attention_scratch;  // per batch, cuda::attention_scratch_floats
@@ -300,6 +323,7 @@ struct GpuModel::Impl {
     if (stream) cudaStreamDestroy(stream);
   }
 
+  void round_kernels();
   Workspace ensure_workspace(const PackedBatch& batch);
   void grow_preprocessing(const Image& image, const TokenPlan& plan);
   TokenScratch token_scratch() const {
@@ -310,7 +334,8 @@ struct GpuModel::Impl {
 Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
   // One image per offset pair: batch.images is filled only after the preprocessing.
   const int images = static_cast<int>(batch.starts.size()) - 1;
-  const WorkspaceLayout layout(config, {batch.rows(), images, CudaOps::kStemChunk, true, true});
+  const WorkspaceLayout layout(config, {batch.rows(), images, CudaOps::kStemChunk, true, true,
+                                        precision == Precision::kBf16});
   const size_t total = size_t(layout.total_floats());
   if (workspace.size() < total) {
     workspace.reset();  // free the old one first: the new one may need that memory
@@ -327,6 +352,25 @@ Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
   grow(attention_scratch, size_t(cuda::attention_scratch_floats(images, config.num_heads)),
        "the attention scratch");
   return layout.at(workspace.get());
+}
+
+void GpuModel::Impl::round_kernels() {
+  constexpr int64_t kAlign = 128;  // 256 bytes, as the float32 block's parameters
+  const auto kernels = [&](auto&& f) {
+    for_each_param(params, config, [&](const float*& p, const ParamField& field) {
+      if (field.kind != ParamKind::kValues && p != params.head_kernel)
+        f(p, element_count(field.shape));
+    });
+  };
+  int64_t total = 0;
+  kernels([&](const float*, int64_t count) { total += (count + kAlign - 1) / kAlign * kAlign; });
+  bf16_weights.allocate(size_t(total), "the bfloat16 kernels");
+  int64_t at = 0;
+  kernels([&](const float* p, int64_t count) {
+    cuda::round_to_bf16(p, count, bf16_weights.get() + at, stream);
+    bf16_kernels.emplace(p, bf16_weights.get() + at);
+    at += (count + kAlign - 1) / kAlign * kAlign;
+  });
 }
 
 void GpuModel::Impl::grow_preprocessing(const Image& image, const TokenPlan& plan) {
@@ -346,9 +390,10 @@ void GpuModel::Impl::grow_preprocessing(const Image& image, const TokenPlan& pla
   grow(plan_weights, weights_count, "the resize plans");
 }
 
-GpuModel::GpuModel(const ModelWeights& w) : impl_(std::make_unique<Impl>()) {
+GpuModel::GpuModel(const ModelWeights& w, Precision precision) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.config = w.config;
+  m.precision = precision;
   if (m.config.head_dim() != 64)
     throw Error("GPU: head_dim " + std::to_string(m.config.head_dim()) +
                 " is not supported by the attention kernel (64 only); use --device cpu");
@@ -362,8 +407,9 @@ GpuModel::GpuModel(const ModelWeights& w) : impl_(std::make_unique<Impl>()) {
   m.weights.allocate(w.block.size(), "the model weights");
   CUDA_CHECK(cudaMemcpyAsync(m.weights.get(), w.block.data(), w.block.size() * sizeof(float),
                              cudaMemcpyHostToDevice, m.stream));
-  CUDA_CHECK(cudaStreamSynchronize(m.stream));
   m.params = w.at(m.weights.get());
+  if (precision == Precision::kBf16) m.round_kernels();
+  CUDA_CHECK(cudaStreamSynchronize(m.stream));
 }
 
 GpuModel::~GpuModel() = default;
@@ -443,7 +489,8 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
     up.send(m.staging.get(), 0, inputs_end, m.stream);
     CUDA_CHECK(cudaEventRecord(m.uploaded, m.stream));
   }
-  CudaOps ops{m.gemm.get(), m.stream, m.attention_scratch.get()};
+  CudaOps ops{m.gemm.get(), m.stream,       m.attention_scratch.get(),
+              m.precision,  m.bf16_kernels, reinterpret_cast<__nv_bfloat16*>(ws.bf16_input)};
   {
     NvtxRange range("preprocess");
     size_t sent = inputs_end;

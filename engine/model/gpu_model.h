@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "base/precision.h"
 #include "engine/decode/image.h"
 #include "engine/model/model_weights.h"
 #include "engine/preprocess/preprocess.h"
@@ -29,8 +30,9 @@ using GpuInput = std::variant<const Tokens*, const Image*>;
 class GpuModel {
  public:
   // Uploads the weights to device 0 in one copy and creates the model's stream and cuBLAS
-  // handle. Throws musiq::Error (no device, out of memory, ...).
-  explicit GpuModel(const ModelWeights& weights);
+  // handle. `precision`: docs/precision.md; under bf16 the kernels are rounded to bfloat16
+  // on the device once, here. Throws musiq::Error (no device, out of memory, ...).
+  explicit GpuModel(const ModelWeights& weights, Precision precision = Precision::kFp32);
   ~GpuModel();
   GpuModel(const GpuModel&) = delete;
   GpuModel& operator=(const GpuModel&) = delete;

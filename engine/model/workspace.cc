@@ -13,7 +13,7 @@ constexpr int kPatch = 32;
 }  // namespace
 
 WorkspaceLayout::WorkspaceLayout(const ModelConfig& c, const BatchShape& s)
-    : with_inputs_(s.with_inputs), stem_scratch_(s.stem_scratch) {
+    : with_inputs_(s.with_inputs), stem_scratch_(s.stem_scratch), bf16_input_(s.bf16_input) {
   const int64_t h = c.hidden_size, rows = s.rows, images = s.images;
   const int64_t tokens = rows - images;
   const int64_t chunk = std::max<int64_t>(1, std::min(s.stem_chunk, tokens));
@@ -32,6 +32,12 @@ WorkspaceLayout::WorkspaceLayout(const ModelConfig& c, const BatchShape& s)
   size[kPatches] = inputs * tokens * c.patch_values();
   size[kSpatial] = size[kScaleId] = inputs * tokens;  // int32: one float each
   size[kStarts] = inputs * (images + 1) * 2;          // int64: two floats each
+  // The largest product input, in bfloat16 (two to a float): the MLP's hidden layer or the
+  // embedding's stem features. The stem's pointwise convolutions read less; the others
+  // round into their own columns.
+  const int64_t largest_input =
+      std::max(rows * std::max(h, int64_t{c.mlp_dim}), chunk * kStemUnitPerToken);
+  size[kBf16Input] = s.bf16_input ? (largest_input + 1) / 2 : 0;
   for (int slot = 0; slot < kSlots; ++slot) {
     offset_[slot] = total_;
     total_ += (size[slot] + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
@@ -58,6 +64,7 @@ Workspace WorkspaceLayout::at(float* base) const {
   w.spatial = inputs ? reinterpret_cast<int32_t*>(f(kSpatial)) : nullptr;
   w.scale_id = inputs ? reinterpret_cast<int32_t*>(f(kScaleId)) : nullptr;
   w.starts = inputs ? reinterpret_cast<int64_t*>(f(kStarts)) : nullptr;
+  w.bf16_input = bf16_input_ ? reinterpret_cast<uint16_t*>(f(kBf16Input)) : nullptr;
   return w;
 }
 

@@ -25,6 +25,9 @@ struct Workspace {
   float* patches;
   int32_t *spatial, *scale_id;
   int64_t* starts;
+  // The GPU's matrix products under bf16: the input of one, rounded to bfloat16 (bits; null
+  // elsewhere).
+  uint16_t* bf16_input;
 };
 
 struct BatchShape {
@@ -33,6 +36,7 @@ struct BatchShape {
   int64_t stem_chunk = 0;     // tokens through the stem at once
   bool stem_scratch = false;  // room for the stem's scratch, for the whole chunk (GPU)
   bool with_inputs = false;   // room for the uploaded input (GPU)
+  bool bf16_input = false;    // room for a product's input in bfloat16 (GPU under bf16)
 };
 
 class WorkspaceLayout {
@@ -44,11 +48,11 @@ class WorkspaceLayout {
  private:
   enum Slot {
     kX, kY, kQkv, kCtx, kMlp, kClsX, kLogits, kScores, kChunkPatches, kStemScratch, kUnit,
-    kEmbedded, kPatches, kSpatial, kScaleId, kStarts, kSlots
+    kEmbedded, kPatches, kSpatial, kScaleId, kStarts, kBf16Input, kSlots
   };
   int64_t offset_[kSlots] = {};
   int64_t total_ = 0;
-  bool with_inputs_ = false, stem_scratch_ = false;
+  bool with_inputs_ = false, stem_scratch_ = false, bf16_input_ = false;
 };
 
 }  // namespace musiq
