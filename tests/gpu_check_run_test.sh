@@ -85,6 +85,28 @@ grep -q "^result  *PASS" "$tmp/out/summary.txt" || fail "--quick: the summary la
 STRAY=stray.log run && fail "a stray file in \$OUT passed"
 grep -q "^unexpected in \$OUT .*: stray.log" "$tmp/out/summary.txt" || fail "the stray file is not named"
 
+# GPU_CHECK_THROUGHPUT=1 adds its phase, which says why it cannot run here.
+GPU_CHECK_THROUGHPUT=1 run || { cat "$tmp/stdout"; fail "the stubbed run with throughput failed"; }
+grep -q "^torch-throughput not run: " "$tmp/out/summary.txt" || fail "no torch-throughput line"
+
+# Its command: 224x224 and 1024x768 at batch 1, 8 and 32 and 12 MP at batch 1 only, each
+# precision, with a python whose torch-compare only logs its arguments.
+cat > "$tmp/stubs/python" <<'EOF'
+#!/bin/sh
+[ "$1" = tools/torch-compare ] || exec "$REAL_PYTHON" "$@"
+echo "torch-compare $*" >> "$CALLS"
+EOF
+chmod +x "$tmp/stubs/python" && : > "$tmp/calls"
+env CALLS="$tmp/calls" PYTHON="$tmp/stubs/python" REAL_PYTHON="$python" \
+  bash "$script" throughput "$tmp/build" "$tmp/throughput" > "$tmp/stdout" 2>&1 ||
+  { cat "$tmp/stdout"; fail "gpu-check throughput failed"; }
+precisions="--torch-precision bf16 --torch-precision fp32 --torch-precision tf32 "
+grep -q -e "--device cuda .*$precisions.*--batch 1 --batch 8 --batch 32 .*bench-1024x768.jpg .*bench-224x224.jpg$" \
+  "$tmp/calls" || fail "no batch 1/8/32 run at 1024x768 and 224x224: $(cat "$tmp/calls")"
+grep -q -e "--device cuda .*$precisions.*--batch 1 --json [^ ]* [^ ]*bench-4032x3024.jpg$" \
+  "$tmp/calls" || fail "no batch-1 run at 12 MP: $(cat "$tmp/calls")"
+[ "$(wc -l < "$tmp/calls")" = 2 ] || fail "torch-compare ran other than twice: $(cat "$tmp/calls")"
+
 # No pkg-config on PATH: the carried pkgconf under that name; one on PATH stays.
 mkdir -p "$tmp/bare"
 ln -s "$(command -v mkdir)" "$tmp/bare/mkdir" && ln -s "$(command -v ln)" "$tmp/bare/ln" || fail "ln"
