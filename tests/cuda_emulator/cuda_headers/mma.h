@@ -12,6 +12,7 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -54,11 +55,10 @@ constexpr bool supported() {
 }
 
 inline std::string where() {
-  const auto d = [](const uint3& v) {
-    return "(" + std::to_string(v.x) + ", " + std::to_string(v.y) + ", " + std::to_string(v.z) +
-           ")";
-  };
-  return "thread " + d(threadIdx) + " of block " + d(blockIdx);
+  std::ostringstream s;
+  s << "thread (" << threadIdx.x << ", " << threadIdx.y << ", " << threadIdx.z << ") of block ("
+    << blockIdx.x << ", " << blockIdx.y << ", " << blockIdx.z << ")";
+  return s.str();
 }
 
 // The warp meets at `call`; every lane must pass lane 0's `arguments`.
