@@ -3,10 +3,10 @@
 // shared by that head's query blocks. Keys run in blocks of kKeyBlock with an online softmax
 // (a running max and sum, as flash attention), so a thread's scores stay at 256 x 1024 floats
 // (1 MB) at any length; up to 1024 tokens is one block. CLS-only queries skip the packing.
-// Under bf16 (docs/precision.md) the scaled query, K and V are rounded to bfloat16 as they
-// are copied or packed, and the probabilities after the row sum has taken them in float32;
-// where the CPU computes bf16 products (cpu/bf16_gemm.h), K^T and V are packed into its
-// tiles and both products run there.
+// Under bf16 or tf32 (docs/precision.md) the scaled query, K and V are rounded as they are
+// copied or packed, and the probabilities after the row sum has taken them in float32; where
+// the CPU computes bf16 products (cpu/bf16_gemm.h), K^T and V are packed into its tiles and
+// both products run there.
 #include <omp.h>
 
 #include <algorithm>
@@ -45,11 +45,11 @@ __attribute__((always_inline)) inline float row_max_kernel(const float* row, int
 }
 MUSIQ_DISPATCH_BY_ISA(float, row_max, (const float* row, int64_t len), (row, len))
 
-// row = exp(row - max) in place, then rounded to bfloat16 if `bf16`; returns the float32 sum
-// of the exps before that rounding.
+// row = exp(row - max) in place, then rounded as products' inputs at `precision`; returns the
+// float32 sum of the exps before that rounding.
 template <Isa>
 __attribute__((always_inline)) inline float exp_shifted_kernel(float* row, int64_t len, float max,
-                                                               bool bf16) {
+                                                               Precision precision) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < len; ++i) {
@@ -57,16 +57,14 @@ __attribute__((always_inline)) inline float exp_shifted_kernel(float* row, int64
     row[i] = e;
     sum += e;
   }
-  if (bf16)
+  if (precision != Precision::kFp32)
 #pragma omp simd
-    for (int64_t i = 0; i < len; ++i) row[i] = musiq::round_to_bf16(row[i]);
+    for (int64_t i = 0; i < len; ++i) row[i] = round_for_products(precision, row[i]);
   return sum;
 }
-MUSIQ_DISPATCH_BY_ISA(float, exp_shifted, (float* row, int64_t len, float max, bool bf16),
-                      (row, len, max, bf16))
-
-// How a value enters a product: as it is, or rounded to bfloat16.
-inline float product_input(float x, bool bf16) { return bf16 ? musiq::round_to_bf16(x) : x; }
+MUSIQ_DISPATCH_BY_ISA(float, exp_shifted,
+                      (float* row, int64_t len, float max, Precision precision),
+                      (row, len, max, precision))
 
 // How one sequence is cut into tasks: query blocks of `block` rows, times the heads.
 struct SequencePlan {
@@ -75,41 +73,42 @@ struct SequencePlan {
   int64_t packed;   // where its heads' packed K^T and V start (all queries only)
 };
 
-// softmax(q . k_j) . v_j for one query row q (already scaled, and rounded under bf16)
+// softmax(q . k_j) . v_j for one query row q (already scaled and rounded)
 // against len keys and values, rows ld apart, into out [head_dim]; `scores` holds len
 // floats.
 template <Isa kIsa>
 __attribute__((always_inline)) inline void attend_one_kernel(const float* q, const float* k,
                                                              const float* v, int64_t len,
-                                                             int64_t ld, int head_dim, bool bf16,
+                                                             int64_t ld, int head_dim,
+                                                             Precision precision,
                                                              float* scores, float* out) {
   for (int64_t j = 0; j < len; ++j) {
     float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-    for (int d = 0; d < head_dim; ++d) dot += q[d] * product_input(k[j * ld + d], bf16);
+    for (int d = 0; d < head_dim; ++d) dot += q[d] * round_for_products(precision, k[j * ld + d]);
     scores[j] = dot;
   }
   const float inv =
-      1.0f / exp_shifted_kernel<kIsa>(scores, len, row_max_kernel<kIsa>(scores, len), bf16);
+      1.0f / exp_shifted_kernel<kIsa>(scores, len, row_max_kernel<kIsa>(scores, len), precision);
   std::fill_n(out, head_dim, 0.0f);
   for (int64_t j = 0; j < len; ++j) {
     const float p = scores[j];
 #pragma omp simd
-    for (int d = 0; d < head_dim; ++d) out[d] += p * product_input(v[j * ld + d], bf16);
+    for (int d = 0; d < head_dim; ++d) out[d] += p * round_for_products(precision, v[j * ld + d]);
   }
   for (int d = 0; d < head_dim; ++d) out[d] *= inv;
 }
 MUSIQ_DISPATCH_BY_ISA(void, attend_one,
                       (const float* q, const float* k, const float* v, int64_t len, int64_t ld,
-                       int head_dim, bool bf16, float* scores, float* out),
-                      (q, k, v, len, ld, head_dim, bf16, scores, out))
+                       int head_dim, Precision precision, float* scores, float* out),
+                      (q, k, v, len, ld, head_dim, precision, scores, out))
 
 }  // namespace
 
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int heads,
                int head_dim, Queries queries, float* out, Precision precision) {
   if (sequences <= 0) return;
-  const bool bf16 = precision == Precision::kBf16, tiled = bf16 && bf16::tiled();
+  const bool tiled = precision == Precision::kBf16 && bf16::tiled();
   const int hidden = heads * head_dim;
   const int64_t ld = 3 * int64_t{hidden};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -194,10 +193,8 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
         pack_columns(seq + (j0 * ld) + 2 * hidden + h * head_dim, keys, head_dim, ld,
                      v + packed_floats(j0, head_dim));
       }
-      if (bf16) {
-        const int64_t count = packed_floats(head_dim, len) + packed_floats(len, head_dim);
-        round_to_bf16(kt, count, kt);
-      }
+      const int64_t count = packed_floats(head_dim, len) + packed_floats(len, head_dim);
+      round_product_inputs(precision, kt, count, kt);
     }
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
@@ -215,11 +212,11 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
       for (int64_t r = 0; r < rows; ++r)
         for (int d = 0; d < head_dim; ++d)
           q[r * head_dim + d] =
-              product_input(seq[(q0 + r) * ld + h * head_dim + d] * scale, bf16);
+              round_for_products(precision, seq[(q0 + r) * ld + h * head_dim + d] * scale);
       float* o = out + (p.out_row + q0) * hidden + h * head_dim;
       if (!all) {
         attend_one(q.data(), seq + hidden + h * head_dim, seq + 2 * hidden + h * head_dim, len,
-                   ld, head_dim, bf16, scores.data(), o);
+                   ld, head_dim, precision, scores.data(), o);
         continue;
       }
       const float* kt = tiled ? nullptr : packed_base + p.packed + h * head_floats(len);
@@ -242,14 +239,14 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
           const float block_max = row_max(row, keys);
           if (j0 == 0) {
             row_maxes[r] = block_max;
-            row_sums[r] = exp_shifted(row, keys, block_max, bf16);
+            row_sums[r] = exp_shifted(row, keys, block_max, precision);
             continue;
           }
           // A larger max: what was summed so far is rescaled to it.
           const float max = std::max(row_maxes[r], block_max);
           const float rescale = exp_approx(row_maxes[r] - max);
           row_maxes[r] = max;
-          row_sums[r] = row_sums[r] * rescale + exp_shifted(row, keys, max, bf16);
+          row_sums[r] = row_sums[r] * rescale + exp_shifted(row, keys, max, precision);
           if (rescale != 1.0f)
             for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= rescale;
         }

@@ -18,9 +18,9 @@ namespace {
 
 // in [n, h, w, cin] into padded [n, hp, wp, cin]: each image at (pad_top, pad_left), zeros
 // around it, cut where no window reaches.
-// With `bf16`, the copied values are rounded to bfloat16 (zeros stay zeros).
+// The copied values rounded as products' inputs at `precision` (zeros stay zeros).
 void pad_input(const float* in, int n, int h, int w, int cin, int pad_top, int pad_left, int hp,
-               int wp, bool bf16, float* padded) {
+               int wp, Precision precision, float* padded) {
   const int x0 = std::max(0, pad_left), x1 = std::min(wp, pad_left + w);  // columns of `in`
   const int64_t row = int64_t{wp} * cin;
 #pragma omp parallel for schedule(static)
@@ -35,11 +35,7 @@ void pad_input(const float* in, int n, int h, int w, int cin, int pad_top, int p
     std::fill_n(dst, int64_t{x0} * cin, 0.0f);
     const float* src = in + ((img * h + y) * w + (x0 - pad_left)) * cin;
     const int64_t count = int64_t{x1 - x0} * cin;
-    if (bf16)
-      std::transform(src, src + count, dst + int64_t{x0} * cin,
-                     [](float v) { return musiq::round_to_bf16(v); });
-    else
-      std::copy_n(src, count, dst + int64_t{x0} * cin);
+    round_product_inputs(precision, src, count, dst + int64_t{x0} * cin);
     std::fill(dst + int64_t{x1} * cin, dst + row, 0.0f);
   }
 }
@@ -61,7 +57,7 @@ void conv2d_packed(const float* in, const Conv2dShape& s, const float* packed_ke
   const int hp = (s.out_height - 1) * s.stride + s.kernel;
   const int wp = (s.out_width - 1) * s.stride + s.kernel;
   pad_input(in, s.batch, s.height, s.width, s.in_channels, s.pad_top, s.pad_left, hp, wp,
-            precision == Precision::kBf16, columns);
+            precision, columns);
   gemm(ConvWindows{columns, hp, wp, s.in_channels, s.kernel, s.kernel, s.stride, s.out_height,
                    s.out_width},
        s.positions(), packed_kernel, s.out_channels, out);

@@ -7,13 +7,14 @@ namespace musiq::cpu {
 namespace {
 
 template <Isa>
-__attribute__((always_inline)) inline void round_to_bf16_run_kernel(const float* in, int64_t count,
-                                                                    float* out) {
+__attribute__((always_inline)) inline void round_low_bits_run_kernel(const float* in, int64_t count,
+                                                                     int bits, float* out) {
 #pragma omp simd
-  for (int64_t i = 0; i < count; ++i) out[i] = musiq::round_to_bf16(in[i]);
+  for (int64_t i = 0; i < count; ++i) out[i] = musiq::round_low_bits(in[i], bits);
 }
-MUSIQ_DISPATCH_BY_ISA(void, round_to_bf16_run, (const float* in, int64_t count, float* out),
-                      (in, count, out))
+MUSIQ_DISPATCH_BY_ISA(void, round_low_bits_run,
+                      (const float* in, int64_t count, int bits, float* out),
+                      (in, count, bits, out))
 
 template <Isa>
 __attribute__((always_inline)) inline void add_relu_run_kernel(float* x, const float* residual,
@@ -31,10 +32,14 @@ constexpr int64_t kRun = 4096;  // floats a call: the dispatch costs nothing nex
 
 }  // namespace
 
-void round_to_bf16(const float* in, int64_t count, float* out) {
+void round_product_inputs(Precision p, const float* in, int64_t count, float* out) {
+  if (p == Precision::kFp32) {
+    if (out != in) std::copy_n(in, count, out);
+    return;
+  }
 #pragma omp parallel for schedule(static) if (count > 16 * kRun)
   for (int64_t i = 0; i < count; i += kRun)
-    round_to_bf16_run(in + i, std::min(kRun, count - i), out + i);
+    round_low_bits_run(in + i, std::min(kRun, count - i), dropped_bits(p), out + i);
 }
 
 void add_relu(float* x, const float* residual, int64_t count) {

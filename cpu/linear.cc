@@ -16,11 +16,11 @@ void linear(const float* a, int64_t m, int k, const float* b, int n, const float
 
 void linear_packed(const float* a, int64_t m, int k, const float* packed_b, int n,
                    const float* bias, Epilogue epilogue, float* out, Precision precision) {
-  if (precision == Precision::kBf16) {
+  if (precision != Precision::kFp32) {
     // The rounded copy of `a`, kept across calls: after the largest so far, no allocation.
     thread_local std::vector<float> rounded;
     rounded.resize(size_t(m * k));
-    round_to_bf16(a, m * k, rounded.data());
+    round_product_inputs(precision, a, m * k, rounded.data());
     a = rounded.data();
   }
   gemm(a, m, k, packed_b, n, bias, epilogue == Epilogue::kBiasResidual,

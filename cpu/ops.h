@@ -1,9 +1,10 @@
 // The CPU implementation of every MUSIQ op. kernels/ops.cuh declares the GPU
 // counterparts with the same names and the same argument order (device pointers
 // plus a stream); tests compare the two. All tensors are float32, row-major, NHWC.
-// A `precision` of kBf16 rounds the op's products' inputs to bfloat16 as docs/precision.md
-// defines; kernels given packed under it hold bfloat16 values already (round_to_bf16 before
-// pack_columns). kTf32 is the GPU's alone: the CPU ops compute it as kFp32.
+// A `precision` of kBf16 (kTf32) rounds the op's products' inputs to bfloat16 (tf32) as
+// docs/precision.md defines; kernels given packed under it hold rounded values already
+// (round_product_inputs before pack_columns). tf32 is a GPU precision: the CPU ops compute it
+// as the GPU ops' twins, by rounding and then the fp32 kernels.
 #pragma once
 #include <cstdint>
 
@@ -50,8 +51,8 @@ void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
 void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int out_w,
                      float* out);
 
-// out[i] = round_to_bf16(in[i]) (base/precision.h), count elements; out may be in.
-void round_to_bf16(const float* in, int64_t count, float* out);
+// out[i] = round_for_products(p, in[i]) (base/precision.h), count elements; out may be in.
+void round_product_inputs(Precision p, const float* in, int64_t count, float* out);
 
 // x = relu(x + residual), count elements.
 void add_relu(float* x, const float* residual, int64_t count);

@@ -102,12 +102,11 @@ struct CpuOps {
 CpuModel::CpuModel(ModelWeights weights, Precision precision)
     : w_(std::move(weights)), params_(w_.host()), precision_(precision),
       threads_(cpu::max_threads()) {
-  if (precision == Precision::kTf32) throw Error("CpuModel: tf32 is not a CPU precision");
   // Each Dense kernel [k, n] and convolution kernel (HWIO read as [kh*kw*cin, cout])
   // repacked once for cpu::linear_packed and conv2d_packed: in place where the packed form
-  // is as large (n a multiple of 16), else (the head's few classes) beside. Under bf16 they
-  // are rounded first, the head's excepted (docs/precision.md), and for a bf16 kernel also
-  // packed into its tiles.
+  // is as large (n a multiple of 16), else (the head's few classes) beside. Under bf16 or
+  // tf32 they are rounded first, the head's excepted (docs/precision.md), and for a bf16
+  // kernel also packed into its tiles.
   const float* head = params_.head_kernel;
   const bool tiled = precision == Precision::kBf16 && cpu::bf16::tiled();
   for_each_param(params_, w_.config, [&](const float*& weights, const ParamField& field) {
@@ -115,8 +114,8 @@ CpuModel::CpuModel(ModelWeights weights, Precision precision)
     const int n = static_cast<int>(field.shape.back());
     const int k = static_cast<int>(element_count(field.shape) / n);
     float* raw = w_.block.data() + (weights - w_.block.data());
-    const bool rounded = precision == Precision::kBf16 && weights != head;
-    if (rounded) cpu::round_to_bf16(raw, int64_t{k} * n, raw);
+    const bool rounded = precision != Precision::kFp32 && weights != head;
+    if (rounded) cpu::round_product_inputs(precision, raw, int64_t{k} * n, raw);
     std::vector<uint16_t> tiles;
     if (rounded && tiled) {
       tiles.resize(size_t(cpu::bf16::packed_count(k, n)));

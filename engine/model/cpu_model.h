@@ -17,7 +17,8 @@ using Bf16Kernels = std::unordered_map<const float*, std::vector<uint16_t>>;
 
 class CpuModel {
  public:
-  // fp32 or bf16 (docs/precision.md); tf32 throws musiq::Error.
+  // fp32, bf16 or tf32 (docs/precision.md); tf32 only as the GPU's twin: the scorer offers
+  // the CPU fp32 and bf16 (precisions_on).
   CpuModel(ModelWeights weights, Precision precision = Precision::kFp32);
   const ModelConfig& config() const { return w_.config; }
 

@@ -10,6 +10,8 @@
 // Per token: ~14 KB of sequence buffers + 12 KB of patches; the stem chunk is ~200 MB for
 // 512 tokens; a 12,000-token photo needs ~520 MB in all (estimate, not measured).
 //
+// The forward pass of a batch shape seen before runs as a CUDA graph (forward_graphs.h).
+//
 // NVTX ranges (nvtx3, header-only) mark the stages: upload, preprocess, stem, embeddings,
 // each encoder block, head. They time the host's enqueueing; Nsight Systems shows the
 // kernels launched inside each range.
@@ -34,6 +36,7 @@
 
 #include "base/error.h"
 #include "engine/model/forward.h"
+#include "engine/model/forward_graphs.h"
 #include "engine/model/packed_batch.h"
 #include "engine/model/workspace.h"
 #include "engine/preprocess/token_patches.h"
@@ -283,6 +286,7 @@ struct GpuModel::Impl {
   DeviceArray<float> workspace;  // per batch, engine/model/workspace.h's layout
   DeviceArray<float> attention_scratch;  // per batch, cuda::attention_scratch_floats
   PinnedBuffer staging;
+  ForwardGraphs graphs;  // captured over `workspace` and `attention_scratch`: cleared as they move
 
   // Device preprocessing of one decoded image at a time: the bytes, write_token_patches's
   // scratch, and the resize plans. Grown to the largest image seen.
@@ -312,6 +316,7 @@ Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
   const int images = static_cast<int>(batch.starts.size()) - 1;
   const WorkspaceLayout layout(config, {batch.rows(), images, CudaOps::kStemChunk, true, true});
   const size_t total = size_t(layout.total_floats());
+  const float* const before[] = {workspace.get(), attention_scratch.get()};
   if (workspace.size() < total) {
     workspace.reset();  // free the old one first: the new one may need that memory
     try {
@@ -326,6 +331,7 @@ Workspace GpuModel::Impl::ensure_workspace(const PackedBatch& batch) {
   }
   grow(attention_scratch, size_t(cuda::attention_scratch_floats(images, config.num_heads)),
        "the attention scratch");
+  if (before[0] != workspace.get() || before[1] != attention_scratch.get()) graphs.clear();
   return layout.at(workspace.get());
 }
 
@@ -466,7 +472,8 @@ std::vector<float> GpuModel::score_batch(std::span<const GpuInput> images) {
     batch.images.push_back({ws.patches + first * c.patch_values(), ws.spatial + first,
                             ws.scale_id + first, counts[i]});
   }
-  forward(ops, c, m.params, ws, batch);
+  m.last_run.graph =
+      m.graphs.run(batch.starts, m.stream, [&] { forward(ops, c, m.params, ws, batch); });
   CUDA_CHECK(cudaEventRecord(m.done, m.stream));
   std::vector<float> scores(images.size());
   // A pageable destination: the copy is synchronous with the stream's work before it.

@@ -20,6 +20,7 @@ struct GpuRunStats {
   double upload_ms = 0;      // host-to-device copies of tokens and indices
   double preprocess_ms = 0;  // decoded images: upload, normalize, resizes, patches
   double model_ms = 0;       // stem, encoder, head
+  bool graph = false;        // the model ran as a captured CUDA graph (engine/model/forward_graphs.h)
 };
 
 // One image for the GPU: tokens made on the CPU, or the decoded image, preprocessed on the

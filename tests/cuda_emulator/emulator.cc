@@ -39,8 +39,13 @@ bool Emulator::destroy_stream(CUstream_st* s) {
 
 std::shared_ptr<Operation> Emulator::enqueue(CUstream_st* s, std::function<void()> run) {
   auto op = std::make_shared<Operation>();
-  op->run = std::move(run);
   op->stream = s;
+  if (s->capture) {
+    s->capture->nodes.push_back(std::move(run));
+    op->done = true;
+    return op;
+  }
+  op->run = std::move(run);
   if (s == &legacy_) {
     for (CUstream_st* other : streams_)
       if (other->blocking && !other->queue.empty()) op->after.push_back(other->queue.back());
@@ -49,6 +54,26 @@ std::shared_ptr<Operation> Emulator::enqueue(CUstream_st* s, std::function<void(
   }
   s->queue.push_back(op);
   return op;
+}
+
+namespace {
+
+bool forbids_this_thread(const CUstream_st& s) {
+  return s.capture && (s.capture_mode == cudaStreamCaptureModeGlobal ||
+                       s.capture_thread == std::this_thread::get_id());
+}
+
+}  // namespace
+
+bool Emulator::capturing() const {
+  for (const CUstream_st* s : streams_)
+    if (forbids_this_thread(*s)) return true;
+  return false;
+}
+
+void Emulator::break_captures() {
+  for (CUstream_st* s : streams_)
+    if (forbids_this_thread(*s)) s->capture_broken = true;
 }
 
 void Emulator::complete(std::shared_ptr<Operation> op) {

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/cuda_emulator/device_memory.h"
@@ -26,13 +27,16 @@
 namespace cuda_emulator {
 
 // The device work queued since the process started, counted where each call queues it:
-// kernel launches, GEMMs (cuBLAS and cuBLASLt calls), and copies and memsets. A GPU pays a
-// launch's overhead for each; tests read them to count what a forward pass costs.
+// kernel launches, GEMMs (cuBLAS and cuBLASLt calls), copies and memsets, and graph launches.
+// A GPU pays a launch's overhead for each; tests read them to count what a forward pass
+// costs. Work captured into a graph counts once, when captured; each launch of the graph
+// counts as one graph.
 struct WorkCounts {
   int64_t kernels = 0;
   int64_t gemms = 0;
   int64_t copies = 0;
-  int64_t total() const { return kernels + gemms + copies; }
+  int64_t graphs = 0;
+  int64_t total() const { return kernels + gemms + copies + graphs; }
 };
 
 struct Operation {
@@ -44,9 +48,25 @@ struct Operation {
 
 }  // namespace cuda_emulator
 
+// A graph captured from one stream: its work in the order it was queued (each node after the
+// one before, as a single stream's capture makes them).
+struct CUgraph_st {
+  std::vector<std::function<void()>> nodes;
+};
+
+struct CUgraphExec_st {
+  std::vector<std::function<void()>> nodes;
+};
+
 struct CUstream_st {
   bool blocking = true;  // ordered with the legacy default stream
   std::deque<std::shared_ptr<cuda_emulator::Operation>> queue;
+  // While capturing: the graph that work queued on this stream goes into, instead of the
+  // queue; `capture_broken` once a call that cannot be captured was made.
+  std::unique_ptr<CUgraph_st> capture;
+  bool capture_broken = false;
+  cudaStreamCaptureMode capture_mode = cudaStreamCaptureModeGlobal;
+  std::thread::id capture_thread;  // the thread that began it
 };
 
 struct CUevent_st {
@@ -72,7 +92,13 @@ class Emulator {
   CUstream_st* create_stream(bool blocking);
   bool destroy_stream(CUstream_st* stream);  // runs its queued work first
 
+  // Queues `run` on `stream`, or adds it to the stream's graph while it captures (the
+  // returned operation is then done already: nothing waits for captured work).
   std::shared_ptr<Operation> enqueue(CUstream_st* stream, std::function<void()> run);
+  // Whether a capture forbids the calling thread the calls that synchronize or allocate: a
+  // capture in cudaStreamCaptureModeGlobal, or one in ThreadLocal mode this thread began.
+  bool capturing() const;
+  void break_captures();  // those captures fail at their end
   void complete(std::shared_ptr<Operation> op);  // with everything it depends on (a copy: it pops queues)
   void synchronize(CUstream_st* stream);
   void synchronize_device();

@@ -2,17 +2,19 @@
 // barriers and warp collectives in every thread order, the broken rules a strict run
 // aborts on (death tests, each in a fresh process), launch errors as a GPU returns them,
 // the stream ordering and copy semantics that make a missing synchronisation visible, and
-// cuBLAS's and cuBLASLt's checks, and the work counts. Built only with
+// cuBLAS's and cuBLASLt's checks, the work counts, and graphs captured from a stream. Built only with
 // -DMUSIQ_CUDA_EMULATION=ON.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "tests/cuda_emulator/emulator.h"
@@ -279,6 +281,79 @@ TEST(CudaEmulator, NewDeviceMemoryIsNaN) {
 
 __global__ void fill_kernel(float* out, float value, int n) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = value;
+}
+
+// A stream's capture becomes a graph: nothing runs while capturing; each launch runs the
+// captured work, its copies reading pinned memory as it is at the launch, and counts as one
+// graph. A call that allocates or synchronizes during the capture is refused and breaks it.
+TEST(CudaEmulator, GraphReplaysCapturedWork) {
+  const int n = 256;
+  float* copied = device_array<float>(n);
+  float* filled = device_array<float>(n);
+  float* pinned = nullptr;
+  ASSERT_EQ(cudaHostAlloc(reinterpret_cast<void**>(&pinned), n * sizeof(float), 0), cudaSuccess);
+  std::fill(pinned, pinned + n, 1.0f);
+  cudaStream_t stream;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  cudaStreamCaptureStatus status;
+  ASSERT_EQ(cudaStreamIsCapturing(stream, &status), cudaSuccess);
+  EXPECT_EQ(status, cudaStreamCaptureStatusActive);
+  ASSERT_EQ(cudaMemcpyAsync(copied, pinned, n * sizeof(float), cudaMemcpyHostToDevice, stream),
+            cudaSuccess);
+  const cuda_emulator::WorkCounts before_capture = cuda_emulator::work_counts();
+  fill_kernel<<<1, 128, 0, stream>>>(filled, 5.0f, n);
+  EXPECT_EQ(cuda_emulator::work_counts().kernels, before_capture.kernels + 1);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  EXPECT_TRUE(std::isnan(download(filled, n)[0]));  // captured, not run
+
+  for (const float value : {2.0f, 3.0f}) {
+    std::fill(pinned, pinned + n, value);
+    const cuda_emulator::WorkCounts before = cuda_emulator::work_counts();
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    const cuda_emulator::WorkCounts after = cuda_emulator::work_counts();
+    EXPECT_EQ(after.graphs, before.graphs + 1);
+    EXPECT_EQ(after.total(), before.total() + 1);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    EXPECT_EQ(download(copied, n)[n - 1], value);
+    EXPECT_EQ(download(filled, n)[n - 1], 5.0f);
+  }
+  ASSERT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+
+  // Refused while capturing, and the capture is lost: an allocation, a synchronization, a
+  // copy from pageable memory (a graph would read it after the call returned).
+  std::vector<float> pageable(n, 4.0f);
+  const auto refused = [&](const std::function<cudaError_t()>& call) {
+    EXPECT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
+    const cudaError_t during = call();
+    cudaGraph_t lost = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(stream, &lost);
+    cudaGetLastError();
+    return during == cudaErrorStreamCaptureUnsupported &&
+           end == cudaErrorStreamCaptureInvalidated && lost == nullptr;
+  };
+  void* more = nullptr;
+  EXPECT_TRUE(refused([&] { return cudaMalloc(&more, 64); }));
+  EXPECT_TRUE(refused([&] { return cudaStreamSynchronize(stream); }));
+  EXPECT_TRUE(refused([&] { return cudaDeviceSynchronize(); }));
+  EXPECT_TRUE(refused([&] {
+    return cudaMemcpyAsync(copied, pageable.data(), n * sizeof(float), cudaMemcpyHostToDevice,
+                           stream);
+  }));
+  EXPECT_EQ(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeGlobal),
+            cudaErrorStreamCaptureUnsupported);  // the legacy stream cannot capture
+  cudaGetLastError();
+
+  cudaStreamDestroy(stream);
+  cudaFreeHost(pinned);
+  cudaFree(filled);
+  cudaFree(copied);
 }
 
 // Work on a non-blocking stream is ordered with nothing on the legacy stream: a cudaMemcpy

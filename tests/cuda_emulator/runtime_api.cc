@@ -31,6 +31,25 @@ cudaError_t fail(cudaError_t error) {
   return error;
 }
 
+// While a capture forbids it (graph_api.cc: Global mode, or ThreadLocal mode on the thread
+// that captures) a call that synchronizes or allocates is refused, and it breaks those
+// captures: cudaStreamEndCapture then fails. True when `emu` refuses for that reason.
+bool refused_during_capture(Emulator& emu) {
+  if (!emu.capturing()) return false;
+  emu.break_captures();
+  fail(cudaErrorStreamCaptureUnsupported);
+  return true;
+}
+
+// Events in a capture (cross-stream captures, event nodes) are not emulated: the project's
+// captures hold one stream's kernels, GEMMs and copies. Reported, so that a test cannot
+// pass on work the emulator would not have run as a GPU does.
+cudaError_t capture_unsupported(Emulator& emu, const char* call) {
+  cuda_emulator::violation(std::string(call) + " on a capturing stream: not emulated");
+  emu.break_captures();
+  return fail(cudaErrorStreamCaptureUnsupported);
+}
+
 double now_ms() {
   using Clock = std::chrono::steady_clock;
   return std::chrono::duration<double, std::milli>(Clock::now().time_since_epoch()).count();
@@ -52,6 +71,7 @@ cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
   Lock lock(emu.mutex);
   CUstream_st* stream = emu.stream(handle);
   if (!stream) return fail(cudaErrorInvalidResourceHandle);
+  if (synchronous && refused_during_capture(emu)) return cudaErrorStreamCaptureUnsupported;
   if (kind == cudaMemcpyDefault)
     kind = is_device(src) ? (is_device(dst) ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost)
                           : (is_device(dst) ? cudaMemcpyHostToDevice : cudaMemcpyHostToHost);
@@ -67,6 +87,12 @@ cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
   if (to_device && !cuda_emulator::check_device_range(call, dst, bytes))
     return fail(cudaErrorInvalidValue);
 
+  const bool pageable = kind == cudaMemcpyHostToDevice ? !is_pinned(src)
+                        : kind == cudaMemcpyDeviceToHost && !is_pinned(dst);
+  if (stream->capture && pageable) {  // a graph copies at launch, so from pinned memory only
+    emu.break_captures();
+    return fail(cudaErrorStreamCaptureUnsupported);
+  }
   if (kind == cudaMemcpyHostToDevice && !is_pinned(src)) {
     if (synchronous) emu.synchronize(stream);
     auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
@@ -194,6 +220,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
 cudaError_t cudaDeviceSynchronize() {
   Emulator& emu = Emulator::get();
   Lock lock(emu.mutex);
+  if (refused_during_capture(emu)) return cudaErrorStreamCaptureUnsupported;
   emu.synchronize_device();
   return cudaSuccess;
 }
@@ -202,6 +229,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   Emulator& emu = Emulator::get();
   Lock lock(emu.mutex);
   *p = nullptr;
+  if (refused_during_capture(emu)) return cudaErrorStreamCaptureUnsupported;
   if (bytes == 0) return cudaSuccess;
   *p = emu.memory.allocate(bytes, MemoryKind::kDevice);
   return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
@@ -212,6 +240,7 @@ cudaError_t cudaFree(void* p) {
   Emulator& emu = Emulator::get();
   Lock lock(emu.mutex);
   if (!p) return cudaSuccess;
+  if (refused_during_capture(emu)) return cudaErrorStreamCaptureUnsupported;
   emu.synchronize_device();
   if (!emu.memory.release(p, MemoryKind::kDevice)) {
     cuda_emulator::violation("cudaFree: a pointer that cudaMalloc did not return");
@@ -223,6 +252,8 @@ cudaError_t cudaFree(void* p) {
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned int) {
   Emulator& emu = Emulator::get();
   Lock lock(emu.mutex);
+  *p = nullptr;
+  if (refused_during_capture(emu)) return cudaErrorStreamCaptureUnsupported;
   *p = emu.memory.allocate(bytes, MemoryKind::kPinnedHost);
   return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
 }
@@ -233,6 +264,7 @@ cudaError_t cudaFreeHost(void* p) {
   Emulator& emu = Emulator::get();
   Lock lock(emu.mutex);
   if (!p) return cudaSuccess;
+  if (refused_during_capture(emu)) return cudaErrorStreamCaptureUnsupported;
   emu.synchronize_device();
   if (!emu.memory.release(p, MemoryKind::kPinnedHost)) {
     cuda_emulator::violation("cudaFreeHost: a pointer that cudaHostAlloc did not return");
@@ -288,6 +320,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t handle) {
   Lock lock(emu.mutex);
   CUstream_st* stream = emu.stream(handle);
   if (!stream) return fail(cudaErrorInvalidResourceHandle);
+  if (refused_during_capture(emu)) return cudaErrorStreamCaptureUnsupported;
   emu.synchronize(stream);
   return cudaSuccess;
 }
@@ -297,6 +330,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t handle, cudaEvent_t event, unsigned
   Lock lock(emu.mutex);
   CUstream_st* stream = emu.stream(handle);
   if (!stream || !event) return fail(cudaErrorInvalidResourceHandle);
+  if (stream->capture) return capture_unsupported(emu, "cudaStreamWaitEvent");
   const auto op = emu.enqueue(stream, [] {});
   if (event->marker) op->after.push_back(event->marker);
   return cudaSuccess;
@@ -333,6 +367,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t handle) {
   Lock lock(emu.mutex);
   CUstream_st* stream = emu.stream(handle);
   if (!stream || !event) return fail(cudaErrorInvalidResourceHandle);
+  if (stream->capture) return capture_unsupported(emu, "cudaEventRecord");
   auto time = std::make_shared<double>(0.0);
   event->time_ms = time;
   event->marker = emu.enqueue(stream, [time] { *time = now_ms(); });
@@ -343,6 +378,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   Emulator& emu = Emulator::get();
   Lock lock(emu.mutex);
   if (!event) return fail(cudaErrorInvalidResourceHandle);
+  if (refused_during_capture(emu)) return cudaErrorStreamCaptureUnsupported;
   emu.complete(event->marker);
   return cudaSuccess;
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "engine/decode/image.h"
 #include "engine/model/cpu_model.h"
 #include "engine/model/gpu_model.h"
@@ -21,6 +22,9 @@
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/test_util.h"
 #include "weights/weights.h"
+#ifdef MUSIQ_CUDA_EMULATION
+#include "tests/cuda_emulator/emulator.h"
+#endif
 
 namespace musiq {
 namespace {
@@ -164,19 +168,26 @@ TEST(GpuModelBatch, MixedSizesMatchSinglesAndCpu) {
   }
 }
 
+// A full-size 10-class model whose scales are 32 pixels: a tiny image is a few rows, so the
+// emulator runs many of them in seconds.
+WeightsFile scale32_model() {
+  const std::string model = test::temp_path("full_c10_scale32.h5");
+  const int made = test::run_command(std::string(MUSIQ_PYTHON) + " " +
+                                     test::source_path("tools/musiq-make-test-model") + " " +
+                                     model +
+                                     " --seed 40 --size full --num-classes 10 "
+                                     "--longer-side-lengths 32 > /dev/null");
+  if (made != 0) throw Error("tools/musiq-make-test-model failed");
+  return load_weights(model);
+}
+
 // More images in one pass than the workspace's alignment leaves room for by chance (its
 // per-image slots, the offsets among them, are sized before the images are known): 40
-// tiny images (3 rows each, with the scales made 32 pixels) of a full-size 10-class model,
-// each within 1e-4 relative of the CPU's score.
+// tiny images (3 rows each) of the scale-32 model, each within 1e-4 relative of the CPU's
+// score.
 TEST(GpuModelBatch, FortyImagesInOnePass) {
   MUSIQ_SKIP_WITHOUT_GPU();
-  const std::string model = test::temp_path("full_c10_scale32.h5");
-  ASSERT_EQ(test::run_command(std::string(MUSIQ_PYTHON) + " " +
-                              test::source_path("tools/musiq-make-test-model") + " " + model +
-                              " --seed 40 --size full --num-classes 10 "
-                              "--longer-side-lengths 32 > /dev/null"),
-            0);
-  const WeightsFile file = load_weights(model);
+  const WeightsFile file = scale32_model();
   const ModelWeights weights = prepare_model_weights(file);
   GpuModel gpu_model(weights);
   CpuModel cpu_model(weights);
@@ -190,6 +201,53 @@ TEST(GpuModelBatch, FortyImagesInOnePass) {
   for (size_t i = 0; i < tokens.size(); ++i) {
     const float cpu = cpu_model.score(tokens[i]);
     EXPECT_NEAR(batch[i], cpu, kScoreRelTol * std::abs(cpu)) << "image " << i;
+  }
+}
+
+// A batch shape that comes again runs as a CUDA graph (engine/model/forward_graphs.h): eager
+// the first time, captured the second, replayed the third. The graph computes what the
+// eager pass computes, on the data of the call that launches it, not of the one captured.
+TEST(GpuModelGraphs, RepeatedShapeReplaysWithItsOwnData) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const WeightsFile file = scale32_model();
+  const ModelWeights weights = prepare_model_weights(file);
+  GpuModel gpu_model(weights);
+  CpuModel cpu_model(weights);
+  // Two batches of the same shape (image sizes), different pixels.
+  auto batch_of = [&](unsigned seed) {
+    std::vector<Tokens> tokens;
+    for (int i = 0; i < 3; ++i)
+      tokens.push_back(make_tokens(test::random_image(2 + i, 3, seed + unsigned(i)), file.config));
+    return tokens;
+  };
+  const std::vector<Tokens> a = batch_of(500), b = batch_of(600);
+  auto score = [&](const std::vector<Tokens>& tokens) {
+    std::vector<GpuInput> inputs;
+    for (const Tokens& t : tokens) inputs.push_back(GpuInput(&t));
+    return gpu_model.score_batch(inputs);
+  };
+  const std::vector<float> eager = score(a);
+  EXPECT_FALSE(gpu_model.last_run_stats().graph);
+  const std::vector<float> captured = score(b);
+  EXPECT_TRUE(gpu_model.last_run_stats().graph);
+#ifdef MUSIQ_CUDA_EMULATION
+  const cuda_emulator::WorkCounts before = cuda_emulator::work_counts();
+#endif
+  const std::vector<float> replayed = score(a);
+  EXPECT_TRUE(gpu_model.last_run_stats().graph);
+#ifdef MUSIQ_CUDA_EMULATION
+  // The replay launches no kernel or GEMM of the forward pass one by one: only the graph.
+  const cuda_emulator::WorkCounts after = cuda_emulator::work_counts();
+  EXPECT_EQ(after.graphs - before.graphs, 1);
+  EXPECT_EQ(after.gemms - before.gemms, 0);
+  EXPECT_EQ(after.kernels - before.kernels, 0);
+#endif
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_FLOAT_EQ(replayed[i], eager[i]) << "image " << i;
+    const float cpu_a = cpu_model.score(a[i]), cpu_b = cpu_model.score(b[i]);
+    EXPECT_NEAR(eager[i], cpu_a, kScoreRelTol * std::abs(cpu_a)) << "image " << i;
+    EXPECT_NEAR(captured[i], cpu_b, kScoreRelTol * std::abs(cpu_b)) << "image " << i;
+    EXPECT_NE(captured[i], eager[i]) << "image " << i;  // the batches differ, so must scores
   }
 }
 

@@ -1,7 +1,6 @@
 // The device work the GPU path queues, counted by the CUDA emulator, which sees every call:
-// kernel launches, GEMM calls, copies and memsets. Each costs a GPU ~3-5 us of launch
-// overhead without a CUDA graph, so the total bounds how fast a small batch can be
-// (bench/PROFILING.md). The bounds are the counts the engine has now: a change that adds
+// kernel launches, GEMM calls, copies and memsets, graph launches. Each costs a GPU ~3-5 us of
+// launch overhead, so the total bounds how fast a small batch can be (bench/PROFILING.md). The bounds are the counts the engine has now: a change that adds
 // launches fails here. On a real GPU nothing counts them: the tests skip.
 #include <cstdint>
 #include <iostream>
@@ -30,9 +29,10 @@ cuda_emulator::WorkCounts count_work(const char* what, Score&& score) {
   score();
   const cuda_emulator::WorkCounts after = cuda_emulator::work_counts();
   const cuda_emulator::WorkCounts n{after.kernels - before.kernels, after.gemms - before.gemms,
-                                    after.copies - before.copies};
+                                    after.copies - before.copies, after.graphs - before.graphs};
   std::cout << what << ": " << n.kernels << " kernel launches, " << n.gemms << " GEMM calls, "
-            << n.copies << " copies/memsets, " << n.total() << " in all\n";
+            << n.copies << " copies/memsets, " << n.graphs << " graph launches, " << n.total()
+            << " in all\n";
   return n;
 }
 #endif
@@ -48,6 +48,13 @@ TEST(GpuLaunchCount, Image1024x768) {
   const Image image = test::random_image(1024, 768, 79);
   const auto n = count_work("1024x768, batch 1", [&] { gpu_model.score_image(image); });
   EXPECT_LE(n.total(), 152);
+  // The second time its shape comes, the forward pass is captured as a CUDA graph
+  // (engine/model/forward_graphs.h); from the third on, one graph launch replaces it, and
+  // what stays is the upload and the device preprocessing.
+  gpu_model.score_image(image);
+  const auto replay = count_work("1024x768, batch 1, replayed", [&] { gpu_model.score_image(image); });
+  EXPECT_EQ(replay.graphs, 1);
+  EXPECT_LE(replay.total(), 16);
 #endif
 }
 
