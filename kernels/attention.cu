@@ -47,7 +47,7 @@
 // Offsets are int64 (len * 3 * hidden passes 2^31 only for ~1.9 M tokens, but the rule holds).
 // The float4 loads and stores need qkv and out 16-byte aligned (checked).
 //
-// Under bf16, attention_tensor_cores.cu takes over once the arguments are checked.
+// Under bf16 and tf32, attention_tensor_cores.cu takes over once the arguments are checked.
 //
 // Numerics: fp32 throughout, expf (not __expf). Differences from the CPU come from the
 // summation order (tiled dot products, online sum, the split-key merge, P V accumulated

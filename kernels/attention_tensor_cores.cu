@@ -1,10 +1,12 @@
-// attention_tensor_cores: cuda::attention under bf16 (docs/precision.md), Q K^T and P V on
-// the tensor cores through WMMA with float32 accumulators, over the same packed sequences
-// as the fp32 kernels in attention.cu (sequence z is rows [starts[z], starts[z+1])).
+// attention_tensor_cores: cuda::attention under bf16 and tf32 (docs/precision.md), Q K^T
+// and P V on the tensor cores through WMMA with float32 accumulators (m16n16k16 bfloat16,
+// m16n16k8 tf32), over the same packed sequences as the fp32 kernels in attention.cu
+// (sequence z is rows [starts[z], starts[z+1])).
 //
-// Rounding points, as cpu::attention's: q after the 1/sqrt(64) scaling, k and v rounded to
-// bfloat16 as they are staged in shared memory; the logits float32; p = exp(logit - row max)
-// in float32, summed unrounded, then rounded for P V; O divided by the sum at the end.
+// Rounding points, as cpu::attention's: q after the 1/sqrt(64) scaling, k and v (bf16: as
+// they are staged in shared memory; tf32: staged as floats, rounded in the fragments by
+// __float_to_tf32); the logits float32; p = exp(logit - row max) in float32, summed
+// unrounded, then rounded for P V; O divided by the sum at the end.
 //
 // Two passes over the keys instead of an online softmax: the first finds each row's max,
 // the second computes p against it and accumulates P V. An online softmax would rescale O
@@ -23,7 +25,8 @@
 //
 // Shared memory, rows padded to keep fragment pointers 256-bit aligned and ldm a multiple
 // of 16 bytes: Q [16 warps][72], K and V [64][72] in bfloat16, per warp scores [16][68]
-// floats and P [16][72] bfloat16: 54,272 bytes for 4 warps.
+// floats and P [16][72] bfloat16: 54,272 bytes for 4 warps; under tf32 every tile is
+// floats with rows of 68: 87,040 bytes.
 #include <cuda_bf16.h>
 #include <mma.h>
 
@@ -60,6 +63,20 @@ struct Inputs<Precision::kBf16> {
   __device__ static Stored store(float x) { return __float2bfloat16_rn(x); }
   template <class F>
   __device__ static void round(F&) {}  // stored as bfloat16 already
+};
+
+template <>
+struct Inputs<Precision::kTf32> {
+  using Stored = float;
+  using Fragment = wmma::precision::tf32;
+  static constexpr int kK = 8;
+  static constexpr int kLd = kHeadDim + 4;  // padded rows: 272 bytes
+  __device__ static Stored store(float x) { return x; }
+  // Rounded in the fragment, after the load, as WMMA asks of tf32 inputs.
+  template <class F>
+  __device__ static void round(F& f) {
+    for (int i = 0; i < f.num_elements; ++i) f.x[i] = wmma::__float_to_tf32(f.x[i]);
+  }
 };
 
 template <Precision P>
@@ -246,9 +263,12 @@ void launch(const float* qkv, const int64_t* seq_starts, int sequences, int64_t 
 void attention_tensor_cores(const float* qkv, const int64_t* seq_starts, int sequences,
                             int64_t longest, int heads, Queries queries, float* out,
                             cudaStream_t stream, Precision precision) {
-  if (precision != Precision::kBf16)
+  if (precision == Precision::kBf16)
+    launch<Precision::kBf16>(qkv, seq_starts, sequences, longest, heads, queries, out, stream);
+  else if (precision == Precision::kTf32)
+    launch<Precision::kTf32>(qkv, seq_starts, sequences, longest, heads, queries, out, stream);
+  else
     throw Error("attention: no tensor-core kernel for " + precision_name(precision));
-  launch<Precision::kBf16>(qkv, seq_starts, sequences, longest, heads, queries, out, stream);
 }
 
 }  // namespace musiq::cuda

@@ -1,5 +1,5 @@
 // The tensor-core path of kernels/attention.cu (attention_tensor_cores.cu): cuda::attention
-// under bf16, its arguments checked there (head_dim 64, ranges, 16-byte alignment).
+// under bf16 and tf32, its arguments checked there (head_dim 64, ranges, 16-byte alignment).
 #pragma once
 #include <cuda_runtime.h>
 

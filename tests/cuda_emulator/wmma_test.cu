@@ -1,6 +1,7 @@
 // The emulated WMMA API (cuda_headers/mma.h): products of bfloat16 tiles in every layout
-// and thread order, and the rules a kernel must keep reported: every lane at each *_sync
-// call with the same arguments, an ldm of whole 16-byte units, 256-bit aligned tiles.
+// and thread order, of tf32 tiles, and the rules a kernel must keep reported: every lane at
+// each *_sync call with the same arguments, an ldm of whole 16-byte units, 256-bit aligned
+// tiles, tf32 inputs rounded to tf32.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -136,6 +137,39 @@ TEST(CudaEmulatorWmma, Bf16InputsAreRoundedToNearestEven) {
   for (float v : download(d_c, c.size())) EXPECT_EQ(v, 16.0f * (1.0f + 1.0f / 64));
 }
 
+// tf32 fragments load floats; the kernel rounds them with __float_to_tf32, ties to even:
+// 1 + 3 x 2^-11 lies halfway between 1 + 2^-10 and 1 + 2^-9 and rounds to the latter.
+// c = a b over k = 16 in two m16n16k8 steps, b column-major.
+__global__ void tf32_product_kernel(const float* a, const float* b, float* c) {
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+  wmma::fill_fragment(acc, 0.0f);
+  for (int k = 0; k < 16; k += 8) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
+    wmma::load_matrix_sync(fa, a + k, 16);
+    wmma::load_matrix_sync(fb, b + k, 16);
+    for (int i = 0; i < fa.num_elements; ++i) fa.x[i] = wmma::__float_to_tf32(fa.x[i]);
+    for (int i = 0; i < fb.num_elements; ++i) fb.x[i] = wmma::__float_to_tf32(fb.x[i]);
+    wmma::mma_sync(acc, fa, fb, acc);
+  }
+  wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
+}
+
+TEST(CudaEmulatorWmma, Tf32ProductsOfRoundedInputs) {
+  std::vector<float> a(256), b(256, 1.0f + 3.0f / 2048);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = exact_value(int(i));
+  std::vector<float> c(256);
+  float* d_c = device_copy(c);
+  tf32_product_kernel<<<1, 32>>>(device_copy(a), device_copy(b), d_c);
+  const std::vector<float> got = download(d_c, c.size());
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 16; ++n) {
+      float want = 0.0f;  // exact: multiples of 1/8 times 1 + 2^-9
+      for (int k = 0; k < 16; ++k) want += a[r * 16 + k] * (1.0f + 1.0f / 512);
+      EXPECT_EQ(got[r * 16 + n], want) << r << ", " << n;
+    }
+}
+
 // Broken rules, each a kernel of one warp.
 __global__ void divergent_kernel(const __nv_bfloat16* a, float* c) {
   if (threadIdx.x >= 16) return;
@@ -169,6 +203,17 @@ __global__ void store_kernel(float* c, unsigned ldm) {
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
   wmma::fill_fragment(acc, 1.0f);
   wmma::store_matrix_sync(c, acc, ldm, wmma::mem_row_major);
+}
+
+__global__ void unrounded_tf32_kernel(const float* a, float* c) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+  wmma::load_matrix_sync(fa, a, 8);
+  wmma::fill_fragment(fb, 1.0f);
+  wmma::fill_fragment(acc, 0.0f);
+  wmma::mma_sync(acc, fa, fb, acc);
+  wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
 }
 
 TEST(CudaEmulatorWmmaDeathTest, BrokenRulesAbortWithAReport) {
@@ -211,6 +256,13 @@ TEST(CudaEmulatorWmmaDeathTest, BrokenRulesAbortWithAReport) {
         cudaDeviceSynchronize();
       },
       "store_matrix_sync with ldm 18, not a multiple of 4 elements");
+  EXPECT_DEATH(
+      {
+        unrounded_tf32_kernel<<<1, 32>>>(device_copy(std::vector<float>(128, 1.0f + 1.0f / 4096)),
+                                         device_copy(c));
+        cudaDeviceSynchronize();
+      },
+      "mma_sync with a tf32 input not rounded to tf32");
 }
 
 }  // namespace

@@ -138,27 +138,29 @@ TEST(AttentionGpu, ManyPackedSequencesMatchCpu) {
   expect_packed_matches_cpu(lens, 63);
 }
 
-// Under bf16 (docs/precision.md) the tensor-core kernel against cpu::attention at the same
-// precision. Both round the same inputs (scaled q, k, v) to bfloat16 and sum in float32 in
+// Under bf16 and tf32 (docs/precision.md) the tensor-core kernel against cpu::attention at
+// the same precision. Both round the same inputs (scaled q, k, v) and sum in float32 in
 // their own orders, so the logits and the unrounded p agree to float32 rounding, and so do
 // the outputs: kAbsTol + kRelTol, as for fp32 ...
-// ... except where a p lies so close to a bfloat16 rounding boundary that the other side's
-// float32 rounding moves it across: that p then differs by one bfloat16 step, 2^-8 of it.
-// Its key is not the row's max (whose p is exactly 1 on both sides), so its weight p / l is
-// at most 1/2 (l >= 1 + p), and |v| < 2: that output moves by at most 2^-8 x 2 x 1/2. Such a
-// p needs a float32 difference within ~1e-6 of a boundary 2^-8 wide: rare. So every output
-// must be within kBf16StepTol, and all but 1% of them within the fp32 bound; a rounding
-// point missed or added moves most outputs by ~1e-3 and fails the second rule, an indexing
-// or masking bug fails the first.
-constexpr double kBf16StepTol = 1.0 / 256;
+// ... except where a p lies so close to a rounding boundary that the other side's float32
+// rounding moves it across: that p then differs by one step of the precision, at most
+// 2^-7 of it for bfloat16 (8 significant bits), 2^-10 for tf32 (11). Its key is not the
+// row's max (whose p is exactly 1 on both sides), so its weight p / l is at most 1/2
+// (l >= 1 + p), and |v| < 2: that output moves by at most one step x 2 x 1/2 = one step.
+// Such a p needs a float32 difference within ~1e-6 of a boundary: rare. So every output
+// must be within one step (and kRelTol), and all but 1% of them within the fp32 bound; a
+// rounding point missed or added moves most outputs by ~1e-3 (bf16) and fails the second
+// rule, an indexing or masking bug fails the first.
 constexpr double kNearFp32Share = 0.99;
 
+double one_step(Precision p) { return p == Precision::kBf16 ? 1.0 / 128 : 1.0 / 1024; }
+
 ::testing::AssertionResult matches_rounded_cpu(const std::vector<float>& got,
-                                               const std::vector<float>& want) {
+                                               const std::vector<float>& want, double step) {
   size_t beyond_fp32 = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double err = std::fabs(double(got[i]) - want[i]);
-    if (!(err <= kBf16StepTol + kRelTol * std::fabs(want[i])))
+    if (!(err <= step + kRelTol * std::fabs(want[i])))
       return ::testing::AssertionFailure()
              << "element " << i << ": " << got[i] << " against " << want[i];
     if (err > kAbsTol + kRelTol * std::fabs(want[i])) ++beyond_fp32;
@@ -208,7 +210,7 @@ TEST_P(AttentionGpuReducedTest, PackedSequencesMatchCpuAtThatPrecision) {
                     d_out.get(), stream.get(), precision);
     stream.sync();
     const std::vector<float> got = d_out.download();
-    EXPECT_TRUE(matches_rounded_cpu(got, want));
+    EXPECT_TRUE(matches_rounded_cpu(got, want, one_step(precision)));
     EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
     // The rounding is there: the result is as far from fp32 as the CPU's is.
     EXPECT_GT(largest_excess(got, exact), 10.0);
@@ -216,7 +218,8 @@ TEST_P(AttentionGpuReducedTest, PackedSequencesMatchCpuAtThatPrecision) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Precisions, AttentionGpuReducedTest, ::testing::Values(Precision::kBf16),
+INSTANTIATE_TEST_SUITE_P(Precisions, AttentionGpuReducedTest,
+                         ::testing::Values(Precision::kBf16, Precision::kTf32),
                          [](const auto& info) { return precision_name(info.param); });
 
 TEST(AttentionGpu, RejectsUnsupportedHeadDim) {

@@ -1,6 +1,6 @@
 // <mma.h> for the kernels the emulator compiles (this folder comes before the toolkit's
-// headers): nvcuda::wmma for the shape the project uses, m16n16k16 with __nv_bfloat16
-// inputs and float accumulators.
+// headers): nvcuda::wmma for the shapes the project uses, m16n16k16 with __nv_bfloat16
+// inputs and m16n16k8 with precision::tf32 inputs, both with float accumulators.
 // A real fragment spreads its tile over the warp's lanes in an unspecified order, so a
 // kernel may only touch x[i] uniformly (every element alike); here every lane holds the
 // whole tile, row-major. Each *_sync call is a warp collective of all 32 lanes, reported as
@@ -16,6 +16,7 @@
 #include <string>
 #include <type_traits>
 
+#include "base/precision.h"
 #include "tests/cuda_emulator/device.h"
 #include "tests/cuda_emulator/settings.h"
 
@@ -27,8 +28,20 @@ struct accumulator;
 struct row_major;
 struct col_major;
 enum layout_t { mem_row_major, mem_col_major };
+namespace precision {
+struct tf32;  // float storage, 10 explicit mantissa bits in the product
+}
 
 namespace detail {
+
+template <class T>
+struct storage {
+  using type = T;
+};
+template <>
+struct storage<precision::tf32> {
+  using type = float;
+};
 
 // A fragment's tile: rows x cols of the product's M x K (a), K x N (b) or M x N (accumulator).
 template <class Use, int M, int N, int K>
@@ -51,6 +64,7 @@ constexpr bool supported() {
   constexpr bool input = !std::is_same_v<Use, accumulator>;
   if (M != 16 || N != 16) return false;
   if (K == 16) return input ? std::is_same_v<T, __nv_bfloat16> : std::is_same_v<T, float>;
+  if (K == 8) return input ? std::is_same_v<T, precision::tf32> : std::is_same_v<T, float>;
   return false;
 }
 
@@ -92,16 +106,21 @@ void check_memory(const char* call, const void* p, unsigned ldm) {
 template <class Use, int M, int N, int K, class T, class Layout = void>
 class fragment {
   static_assert(detail::supported<Use, M, N, K, T>(),
-                "the emulator has m16n16k16 bf16 fragments and float accumulators");
+                "the emulator has m16n16k16 bf16 and m16n16k8 tf32 fragments, float accumulators");
 
  public:
-  using element_type = T;
+  using element_type = typename detail::storage<T>::type;
   using layout = Layout;
   static constexpr int rows = detail::tile<Use, M, N, K>::rows;
   static constexpr int cols = detail::tile<Use, M, N, K>::cols;
   static constexpr int num_elements = rows * cols;
   element_type x[num_elements];  // the whole tile, row-major
 };
+
+// x rounded to tf32 as the CPU twin rounds it (round_to_tf32: to nearest, ties to even).
+// The device's cvt.rna rounds ties away from zero: one tf32 step apart on the 1 in 8,192
+// floats that lie exactly halfway.
+inline float __float_to_tf32(float in) { return ::musiq::round_to_tf32(in); }
 
 template <class Use, int M, int N, int K, class T, class Layout, class V>
 void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, const V& value) {
@@ -156,6 +175,20 @@ inline float value(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 }  // namespace detail
 
+namespace detail {
+
+// A tf32 input must be a tf32 value (__float_to_tf32 applied after the load): hardware would
+// drop the low bits of one that is not, which the CPU twin never does.
+template <class F>
+void check_tf32(const F& f) {
+  for (float x : f.x)
+    if (__float_to_tf32(x) != x && x == x)
+      ::cuda_emulator::violation(where() +
+                                 " calls wmma::mma_sync with a tf32 input not rounded to tf32");
+}
+
+}  // namespace detail
+
 // d = a b + c.
 template <int M, int N, int K, class T, class LayoutA, class LayoutB>
 void mma_sync(fragment<accumulator, M, N, K, float>& d,
@@ -163,6 +196,10 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d,
               const fragment<matrix_b, M, N, K, T, LayoutB>& b,
               const fragment<accumulator, M, N, K, float>& c) {
   detail::meet("mma_sync", 0);
+  if constexpr (std::is_same_v<T, precision::tf32>) {
+    detail::check_tf32(a);
+    detail::check_tf32(b);
+  }
   fragment<accumulator, M, N, K, float> sum;
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < N; ++j) {
