@@ -12,8 +12,10 @@
 // the second computes p against it and accumulates P V. An online softmax would rescale O
 // by exp(m_old - m_new) per row, and a fragment's elements map to rows in an unspecified
 // way, so O would have to go through shared memory on every key tile; and each p would be
-// rounded against a running max and rescaled afterwards, off the rounding point the CPU
-// uses (the row's max). The second Q K^T costs a third more tensor-core work.
+// rounded against a running max and rescaled afterwards, off the rounding point of
+// docs/precision.md (the row's max; cpu::attention takes it over key blocks of 1,024, so
+// beyond 1,024 keys it too rounds some p against a running max). The second Q K^T adds
+// half again to the tensor-core work.
 //
 // Block: `warps` warps of 16 query rows each (4 for every query, 1 for the CLS query
 // alone: one warp whose first row is the query, the others zeros), all of one head of one
