@@ -1,9 +1,11 @@
 // The arithmetic a forward pass runs in (docs/precision.md): fp32, the exact default, or a
 // reduced precision a user opts into: bf16 (both devices) or tf32 (GPU only; the CPU ops
 // compute it too, as the GPU's twins in tests).
+// C++17: nvcc compiles the kernels, which include it, as C++17 (hence memcpy, not
+// std::bit_cast; the compilers make either a plain register move).
 #pragma once
-#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -21,12 +23,16 @@ Precision parse_precision(const std::string& name);  // one of kPrecisionNames, 
 // even. Infinities stay; a NaN stays a (quiet) NaN; finite values past the largest such float
 // round to infinity, as a conversion instruction does.
 inline float round_low_bits(float x, int bits) {
-  const uint32_t u = std::bit_cast<uint32_t>(x);
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
   const uint32_t kept = ~((1u << bits) - 1u);
   const uint32_t nearest = (u + ((1u << (bits - 1)) - 1u) + ((u >> bits) & 1u)) & kept;
   const uint32_t quiet_nan = (u | 0x00400000u) & kept;
   // A select, not an early return, so that loops over it vectorise.
-  return std::bit_cast<float>((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : nearest);
+  const uint32_t rounded = (u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : nearest;
+  float r;
+  std::memcpy(&r, &rounded, sizeof r);
+  return r;
 }
 
 // The nearest bfloat16 (8 significant bits), kept as a float: its low 16 bits are zero.
