@@ -47,6 +47,8 @@
 // Offsets are int64 (len * 3 * hidden passes 2^31 only for ~1.9 M tokens, but the rule holds).
 // The float4 loads and stores need qkv and out 16-byte aligned (checked).
 //
+// Under bf16 and tf32, attention_tensor_cores.cu takes over once the arguments are checked.
+//
 // Numerics: fp32 throughout, expf (not __expf). Differences from the CPU come from the
 // summation order (tiled dot products, online sum, the split-key merge, P V accumulated
 // unnormalised): ~1e-6 relative. Test bound (tests/gpu/attention_gpu_test.cc): 2e-5 abs +
@@ -78,6 +80,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "kernels/attention_tensor_cores.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/ops.cuh"
 
@@ -447,7 +450,7 @@ int64_t attention_scratch_floats(int sequences, int heads) {
 
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest,
                int heads, int head_dim, Queries queries, float* scratch, float* out,
-               cudaStream_t stream) {
+               cudaStream_t stream, Precision precision) {
   if (sequences <= 0 || longest <= 0) return;
   if (head_dim != kHeadDim)
     throw Error("attention: head_dim " + std::to_string(head_dim) +
@@ -457,6 +460,9 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64
                 " sequences out of range (1 .. 65535 each)");
   if (!aligned16(qkv) || !aligned16(out))
     throw Error("attention: qkv and out must be 16-byte aligned (float4 access)");
+  if (precision != Precision::kFp32)
+    return attention_tensor_cores(qkv, seq_starts, sequences, longest, heads, queries, out, stream,
+                                  precision);
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));  // as cpu::attention
   if (queries == Queries::kFirst)
     attention_first(qkv, seq_starts, sequences, longest, heads, scale, scratch, out, stream);

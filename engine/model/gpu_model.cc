@@ -192,9 +192,8 @@ struct CudaOps {
   }
   void attention(const float* qkv, const PackedBatch& batch, int heads, int head_dim,
                  Queries queries, float* out, Precision p) {
-    require_fp32(p);
     cuda::attention(qkv, batch.device_starts, batch.batch(), batch.longest(), heads, head_dim,
-                    queries, attention_scratch, out, stream);
+                    queries, attention_scratch, out, stream, p);
   }
   void head_scores(const float* logits, int images, int classes, float* scores) {
     cuda::head_score(logits, images, classes, scores, stream);

@@ -51,6 +51,7 @@ const char* collective_name(Collective kind) {
     case Collective::kAny: return "__any_sync";
     case Collective::kAll: return "__all_sync";
     case Collective::kSyncWarp: return "__syncwarp";
+    case Collective::kWmma: return "wmma::*_sync";
   }
   return "?";
 }
@@ -280,7 +281,8 @@ uint64_t BlockRunner::collective(ThreadState& t, Collective kind, uint32_t mask,
     if (!(group->arrived >> l & 1u)) continue;
     uint64_t result = 0;
     switch (kind) {
-      case Collective::kShuffle: {
+      case Collective::kShuffle:
+      case Collective::kWmma: {
         const int from = group->source[l];
         if (!(group->arrived >> from & 1u)) {
           violation(who(threads_[base + l]) + " reads lane " + std::to_string(from) + " in " +

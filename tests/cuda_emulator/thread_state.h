@@ -23,7 +23,9 @@ struct BlockState {
 
 enum class Waiting : uint8_t { kReady, kBarrier, kCollective, kExited };
 
-enum class Collective : uint8_t { kShuffle, kBallot, kAny, kAll, kSyncWarp };
+// kWmma: a wmma::*_sync call (mma.h), which hands every lane lane `source`'s value, as a
+// shuffle does, so that the lanes can check they agree on their arguments.
+enum class Collective : uint8_t { kShuffle, kBallot, kAny, kAll, kSyncWarp, kWmma };
 
 struct ThreadState {
   uint3 thread_idx{};
@@ -41,7 +43,7 @@ extern constinit thread_local ThreadState* current_thread;
 // __syncthreads(): waits until every thread of the block has arrived.
 void sync_threads();
 // A warp collective of the calling lane over `mask`: returns, once every lane of the mask
-// has arrived, the value of lane `source` (kShuffle; source outside the mask is an error),
+// has arrived, the value of lane `source` (kShuffle, kWmma; source outside the mask is an error),
 // the ballot of the lanes' predicates (kBallot), any / all of them (kAny, kAll), or 0.
 uint64_t warp_collective(Collective kind, uint32_t mask, uint64_t value, int source);
 // Lanes of the calling warp that have not exited.

@@ -8,6 +8,7 @@
 // errors of order 0.1 or more. Inputs U(-2, 2) give scores with a std of ~1.3 after the
 // 1/8 scale: softmax rows neither flat nor one-hot.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -136,6 +137,90 @@ TEST(AttentionGpu, ManyPackedSequencesMatchCpu) {
   for (int i = 0; i < 50; ++i) lens.push_back(1 + (i * 37) % 100);
   expect_packed_matches_cpu(lens, 63);
 }
+
+// Under bf16 and tf32 (docs/precision.md) the tensor-core kernel against cpu::attention at
+// the same precision. Both round the same inputs (scaled q, k, v) and sum in float32 in
+// their own orders, so the logits and the unrounded p agree to float32 rounding, and so do
+// the outputs: kAbsTol + kRelTol, as for fp32 ...
+// ... except where a p lies so close to a rounding boundary that the other side's float32
+// rounding moves it across: that p then differs by one step of the precision, at most
+// 2^-7 of it for bfloat16 (8 significant bits), 2^-10 for tf32 (11). Its key is not the
+// row's max (whose p is exactly 1 on both sides), so its weight p / l is at most 1/2
+// (l >= 1 + p), and |v| < 2: that output moves by at most one step x 2 x 1/2 = one step.
+// Such a p needs a float32 difference within ~1e-6 of a boundary: rare. So every output
+// must be within one step (and kRelTol), and all but 1% of them within the fp32 bound; a
+// rounding point missed or added moves most outputs by ~1e-3 (bf16) and fails the second
+// rule, an indexing or masking bug fails the first.
+constexpr double kNearFp32Share = 0.99;
+
+double one_step(Precision p) { return p == Precision::kBf16 ? 1.0 / 128 : 1.0 / 1024; }
+
+::testing::AssertionResult matches_rounded_cpu(const std::vector<float>& got,
+                                               const std::vector<float>& want, double step) {
+  size_t beyond_fp32 = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(double(got[i]) - want[i]);
+    if (!(err <= step + kRelTol * std::fabs(want[i])))
+      return ::testing::AssertionFailure()
+             << "element " << i << ": " << got[i] << " against " << want[i];
+    if (err > kAbsTol + kRelTol * std::fabs(want[i])) ++beyond_fp32;
+  }
+  if (double(beyond_fp32) > (1.0 - kNearFp32Share) * double(got.size()))
+    return ::testing::AssertionFailure()
+           << beyond_fp32 << " of " << got.size() << " elements past the fp32 bound";
+  return ::testing::AssertionSuccess();
+}
+
+// The largest |a - b| over the fp32 bound's scale: above 1 where a and b differ by more than
+// float32 noise.
+double largest_excess(const std::vector<float>& a, const std::vector<float>& b) {
+  double most = 0.0;
+  for (size_t i = 0; i < a.size(); ++i)
+    most = std::max(most, std::fabs(double(a[i]) - b[i]) / (kAbsTol + kRelTol * std::fabs(b[i])));
+  return most;
+}
+
+class AttentionGpuReducedTest : public ::testing::TestWithParam<Precision> {};
+
+// Packed sequences of 1 (the CLS query alone), 15, 16 and 17 rows (around a fragment's 16),
+// 100 and 130 (two and three 64-row query tiles, partial 64-key tiles) and 200, every query
+// and the CLS queries alone, on fresh data per query mode.
+TEST_P(AttentionGpuReducedTest, PackedSequencesMatchCpuAtThatPrecision) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const Precision precision = GetParam();
+  const std::vector<int64_t> lens = {17, 1, 130, 15, 16, 100, 200};
+  const int heads = 2, head_dim = 64, hidden = heads * head_dim;
+  const int sequences = int(lens.size());
+  std::vector<int64_t> starts{0};
+  for (int64_t n : lens) starts.push_back(starts.back() + n);
+  const int64_t rows = starts.back();
+  gpu_test::Stream stream;
+  DeviceBuffer<int64_t> d_starts(starts);
+  uint32_t seed = 65;
+  for (Queries queries : {Queries::kAll, Queries::kFirst}) {
+    SCOPED_TRACE(queries == Queries::kAll ? "all queries" : "CLS queries");
+    const auto qkv = test::random_floats(size_t(rows) * 3 * hidden, seed++, -2.0f, 2.0f);
+    const int64_t out_rows = queries == Queries::kAll ? rows : sequences;
+    std::vector<float> want(size_t(out_rows) * hidden), exact(want.size());
+    cpu::attention(qkv.data(), starts.data(), sequences, heads, head_dim, queries, want.data(),
+                   precision);
+    cpu::attention(qkv.data(), starts.data(), sequences, heads, head_dim, queries, exact.data());
+    DeviceBuffer<float> d_qkv(qkv), d_out(want.size());
+    cuda::attention(d_qkv.get(), d_starts.get(), sequences, 200, heads, head_dim, queries, nullptr,
+                    d_out.get(), stream.get(), precision);
+    stream.sync();
+    const std::vector<float> got = d_out.download();
+    EXPECT_TRUE(matches_rounded_cpu(got, want, one_step(precision)));
+    EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
+    // The rounding is there: the result is as far from fp32 as the CPU's is.
+    EXPECT_GT(largest_excess(got, exact), 10.0);
+    EXPECT_GT(largest_excess(want, exact), 10.0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, AttentionGpuReducedTest,
+                         ::testing::Values(Precision::kBf16, Precision::kTf32),
+                         [](const auto& info) { return precision_name(info.param); });
 
 TEST(AttentionGpu, RejectsUnsupportedHeadDim) {
   MUSIQ_SKIP_WITHOUT_GPU();

@@ -75,12 +75,15 @@ target_include_directories(musiq_gpu_probe_test PRIVATE ${CMAKE_SOURCE_DIR})
 gtest_discover_tests(musiq_gpu_probe_test DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS gpu)
 
-# The emulator's own rules (tests/cuda_emulator/emulator_test.cu), in emulated builds.
+# The emulator's own rules (tests/cuda_emulator/emulator_test.cu) and its WMMA API
+# (wmma_test.cu), in emulated builds.
 if(MUSIQ_CUDA_EMULATION)
   musiq_emulated_cuda_sources(musiq_emulator_test_sources
-    ${CMAKE_SOURCE_DIR}/tests/cuda_emulator/emulator_test.cu)
+    ${CMAKE_SOURCE_DIR}/tests/cuda_emulator/emulator_test.cu
+    ${CMAKE_SOURCE_DIR}/tests/cuda_emulator/wmma_test.cu)
   add_executable(musiq_cuda_emulator_test ${musiq_emulator_test_sources})
-  target_link_libraries(musiq_cuda_emulator_test PRIVATE musiq_cuda_emulator GTest::gtest_main)
+  # musiq_base: base/precision.h, which the emulated <mma.h> rounds tf32 with.
+target_link_libraries(musiq_cuda_emulator_test PRIVATE musiq_cuda_emulator musiq_base GTest::gtest_main)
   gtest_discover_tests(musiq_cuda_emulator_test DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
     PROPERTIES LABELS gpu)
 endif()
