@@ -200,9 +200,6 @@ struct CudaOps {
   }
 
  private:
-  static void require_fp32(Precision p) {
-    if (p != Precision::kFp32) throw Error("GPU: " + precision_name(p) + " is not available");
-  }
   const __nv_bfloat16* bf16_kernel(const float* kernel) const {
     const auto found = bf16_kernels.find(kernel);
     if (found == bf16_kernels.end()) throw Error("GPU: a kernel has no bfloat16 copy");

@@ -252,6 +252,31 @@ TEST(GpuModelGraphs, RepeatedShapeReplaysWithItsOwnData) {
 }
 
 // --device auto: the GPU passes its self-check against the CPU and is the one used.
+// bf16 and tf32 (docs/precision.md): both devices round at the same points, so the GPU's
+// score is the CPU's at that precision to within a small multiple of the precision's own
+// error, not to float32 rounding (a sum that moves by a float32 rounding can move a later
+// rounding by a whole step). The error against fp32 measured on the 1-class model: 1.3e-4
+// of the 0-100 range for bf16 (precision.md); the bound is 1e-3 of it, 0.1. Each score also
+// differs from the GPU's fp32 one (the rounding happened), and the third call, a replayed
+// CUDA graph, gives the first call's bits.
+TEST(GpuModelPrecision, Bf16AndTf32MatchCpuModel) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  const WeightsFile file = load_weights(full_test_model(1));
+  const Tokens tokens =
+      make_tokens(load_image_file(test::source_path("samples/chelsea.png")), file.config);
+  const float fp32 = GpuModel(prepare_model_weights(file)).score(tokens);
+  for (Precision p : {Precision::kBf16, Precision::kTf32}) {
+    const float want = CpuModel(prepare_model_weights(file), p).score(tokens);
+    GpuModel gpu_model(prepare_model_weights(file), p);
+    const float got = gpu_model.score(tokens);
+    EXPECT_NEAR(got, want, 0.1) << precision_name(p);
+    EXPECT_NE(got, fp32) << precision_name(p) << ": no rounding";
+    gpu_model.score(tokens);  // captures the graph
+    EXPECT_EQ(gpu_model.score(tokens), got) << precision_name(p) << ": the replay differs";
+    EXPECT_TRUE(gpu_model.last_run_stats().graph);
+  }
+}
+
 TEST(GpuAuto, PicksTheGpuAfterItsSelfCheck) {
   MUSIQ_SKIP_WITHOUT_GPU();
   ScorerParams params;
