@@ -19,7 +19,7 @@ DeviceKind parse_device_kind(const std::string& name) {
 std::vector<Precision> precisions_on(DeviceKind device) {
   switch (device) {
     case DeviceKind::kCpu: return {Precision::kFp32, Precision::kBf16};
-    case DeviceKind::kCuda: return {Precision::kFp32};
+    case DeviceKind::kCuda: return {Precision::kFp32, Precision::kBf16, Precision::kTf32};
     case DeviceKind::kAuto: break;
   }
   return {};

@@ -44,7 +44,7 @@ struct ScorerParams {
   // variant (random test weights pass). "": any variant.
   std::string model_name;
   DeviceKind device = DeviceKind::kAuto;
-  // The arithmetic (docs/precision.md): fp32, exact, the default; bf16 on the CPU; tf32,
+  // The arithmetic (docs/precision.md): fp32, exact, the default; bf16 on either device; tf32,
   // GPU only, and refused by the CPU.
   Precision precision = Precision::kFp32;
   DecodeOptions decode;  // with a target size, score_file resizes every image to it

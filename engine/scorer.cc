@@ -249,7 +249,8 @@ std::unique_ptr<Scorer> Scorer::open(const ScorerParams& params) {
     try {
       check_precision_on(DeviceKind::kCuda, params.precision);
       impl->gpu_model = std::make_unique<GpuModel>(prepare_model_weights(file), params.precision);
-      if (params.device == DeviceKind::kAuto) check_gpu_against_cpu(*impl->gpu_model, file);
+      if (params.device == DeviceKind::kAuto)
+        check_gpu_against_cpu(*impl->gpu_model, file, params.precision);
       return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
     } catch (const Error& e) {
       if (params.device != DeviceKind::kAuto) throw;

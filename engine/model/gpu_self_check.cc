@@ -31,16 +31,19 @@ Image gradient_image(int width, int height) {
 
 }  // namespace
 
-void check_gpu_against_cpu(GpuModel& gpu, const WeightsFile& file) {
+void check_gpu_against_cpu(GpuModel& gpu, const WeightsFile& file, Precision precision) {
   // The GPU from the pixels (device preprocessing, as the scorer runs it), the CPU from
   // its own tokens: the check covers every stage.
   const Image image = gradient_image(64, 48);
   const float got = gpu.score_image(image);
-  const float want = CpuModel(prepare_model_weights(file)).score(make_tokens(image, file.config));
-  const float tolerance = 1e-4f * std::max(std::fabs(want), 1.0f);
+  const float want =
+      CpuModel(prepare_model_weights(file), precision).score(make_tokens(image, file.config));
+  const float relative = precision == Precision::kFp32 ? 1e-4f : 2e-3f;
+  const float tolerance = relative * std::max(std::fabs(want), 1.0f);
   if (!(std::fabs(got - want) <= tolerance))  // NaN fails too
     throw Error("the GPU failed its self-check: it scores a test image " + std::to_string(got) +
-                " where the CPU scores " + std::to_string(want) +
+                " where the CPU scores " + std::to_string(want) + " (" + precision_name(precision) +
+                ")" +
                 " (please report this, with `musiq info`)");
 }
 

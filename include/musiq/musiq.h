@@ -83,7 +83,7 @@ typedef struct musiq_params {
    * --strict). 0: it scores, with the warning (the default). */
   int strict;
   /* "fp32" (exact, as the official model computes; the default), "bf16" (bfloat16
-   * products with float32 sums, on the CPU; docs/precision.md states its error) or "tf32"
+   * products with float32 sums, CPU or GPU; docs/precision.md states its error) or "tf32"
    * (GPU only). A precision the device cannot compute fails musiq_open. NULL: "fp32". */
   const char* precision;
 } musiq_params;

@@ -167,8 +167,8 @@ class Scorer:
         strict: refuse (as a failed image) any image the decoder warns about, instead of
             scoring it with `Result.warning` set (the CLI's --strict).
         precision: "fp32" (exact, the default), "bf16" (bfloat16 products with float32
-            sums, on the CPU; docs/precision.md states its error) or "tf32" (GPU only), as
-            the CLI's --precision.
+            sums, on the CPU or a GPU; docs/precision.md states its error) or "tf32" (GPU
+            only), as the CLI's --precision.
 
     Raises:
         Error: weights missing or invalid, device unusable, a precision the device cannot

@@ -251,7 +251,6 @@ TEST(GpuModelGraphs, RepeatedShapeReplaysWithItsOwnData) {
   }
 }
 
-// --device auto: the GPU passes its self-check against the CPU and is the one used.
 // bf16 and tf32 (docs/precision.md): both devices round at the same points, so the GPU's
 // score is the CPU's at that precision to within a small multiple of the precision's own
 // error, not to float32 rounding (a sum that moves by a float32 rounding can move a later
@@ -277,14 +276,21 @@ TEST(GpuModelPrecision, Bf16AndTf32MatchCpuModel) {
   }
 }
 
+// --device auto: the GPU passes its self-check against the CPU and is the one used.
 TEST(GpuAuto, PicksTheGpuAfterItsSelfCheck) {
   MUSIQ_SKIP_WITHOUT_GPU();
   ScorerParams params;
   params.weights_path = full_test_model(1);
   params.device = DeviceKind::kAuto;
-  const std::unique_ptr<Scorer> scorer = Scorer::open(params);
-  EXPECT_EQ(scorer->device().name, "cuda") << scorer->device().fallback_reason;
-  EXPECT_EQ(scorer->device().fallback_reason, "");
+  // At each precision the GPU offers, checked against the CPU at the same precision.
+  for (Precision p : precisions_on(DeviceKind::kCuda)) {
+    params.precision = p;
+    const std::unique_ptr<Scorer> scorer = Scorer::open(params);
+    EXPECT_EQ(scorer->device().name, "cuda") << precision_name(p) << ": "
+                                             << scorer->device().fallback_reason;
+    EXPECT_EQ(scorer->device().fallback_reason, "") << precision_name(p);
+    EXPECT_EQ(scorer->precision(), p);
+  }
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Measures what --precision bf16 costs in score accuracy, and fails past stated bounds.
+"""Measures what --precision bf16 (and tf32) cost in accuracy, and fails past stated bounds.
 
   check_precision_error.py --musiq PATH/musiq --make-model PATH/tools/musiq-make-test-model
       --workdir DIR [--images N] [--max-score-error F] [--min-spearman R]
-      [--max-cls-error E] [--json FILE]
+      [--max-cls-error E] [--max-tf32-cls-error E] [--json FILE]
 
 On a full-size random model with 1 class (a stand-in for spaq, koniq and paq2piq, scores
 on 0-100) and one with 10 classes (ava, scores on 1-10), both seeded:
@@ -12,11 +12,12 @@ on 0-100) and one with 10 classes (ava, scores on 1-10), both seeded:
 2. scores them all with `musiq score --device cpu` at --precision fp32 and bf16;
 3. reports, per model: the largest |score(bf16) - score(fp32)| as a fraction of the
    score range (100, or 9 for 1-10), and Spearman's rank correlation of the two;
-4. with the NumPy reference (musiq_reference.py, fp32 and bf16) on three of the images:
-   the relative error of the CLS features before the head, ||cls_bf16 - cls_fp32|| /
-   ||cls_fp32||, the largest of the three.
+4. with the NumPy reference (musiq_reference.py, fp32, bf16 and tf32) on three of the
+   images: the relative error of the CLS features before the head, ||cls_bf16 - cls_fp32||
+   / ||cls_fp32||, the largest of the three, and the same for tf32 (a GPU precision, so
+   the CLI cannot score it on the CPU: the reference stands in for it).
 Exits 1 when a bound is passed: the score error above --max-score-error, Spearman below
---min-spearman, the CLS error above --max-cls-error.
+--min-spearman, the CLS error above --max-cls-error (--max-tf32-cls-error for tf32).
 """
 
 import argparse
@@ -105,17 +106,19 @@ def spearman(a, b):
     return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
-def cls_error(weights, images):
-    worst = 0.0
-    models = {p: ref.load_model(weights, precision=p) for p in ("fp32", "bf16")}
+def cls_errors(weights, images):
+    """{"bf16": e, "tf32": e}: the largest relative CLS error over `images`."""
+    worst = {"bf16": 0.0, "tf32": 0.0}
+    models = {p: ref.load_model(weights, precision=p) for p in ("fp32", *worst)}
     for path in images:
         image = ref.load_image(path)
         cls = {}
         for p, model in models.items():
             patches, spatial, scale, mask = ref.preprocess(image, model.config)
             cls[p] = ref.forward(model, patches, spatial, scale, mask)[1]["cls"].astype(np.float64)
-        worst = max(worst, float(np.linalg.norm(cls["bf16"] - cls["fp32"]) /
-                                 np.linalg.norm(cls["fp32"])))
+        for p in worst:
+            worst[p] = max(worst[p], float(np.linalg.norm(cls[p] - cls["fp32"]) /
+                                           np.linalg.norm(cls["fp32"])))
     return worst
 
 
@@ -128,6 +131,7 @@ def main(argv=None):
     ap.add_argument("--max-score-error", type=float, default=float("inf"))
     ap.add_argument("--min-spearman", type=float, default=-1.0)
     ap.add_argument("--max-cls-error", type=float, default=float("inf"))
+    ap.add_argument("--max-tf32-cls-error", type=float, default=float("inf"))
     ap.add_argument("--json", help="write the measurements here")
     args = ap.parse_args(argv)
     if args.images < 50:
@@ -153,12 +157,15 @@ def main(argv=None):
         if rho < args.min_spearman:
             failures.append("%d classes: Spearman %.5f < %g" % (classes, rho, args.min_spearman))
     probes = [images[0], images[len(images) // 2], images[-1]]
-    cls = cls_error(make_model(args, 1), probes)
-    results["cls_relative_error"] = cls
-    print("CLS features (NumPy reference, %d images): largest relative error %.3g"
-          % (len(probes), cls))
-    if cls > args.max_cls_error:
-        failures.append("CLS relative error %.3g > %g" % (cls, args.max_cls_error))
+    cls = cls_errors(make_model(args, 1), probes)
+    results["cls_relative_error"] = cls["bf16"]
+    results["tf32_cls_relative_error"] = cls["tf32"]
+    print("CLS features (NumPy reference, %d images): largest relative error %.3g in bf16, "
+          "%.3g in tf32" % (len(probes), cls["bf16"], cls["tf32"]))
+    if cls["bf16"] > args.max_cls_error:
+        failures.append("CLS relative error %.3g > %g" % (cls["bf16"], args.max_cls_error))
+    if cls["tf32"] > args.max_tf32_cls_error:
+        failures.append("tf32 CLS relative error %.3g > %g" % (cls["tf32"], args.max_tf32_cls_error))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

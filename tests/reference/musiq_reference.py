@@ -9,7 +9,7 @@ resize_nearest_neighbor_op.cc}, old flax.nn normalization/attention),
 without looking at the C++ engine.  It is used in CI to check the engine.
 
 Everything is computed in float32, like the official model (or, with
-precision "bf16", with the products' inputs rounded to bfloat16 as
+precision "bf16" or "tf32", with the products' inputs rounded to bfloat16 or tf32 as
 ../../docs/precision.md defines it).  The float32
 operation order of the TensorFlow preprocessing kernels is reproduced step by
 step (see the comments), so that the preprocessing is bit-exact to TF as far
@@ -340,13 +340,28 @@ def identity(x):
     return x
 
 
-def round_to_bf16(x):
-    """float32 -> the nearest bfloat16 (ties to even), kept as float32; NaN stays NaN."""
+def round_low_bits(x, bits):
+    """float32 -> the nearest float32 whose low `bits` bits are zero (ties to even); NaN
+    stays NaN."""
     x = np.asarray(x, dtype=F32)
-    bits = x.view(np.uint32).astype(np.uint64)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+    u = x.view(np.uint32).astype(np.uint64)
+    kept = (0xFFFFFFFF >> bits) << bits
+    rounded = ((u + (1 << (bits - 1)) - 1 + ((u >> bits) & 1)) & kept).astype(np.uint32)
     out = rounded.view(F32)
     return np.where(np.isnan(x), x, out).astype(F32)
+
+
+def round_to_bf16(x):
+    """float32 -> the nearest bfloat16 (ties to even), kept as float32; NaN stays NaN."""
+    return round_low_bits(x, 16)
+
+
+def round_to_tf32(x):
+    """float32 -> the nearest tf32 (10 stored mantissa bits, ties to even), kept as float32."""
+    return round_low_bits(x, 13)
+
+
+ROUNDING = {"fp32": None, "bf16": round_to_bf16, "tf32": round_to_tf32}
 
 
 def weight_standardize(w, dtype=F32):
@@ -585,19 +600,19 @@ def expected_shapes(cfg):
 
 class Model:
     """Parameters (float32, conv kernels weight-standardized) + config.  With
-    precision "bf16" every Dense and conv kernel but the head's is rounded to
-    bfloat16 (after the standardization), and `rnd` rounds the products'
+    precision "bf16" (or "tf32") every Dense and conv kernel but the head's is rounded
+    to bfloat16 (tf32) after the standardization, and `rnd` rounds the products'
     other inputs."""
 
     def __init__(self, params, config, dtype=F32, precision="fp32"):
-        if precision not in ("fp32", "bf16"):
-            raise ValueError("precision must be fp32 or bf16, not %r" % precision)
-        if precision == "bf16" and dtype != F32:
-            raise ValueError("bf16 rounds float32 values: use dtype float32")
+        if precision not in ROUNDING:
+            raise ValueError("precision must be fp32, bf16 or tf32, not %r" % precision)
+        if precision != "fp32" and dtype != F32:
+            raise ValueError("%s rounds float32 values: use dtype float32" % precision)
         self.config = dict(config)
         self.dtype = dtype
         self.precision = precision
-        self.rnd = round_to_bf16 if precision == "bf16" else identity
+        self.rnd = ROUNDING[precision] or identity
         self.raw = params
         self.params = {}
         for k, v in params.items():
@@ -719,8 +734,9 @@ def main(argv=None):
     ap.add_argument("--float64", action="store_true",
                     help="run the model (not the preprocessing) in float64, "
                          "to estimate float32 rounding noise")
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                    help="bf16: the products' inputs rounded to bfloat16 (docs/precision.md)")
+    ap.add_argument("--precision", choices=tuple(ROUNDING), default="fp32",
+                    help="bf16 / tf32: the products' inputs rounded to bfloat16 / tf32 "
+                         "(docs/precision.md)")
     ap.add_argument("--verbose", action="store_true",
                     help="also print logits, sequence length, error scale")
     ap.add_argument("images", nargs="+")
