@@ -18,23 +18,12 @@
 #include <vector>
 
 #include "tests/cuda_emulator/emulator.h"
+#include "tests/cuda_emulator/test_memory.h"
 
 namespace {
 
-// Device memory for a test; leaks on a failed assertion, which ends the process anyway.
-template <class T>
-T* device_array(size_t n) {
-  void* p = nullptr;
-  EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess);
-  return static_cast<T*>(p);
-}
-
-template <class T>
-std::vector<T> download(const T* p, size_t n) {
-  std::vector<T> host(n);
-  EXPECT_EQ(cudaMemcpy(host.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-  return host;
-}
+using cuda_emulator_test::device_array;
+using cuda_emulator_test::download;
 
 // Runs `body` in a child process with the emulator's thread order set (settings are read
 // once per process) and exits 0 when it returns true.

@@ -11,25 +11,13 @@
 #include <cstdlib>
 #include <vector>
 
+#include "tests/cuda_emulator/test_memory.h"
+
 namespace {
 
 using namespace nvcuda;
-
-template <class T>
-T* device_copy(const std::vector<T>& host) {
-  void* p = nullptr;
-  EXPECT_EQ(cudaMalloc(&p, host.size() * sizeof(T)), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice),
-            cudaSuccess);
-  return static_cast<T*>(p);
-}
-
-template <class T>
-std::vector<T> download(const T* p, size_t n) {
-  std::vector<T> host(n);
-  EXPECT_EQ(cudaMemcpy(host.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-  return host;
-}
+using cuda_emulator_test::device_copy;
+using cuda_emulator_test::download;
 
 constexpr int kM = 32, kN = 32, kK = 48;  // 2 x 2 output tiles, 3 steps of k
 
