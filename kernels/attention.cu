@@ -82,6 +82,7 @@
 #include "base/error.h"
 #include "kernels/attention_tensor_cores.cuh"
 #include "kernels/cuda_check.h"
+#include "kernels/dynamic_shared.cuh"
 #include "kernels/ops.cuh"
 
 namespace musiq::cuda {
@@ -416,10 +417,7 @@ void attention_all(const float* qkv, const int64_t* seq_starts, int sequences, i
   const int64_t q_tiles = (longest + kTileQ - 1) / kTileQ;
   if (q_tiles > int64_t{0x7FFFFFFF})
     throw Error("attention: " + std::to_string(longest) + " query rows exceed one launch");
-  // Dynamic shared memory above 48 KB must be allowed per kernel; a cheap host-side call,
-  // repeated on every launch so that it also holds after a device switch.
-  CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(kSharedBytes)));
+  allow_dynamic_shared(attention_kernel, kSharedBytes);
   const dim3 grid(static_cast<unsigned>(q_tiles), static_cast<unsigned>(heads),
                   static_cast<unsigned>(sequences));
   attention_kernel<<<grid, kThreads, kSharedBytes, stream>>>(qkv, seq_starts, heads, scale, out);

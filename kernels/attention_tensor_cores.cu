@@ -39,6 +39,7 @@
 #include "base/error.h"
 #include "kernels/attention_tensor_cores.cuh"
 #include "kernels/cuda_check.h"
+#include "kernels/dynamic_shared.cuh"
 
 namespace musiq::cuda {
 namespace {
@@ -249,9 +250,7 @@ void launch(const float* qkv, const int64_t* seq_starts, int sequences, int64_t 
   if (tiles > int64_t{0x7FFFFFFF})
     throw Error("attention: " + std::to_string(longest) + " query rows exceed one launch");
   const size_t bytes = shared_bytes<P>(warps);
-  CUDA_CHECK(cudaFuncSetAttribute(attention_tc_kernel<P>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(bytes)));
+  allow_dynamic_shared(attention_tc_kernel<P>, bytes);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(heads),
                   static_cast<unsigned>(sequences));
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));  // as cpu::attention
