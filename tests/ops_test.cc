@@ -9,6 +9,13 @@
 // GPU runs this test. The
 // preprocessing ops (normalize, resize, patches) are bit-identical to TensorFlow
 // (tf_parity_test.cc) and the GPU to the CPU (tests/gpu/): no tolerance to state there.
+//
+// The products (Dense layers, convolutions) also run at bf16 and tf32 (docs/precision.md)
+// on each device, against the same formula on the inputs rounded as the precision rounds
+// them: products of rounded values are exact in double, and the devices sum them in
+// float32 as in fp32, so the fp32 tolerance holds. (Attention at bf16 and tf32 rounds its
+// probabilities too, where a last-bit difference in a logit can move a rounding by a whole
+// step: tests/gpu/attention_gpu_test.cc compares the two devices with that bound.)
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -20,7 +27,9 @@
 #include <variant>
 #include <vector>
 
+#include "base/precision.h"
 #include "bench/op_rows.h"
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "tests/test_util.h"
 #include "weights/config.h"
@@ -136,9 +145,28 @@ double gelu(double x) {
   return test::all_close(got, want_f, t.abs + 1e-7, t.rel + 6e-8);
 }
 
-// Per op: run on `r`, compare with the double formula. Each returns the assertion result.
+// `v` rounded as products' inputs at precision `p`.
+std::vector<float> rounded(std::vector<float> v, Precision p) {
+  for (float& x : v) x = round_for_products(p, x);
+  return v;
+}
+
+#ifdef MUSIQ_HAS_CUDA
+// A device copy of `count` floats at `values`, rounded to bfloat16 (the model's kernels are,
+// once, at upload).
+cuda::DeviceArray<__nv_bfloat16> bf16_copy(const float* values, int64_t count) {
+  cuda::DeviceArray<__nv_bfloat16> copy;
+  copy.allocate(size_t(count), "a bfloat16 test buffer");
+  cuda::round_to_bf16(values, count, copy.get(), cuda_context().stream);
+  return copy;
+}
+#endif
+
+// Per op: run on `r` at `precision`, compare with the double formula. Each returns the
+// assertion result.
 struct OpCheck {
   Runner& r;
+  Precision precision;
 
   // The CPU's bound (measured: the worst case uses under half of it), times 4 on the GPU
   // for its other summation orders (cuBLAS, tiled attention); unmeasured there.
@@ -149,22 +177,40 @@ struct OpCheck {
   ::testing::AssertionResult operator()(const bench::LinearCall& c) const {
     const auto a = scaled(c.m * c.k, 1.0, 1), b = scaled(int64_t{c.k} * c.n, 1 / std::sqrt(c.k), 2);
     auto bias = scaled(c.n, 0.1, 3), out = scaled(c.m * c.n, 1.0, 4);
+    const auto ar = rounded(a, precision), br = rounded(b, precision);
     std::vector<double> want(out.size());
     for (int64_t i = 0; i < c.m; ++i)
       for (int j = 0; j < c.n; ++j) {
         double acc = bias[j];
-        for (int k = 0; k < c.k; ++k) acc += double(a[i * c.k + k]) * b[int64_t{k} * c.n + j];
+        for (int k = 0; k < c.k; ++k) acc += double(ar[i * c.k + k]) * br[int64_t{k} * c.n + j];
         const size_t o = size_t(i) * c.n + j;
         want[o] = c.epilogue == Epilogue::kBiasGelu       ? gelu(acc)
                   : c.epilogue == Epilogue::kBiasResidual ? acc + out[o]
                                                                : acc;
       }
-    auto av = a, bv = b;
-    r.run({&av, &bv, &bias, &out}, {}, [&](const auto& f, const auto&) {
-      if (r.device() == Device::kCpu) return cpu::linear(f[0], c.m, c.k, f[1], c.n, f[2], c.epilogue, f[3]);
+    // The kernel as a model holds it at this precision: rounded (the op rounds `a` itself).
+    auto av = a, bv = precision == Precision::kFp32 ? b : br;
 #ifdef MUSIQ_HAS_CUDA
+    cuda::DeviceArray<__nv_bfloat16> b16, a16;  // outlive run(), which waits for the GPU
+#endif
+    r.run({&av, &bv, &bias, &out}, {}, [&](const auto& f, const auto&) {
+      if (r.device() == Device::kCpu) {
+        if (precision == Precision::kFp32)
+          return cpu::linear(f[0], c.m, c.k, f[1], c.n, f[2], c.epilogue, f[3]);
+        std::vector<float> packed(size_t(cpu::packed_floats(c.k, c.n)));
+        cpu::pack_columns(f[1], c.k, c.n, c.n, packed.data());
+        return cpu::linear_packed(f[0], c.m, c.k, packed.data(), c.n, f[2], c.epilogue, f[3],
+                                  precision);
+      }
+#ifdef MUSIQ_HAS_CUDA
+      if (precision == Precision::kBf16) {
+        b16 = bf16_copy(f[1], int64_t{c.k} * c.n);
+        a16.allocate(size_t(c.m * c.k), "a bfloat16 test buffer");
+        return cuda::linear_bf16(f[0], c.m, c.k, b16.get(), c.n, f[2], c.epilogue, f[3],
+                                 a16.get(), &cuda_context().gemm, cuda_context().stream);
+      }
       cuda::linear(f[0], c.m, c.k, f[1], c.n, f[2], c.epilogue, f[3], &cuda_context().gemm,
-                   cuda_context().stream);
+                   cuda_context().stream, precision);
 #endif
     });
     return close_to(out, want, tol({5e-6, 2.5e-5}));
@@ -351,6 +397,8 @@ struct OpCheck {
     const int fan_in = c.k * c.k * c.cin;
     auto in = scaled(int64_t{c.n} * c.in_hw * c.in_hw * c.cin, 1.0, 21);
     auto kernel = scaled(int64_t{fan_in} * c.cout, 1 / std::sqrt(fan_in), 22);
+    const auto in_r = rounded(in, precision);
+    if (precision != Precision::kFp32) kernel = rounded(kernel, precision);  // as a model holds it
     std::vector<float> out(size_t(c.n) * c.out_hw * c.out_hw * c.cout);
     std::vector<float> columns(size_t(c.n) * c.out_hw * c.out_hw * fan_in);
     std::vector<double> want(out.size());
@@ -364,16 +412,30 @@ struct OpCheck {
                 const int y = oy * c.stride - c.pad + ky, x = ox * c.stride - c.pad + kx;
                 if (y < 0 || y >= c.in_hw || x < 0 || x >= c.in_hw) continue;
                 for (int ci = 0; ci < c.cin; ++ci)
-                  acc += double(in[((int64_t{img} * c.in_hw + y) * c.in_hw + x) * c.cin + ci]) *
+                  acc += double(in_r[((int64_t{img} * c.in_hw + y) * c.in_hw + x) * c.cin + ci]) *
                          kernel[((int64_t{ky} * c.k + kx) * c.cin + ci) * c.cout + co];
               }
             want[((int64_t{img} * c.out_hw + oy) * c.out_hw + ox) * c.cout + co] = acc;
           }
-    r.run({&in, &kernel, &columns, &out}, {}, [&](const auto& f, const auto&) {
-      if (r.device() == Device::kCpu)
-        return cpu::conv2d(f[0], c.shape(), f[1], f[2], f[3]);
 #ifdef MUSIQ_HAS_CUDA
-      cuda::conv2d(f[0], c.shape(), f[1], f[2], f[3], &cuda_context().gemm, cuda_context().stream);
+    cuda::DeviceArray<__nv_bfloat16> kernel16, columns16;  // outlive run()
+#endif
+    r.run({&in, &kernel, &columns, &out}, {}, [&](const auto& f, const auto&) {
+      if (r.device() == Device::kCpu) {
+        if (precision == Precision::kFp32) return cpu::conv2d(f[0], c.shape(), f[1], f[2], f[3]);
+        std::vector<float> packed(size_t(cpu::packed_floats(fan_in, c.cout)));
+        cpu::pack_columns(f[1], fan_in, c.cout, c.cout, packed.data());
+        return cpu::conv2d_packed(f[0], c.shape(), packed.data(), f[2], f[3], precision);
+      }
+#ifdef MUSIQ_HAS_CUDA
+      if (precision == Precision::kBf16) {
+        kernel16 = bf16_copy(f[1], int64_t{fan_in} * c.cout);
+        columns16.allocate(columns.size(), "bfloat16 columns");
+        return cuda::conv2d_bf16(f[0], c.shape(), kernel16.get(), columns16.get(), f[3],
+                                 &cuda_context().gemm, cuda_context().stream);
+      }
+      cuda::conv2d(f[0], c.shape(), f[1], f[2], f[3], &cuda_context().gemm, cuda_context().stream,
+                   precision);
 #endif
     });
     return close_to(out, want, tol({5e-6, 2.5e-5}));
@@ -392,15 +454,25 @@ bool is_model_op(const bench::OpCall& call) {
          !std::holds_alternative<bench::PatchesCall>(call);
 }
 
+bool is_product(const bench::OpCall& call) {
+  return std::holds_alternative<bench::LinearCall>(call) ||
+         std::holds_alternative<bench::ConvCall>(call);
+}
+
 struct OpCase {
   Device device;
   bench::OpRow row;
+  Precision precision;
 };
 
-// How gtest and ctest name a case's parameter (not a dump of its bytes).
-void PrintTo(const OpCase& c, std::ostream* out) {
-  *out << (c.device == Device::kCpu ? "cpu " : "cuda ") << c.row.name;
+// What gtest and ctest call a case: its device, row and, past fp32, precision.
+std::string case_name(const OpCase& c) {
+  return (c.device == Device::kCpu ? "cpu " : "cuda ") + c.row.name +
+         (c.precision == Precision::kFp32 ? "" : " " + precision_name(c.precision));
 }
+
+// How gtest and ctest name a case's parameter (not a dump of its bytes).
+void PrintTo(const OpCase& c, std::ostream* out) { *out << case_name(c); }
 
 std::vector<OpCase> op_cases() {
   std::vector<Device> devices = {Device::kCpu};
@@ -409,8 +481,12 @@ std::vector<OpCase> op_cases() {
 #endif
   std::vector<OpCase> cases;
   for (Device d : devices)
-    for (const bench::OpRow& row : bench::musiq_op_rows())
-      if (is_model_op(row.call) && row.flops <= kMostFlops) cases.push_back({d, row});
+    for (const bench::OpRow& row : bench::musiq_op_rows()) {
+      if (!is_model_op(row.call) || row.flops > kMostFlops) continue;
+      cases.push_back({d, row, Precision::kFp32});
+      if (is_product(row.call))
+        for (Precision p : {Precision::kBf16, Precision::kTf32}) cases.push_back({d, row, p});
+    }
   return cases;
 }
 
@@ -423,12 +499,12 @@ TEST_P(OpsTest, MatchesDoublePrecisionFormula) {
   if (c.device == Device::kCuda && !cuda_usable(&reason)) GTEST_SKIP() << reason;
 #endif
   Runner runner(c.device);
-  EXPECT_TRUE(std::visit(OpCheck{runner}, c.row.call)) << c.row.name;
+  EXPECT_TRUE(std::visit(OpCheck{runner, c.precision}, c.row.call)) << case_name(c);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Rows, OpsTest, ::testing::ValuesIn(op_cases()), [](const auto& info) {
-      std::string name = (info.param.device == Device::kCpu ? "cpu_" : "cuda_") + info.param.row.name;
+      std::string name = case_name(info.param);
       for (char& ch : name)
         if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
       return name;
