@@ -219,8 +219,8 @@ class HostileInput(unittest.TestCase):
 
     # 5. Signals: the first stops after the images in flight (one packed batch), a second
     # (or SIGTERM) at once.
-    def start_run(self, *args):
-        p = subprocess.Popen([MUSIQ, "score", "--weights", self.model, "-q", *args],
+    def start_run(self, *args, model=None):
+        p = subprocess.Popen([MUSIQ, "score", "--weights", model or self.model, "-q", *args],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.addCleanup(p.kill)  # a run that failed to stop
         return p
@@ -233,12 +233,22 @@ class HostileInput(unittest.TestCase):
             shutil.copy(os.path.join(d, "0.png"), os.path.join(d, "%d.png" % k))
         return d
 
+    def full_model(self):
+        """A full-size random model: a 3200x2400 photo takes it seconds on any CPU."""
+        path = self.path("full.h5")
+        if not os.path.exists(path):
+            subprocess.run([sys.executable, os.path.join(ROOT, "tools", "musiq-make-test-model"),
+                            path, "--seed", "3", "--size", "full"], check=True,
+                           stdout=subprocess.DEVNULL)
+        return path
+
     def test_second_signal_or_sigterm_stops_at_once_with_valid_output(self):
         big = self.big_images(2)
         for signals, code in (((signal.SIGINT, signal.SIGINT), 130), ((signal.SIGTERM,), 143)):
             out = self.path("stopped.json")
-            p = self.start_run(big, "--format", "json", "-o", out, "--overwrite")
-            time.sleep(2)  # the first image is being decoded or scored (many seconds)
+            p = self.start_run(big, "--format", "json", "-o", out, "--overwrite", "--device",
+                               "cpu", model=self.full_model())
+            time.sleep(2)  # the first image is being decoded or scored (seconds)
             for s in signals[:-1]:
                 p.send_signal(s)
                 time.sleep(0.3)

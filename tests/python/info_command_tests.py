@@ -36,7 +36,8 @@ class InfoTest(unittest.TestCase):
         self.assertIn("OpenBLAS", j["cpu"]["blas"])
         self.assertIn(j["cpu"]["cpu_kernels"], ("avx512", "avx2", "baseline"))
         self.assertIn(j["cpu"]["bf16_kernel"], ("amx", "avx512_bf16", "plain"))
-        self.assertEqual(j["precisions"], {"cpu": ["fp32", "bf16"], "cuda": ["fp32"]})
+        self.assertEqual(j["precisions"],
+                         {"cpu": ["fp32", "bf16"], "cuda": ["fp32", "bf16", "tf32"]})
         plain = info(env=dict(env, MUSIQ_CPU_BF16="plain"))
         self.assertEqual(json.loads(plain.stdout)["cpu"]["bf16_kernel"], "plain")
         gpu = j["gpu"]
