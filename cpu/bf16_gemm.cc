@@ -1,8 +1,9 @@
 // bf16::gemm: the bf16 GEMM on AMX tiles or AVX512_BF16 dot products. Per task, 32 rows of
 // `a` (two A tiles) against two 16-column panels of b (two B tiles) into 32 x 32 sums (four
 // C tiles, or 8-row register blocks), over all of k; a task takes a group of panel pairs,
-// so its rows of `a` stay in L1 while the panels stream from L2. `a` is rounded to bfloat16
-// once per call, into rows padded to whole tiles.
+// so its rows of `a` stay in L1 while the panels stream from L2. gemm() rounds `a` to
+// bfloat16 once per call, into rows padded to whole tiles; gemm_rounded() takes such rows
+// from a caller that wrote them so.
 #include <immintrin.h>
 #include <omp.h>
 #include <sys/syscall.h>
@@ -113,14 +114,17 @@ inline uint16_t bf16_bits(float x) {
   return static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_bf16(x)) >> 16);
 }
 
-// rows [r0, r1) of `a` rounded into `out` (rows `width` apart, zero past k).
-MUSIQ_TARGET_AVX512 void round_rows(const float* a, int64_t lda, int k, int64_t r0, int64_t r1,
-                                    int width, uint16_t* out) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* src = a + r * lda;
-    uint16_t* dst = out + r * width;
+MUSIQ_TARGET_AVX512 void round_run(const float* src, int64_t count, uint16_t* dst) {
 #pragma omp simd
-    for (int j = 0; j < k; ++j) dst[j] = bf16_bits(src[j]);
+  for (int64_t j = 0; j < count; ++j) dst[j] = bf16_bits(src[j]);
+}
+
+// rows [r0, r1) of `a` rounded into `out` (rows `width` apart, zero past k).
+void round_rows(const float* a, int64_t lda, int k, int64_t r0, int64_t r1, int64_t width,
+                uint16_t* out) {
+  for (int64_t r = r0; r < r1; ++r) {
+    uint16_t* dst = out + r * width;
+    round_run(a + r * lda, k, dst);
     std::fill(dst + k, dst + width, uint16_t{0});
   }
 }
@@ -158,19 +162,19 @@ MUSIQ_AMX_TARGET void block_amx(const uint16_t* a, int64_t a_stride, int64_t a_h
 // The same block with AVX512_BF16: per pair of k, one vector of each panel (a row of its
 // tile) and each row's pair of `a` broadcast, in 8-row register blocks (16 sums).
 template <bool kTwo>
-MUSIQ_DPBF16_TARGET void block_dp(const uint16_t* a, int width, const uint16_t* b0,
+MUSIQ_DPBF16_TARGET void block_dp(const uint16_t* a, int64_t stride, const uint16_t* b0,
                                   const uint16_t* b1, int groups, float* c) {
   constexpr int kRows = 8;
   for (int r0 = 0; r0 < kBlockRows; r0 += kRows) {
     __m512 sums[kRows][2];
     for (int r = 0; r < kRows; ++r) sums[r][0] = sums[r][1] = _mm512_setzero_ps();
-    const uint16_t* rows = a + int64_t{r0} * width;
+    const uint16_t* rows = a + r0 * stride;
     for (int pair = 0; pair < groups * kTileRows; ++pair) {
       const __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + pair * kTileK);
       const __m512bh v1 = kTwo ? (__m512bh)_mm512_loadu_si512(b1 + pair * kTileK) : v0;
       for (int r = 0; r < kRows; ++r) {
         uint32_t two;  // a's values 2 pair and 2 pair + 1 of row r0 + r
-        std::memcpy(&two, rows + int64_t{r} * width + 2 * pair, sizeof two);
+        std::memcpy(&two, rows + r * stride + 2 * pair, sizeof two);
         const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(two));
         sums[r][0] = _mm512_dpbf16_ps(sums[r][0], x, v0);
         if constexpr (kTwo) sums[r][1] = _mm512_dpbf16_ps(sums[r][1], x, v1);
@@ -183,16 +187,15 @@ MUSIQ_DPBF16_TARGET void block_dp(const uint16_t* a, int width, const uint16_t* 
   }
 }
 
-// The block of rows at `a` and panels b0 (and b1) on kernel `kernel`.
+// The block of rows at `a` (`stride` values apart) and panels b0 (and b1) on `kernel`.
 template <bool kTwo>
-void block(Kernel kernel, const uint16_t* a, int width, const uint16_t* b0, const uint16_t* b1,
-           int groups, float* c) {
+void block(Kernel kernel, const uint16_t* a, int64_t stride, const uint16_t* b0,
+           const uint16_t* b1, int groups, float* c) {
   if (kernel == Kernel::kAmx) {
     configure_tiles();
-    const int64_t stride = int64_t{width} * sizeof(uint16_t);
-    block_amx<kTwo>(a, stride, int64_t{kTileRows} * width, b0, b1, groups, c);
+    block_amx<kTwo>(a, stride * int64_t{sizeof(uint16_t)}, kTileRows * stride, b0, b1, groups, c);
   } else {
-    block_dp<kTwo>(a, width, b0, b1, groups, c);
+    block_dp<kTwo>(a, stride, b0, b1, groups, c);
   }
 }
 
@@ -262,11 +265,14 @@ void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_strid
     }
 }
 
+int64_t rounded_stride(int k) { return int64_t{(k + kTileK - 1) / kTileK} * kTileK; }
+
+void to_bf16_bits(const float* src, int64_t count, uint16_t* dst) { round_run(src, count, dst); }
+
 void gemm(const float* a, int64_t m, int k, int64_t lda, const uint16_t* packed, int n,
           const float* bias, bool accumulate, bool gelu, float* out, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
-  const int groups = (k + kTileK - 1) / kTileK, width = groups * kTileK;
-  const int panels = (n + kPanel - 1) / kPanel, pairs = (panels + 1) / 2;
+  const int64_t width = rounded_stride(k);
   const int64_t blocks = (m + kBlockRows - 1) / kBlockRows;
   // Kept across calls: after the largest `a` so far, no allocation.
   thread_local std::vector<uint16_t> rounded;
@@ -279,6 +285,16 @@ void gemm(const float* a, int64_t m, int k, int64_t lda, const uint16_t* packed,
     round_rows(a, lda, k, r0, r1, width, a16);
     std::fill(a16 + r1 * width, a16 + (r0 + kBlockRows) * width, uint16_t{0});
   }
+  gemm_rounded(a16, m, k, width, packed, n, bias, accumulate, gelu, out, ldc);
+}
+
+void gemm_rounded(const uint16_t* a16, int64_t m, int k, int64_t lda16, const uint16_t* packed,
+                  int n, const float* bias, bool accumulate, bool gelu, float* out, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  const int groups = (k + kTileK - 1) / kTileK;
+  const int panels = (n + kPanel - 1) / kPanel, pairs = (panels + 1) / 2;
+  const int64_t blocks = (m + kBlockRows - 1) / kBlockRows;
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   // Enough tasks that threads finish together: panel pairs cut into groups while few.
   int cuts = 1;
   while (blocks * cuts < 8 * int64_t{threads} && cuts < pairs) ++cuts;
@@ -292,14 +308,14 @@ void gemm(const float* a, int64_t m, int k, int64_t lda, const uint16_t* packed,
     alignas(64) float c[kBlockRows * kBlockCols];
     const int64_t r0 = t / cuts * kBlockRows, rows = std::min<int64_t>(kBlockRows, m - r0);
     const int first = static_cast<int>(t % cuts) * per_cut;
-    const uint16_t* a_block = a16 + r0 * width;
+    const uint16_t* a_block = a16 + r0 * lda16;
     for (int pair = first; pair < std::min(pairs, first + per_cut); ++pair) {
       const int p = 2 * pair, j0 = p * kPanel;
       const uint16_t* b0 = packed + int64_t{p} * groups * kTileValues;
       if (p + 1 < panels)
-        block<true>(kernel, a_block, width, b0, b0 + groups * kTileValues, groups, c);
+        block<true>(kernel, a_block, lda16, b0, b0 + groups * kTileValues, groups, c);
       else
-        block<false>(kernel, a_block, width, b0, nullptr, groups, c);
+        block<false>(kernel, a_block, lda16, b0, nullptr, groups, c);
       finish(c, rows, std::min(kBlockCols, n - j0), bias ? bias + j0 : nullptr, accumulate, gelu,
              out + r0 * ldc + j0, ldc);
     }

@@ -39,4 +39,16 @@ void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_strid
 void gemm(const float* a, int64_t m, int k, int64_t lda, const uint16_t* packed, int n,
           const float* bias, bool accumulate, bool gelu, float* out, int64_t ldc);
 
+// gemm() on rows of `a` that are bfloat16 already, written where they are made rather than
+// rounded and copied here: row r at a16 + r * lda16 (lda16 >= rounded_stride(k)), its
+// values past k up to rounded_stride(k) zero, and rows up to the next multiple of 32 past m
+// readable (their values are not used).
+void gemm_rounded(const uint16_t* a16, int64_t m, int k, int64_t lda16, const uint16_t* packed,
+                  int n, const float* bias, bool accumulate, bool gelu, float* out, int64_t ldc);
+// The row stride gemm() itself uses: k rounded up to whole tiles (32 values).
+int64_t rounded_stride(int k);
+// dst[0, count) = the bfloat16 bits of src[0, count), each rounded as base/precision.h's
+// round_to_bf16 rounds.
+void to_bf16_bits(const float* src, int64_t count, uint16_t* dst);
+
 }  // namespace musiq::cpu::bf16
