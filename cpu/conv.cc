@@ -1,8 +1,12 @@
 #include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <vector>
 
 #include "base/op_arguments.h"
 #include "cpu/bf16_gemm.h"
 #include "cpu/gemm.h"
+#include "cpu/isa.h"
 #include "cpu/ops.h"
 
 namespace musiq::cpu {
@@ -65,30 +69,36 @@ void conv2d_packed(const float* in, const Conv2dShape& s, const float* packed_ke
 
 namespace {
 
-// The windows of `s` over `in` as rows of `columns` [positions, window], in (kh, kw, cin)
-// order, zero where a window leaves the image.
-void im2col(const float* in, const Conv2dShape& s, float* columns) {
-  const int64_t cin = s.in_channels, window = s.window();
+// src[0, count), floats holding bfloat16 values (pad_input's at kBf16: their low 16 bits
+// zero), as bfloat16 bits: their high halves.
+MUSIQ_TARGET_AVX512 inline void high_halves(const float* src, int64_t count, uint16_t* dst) {
+#pragma omp simd
+  for (int64_t j = 0; j < count; ++j)
+    dst[j] = static_cast<uint16_t>(std::bit_cast<uint32_t>(src[j]) >> 16);
+}
+
+// Each output position's window of `padded` [n, hp, wp, cin] as a row of `rows`, rows
+// `stride` values apart and zero from the window's end to `stride`: the rows
+// bf16::gemm_rounded() reads, written in one pass from the padded input.
+MUSIQ_TARGET_AVX512 void gather_windows(const float* padded, const Conv2dShape& s, int hp, int wp,
+                                        int64_t stride, uint16_t* rows) {
+  const int64_t cin = s.in_channels, run = s.kernel * cin, window = s.window();
 #pragma omp parallel for schedule(static)
   for (int64_t pos = 0; pos < s.positions(); ++pos) {
     const int64_t img = pos / (int64_t{s.out_height} * s.out_width);
-    const int oy = static_cast<int>(pos / s.out_width % s.out_height);
-    const int ox = static_cast<int>(pos % s.out_width);
-    float* row = columns + pos * window;
-    for (int ky = 0; ky < s.kernel; ++ky)
-      for (int kx = 0; kx < s.kernel; ++kx) {
-        const int y = oy * s.stride - s.pad_top + ky, x = ox * s.stride - s.pad_left + kx;
-        float* dst = row + (int64_t{ky} * s.kernel + kx) * cin;
-        if (y < 0 || y >= s.height || x < 0 || x >= s.width)
-          std::fill_n(dst, cin, 0.0f);
-        else
-          std::copy_n(in + ((img * s.height + y) * s.width + x) * cin, cin, dst);
-      }
+    const int64_t oy = pos / s.out_width % s.out_height, ox = pos % s.out_width;
+    const float* from = padded + ((img * hp + oy * s.stride) * wp + ox * s.stride) * cin;
+    uint16_t* row = rows + pos * stride;
+    for (int ky = 0; ky < s.kernel; ++ky) high_halves(from + ky * wp * cin, run, row + ky * run);
+    std::fill(row + window, row + stride, uint16_t{0});
   }
 }
 
 }  // namespace
 
+// As conv2d_packed(): the input padded and rounded into `columns`, then each window copied
+// once as bfloat16 rows, where an im2col in floats, then bf16::gemm's rounding pass over
+// it, had taken a fifth of the bf16 stem.
 void conv2d_bf16(const float* in, const Conv2dShape& s, const uint16_t* packed_kernel,
                 float* columns, float* out) {
   if (s.pointwise()) {
@@ -97,10 +107,19 @@ void conv2d_bf16(const float* in, const Conv2dShape& s, const uint16_t* packed_k
     return;
   }
   check_conv2d_windows(s, columns);
-  im2col(in, s, columns);
+  const int hp = (s.out_height - 1) * s.stride + s.kernel;
+  const int wp = (s.out_width - 1) * s.stride + s.kernel;
+  pad_input(in, s.batch, s.height, s.width, s.in_channels, s.pad_top, s.pad_left, hp, wp,
+            Precision::kBf16, columns);
   const int window = static_cast<int>(s.window());
-  bf16::gemm(columns, s.positions(), window, window, packed_kernel, s.out_channels, nullptr, false,
-            false, out, s.out_channels);
+  const int64_t stride = bf16::rounded_stride(window);
+  // Kept across calls, per thread (the stem's tiles run one on each): whole blocks of 32
+  // rows, as gemm_rounded() reads them.
+  thread_local std::vector<uint16_t> rows;
+  rows.resize(std::max(rows.size(), size_t((s.positions() + 31) / 32 * 32 * stride)));
+  gather_windows(columns, s, hp, wp, stride, rows.data());
+  bf16::gemm_rounded(rows.data(), s.positions(), window, stride, packed_kernel, s.out_channels,
+                     nullptr, false, false, out, s.out_channels);
 }
 
 }  // namespace musiq::cpu

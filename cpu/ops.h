@@ -23,7 +23,7 @@ void gaussian_resize(const float* in, int in_h, int in_w, int channels,
                      const ResizePlan& rows, const ResizePlan& cols, float* tmp, float* out);
 
 // conv2d_packed() under bf16 with the kernel packed by bf16::pack (cpu/bf16_gemm.h), on the
-// CPU's bf16 kernel (where bf16::tiled()): `columns` holds the windows (im2col) here.
+// CPU's bf16 kernel (where bf16::tiled()): `columns` holds the padded input, as there.
 void conv2d_bf16(const float* in, const Conv2dShape& shape, const uint16_t* packed_kernel,
                 float* columns, float* out);
 

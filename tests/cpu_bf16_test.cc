@@ -220,7 +220,19 @@ TEST(Bf16Conv, MatchesPlain) {
                          .out_channels = 256,
                          .out_height = 8,
                          .out_width = 8};
-  for (const Conv2dShape& s : {root, conv2, proj}) {
+  // Positions and a window that are not whole tiles (15 and 45), asymmetric padding.
+  const Conv2dShape odd{.batch = 1,
+                        .height = 5,
+                        .width = 7,
+                        .in_channels = 5,
+                        .kernel = 3,
+                        .stride = 2,
+                        .pad_top = 1,
+                        .pad_left = 0,
+                        .out_channels = 20,
+                        .out_height = 3,
+                        .out_width = 5};
+  for (const Conv2dShape& s : {root, conv2, proj, odd}) {
     const int window = static_cast<int>(s.window());
     const auto in = random_floats(size_t(s.batch) * s.height * s.width * s.in_channels, 10);
     const auto kernel = rounded(random_floats(size_t(window) * s.out_channels, 11));
