@@ -130,10 +130,11 @@ void round_rows(const float* a, int64_t lda, int k, int64_t r0, int64_t r1, int6
 }
 
 // C tiles 0-3 = the 32 rows at `a` (rows a_stride bytes apart) times panels b0 (and b1
-// when kTwo), over `groups` tiles of k; stored to c [32][32].
+// when kTwo), over `groups` tiles of k; stored to c [32][32], rows ldc floats apart.
 template <bool kTwo>
 MUSIQ_AMX_TARGET void block_amx(const uint16_t* a, int64_t a_stride, int64_t a_half,
-                                const uint16_t* b0, const uint16_t* b1, int groups, float* c) {
+                                const uint16_t* b0, const uint16_t* b1, int groups, float* c,
+                                int64_t ldc) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -150,12 +151,12 @@ MUSIQ_AMX_TARGET void block_amx(const uint16_t* a, int64_t a_stride, int64_t a_h
       _tile_dpbf16ps(3, 5, 7);
     }
   }
-  constexpr int kStride = kBlockCols * sizeof(float);
-  _tile_stored(0, c, kStride);
-  _tile_stored(2, c + kTileRows * kBlockCols, kStride);
+  const int64_t stride = ldc * int64_t{sizeof(float)};
+  _tile_stored(0, c, stride);
+  _tile_stored(2, c + kTileRows * ldc, stride);
   if constexpr (kTwo) {
-    _tile_stored(1, c + kPanel, kStride);
-    _tile_stored(3, c + kTileRows * kBlockCols + kPanel, kStride);
+    _tile_stored(1, c + kPanel, stride);
+    _tile_stored(3, c + kTileRows * ldc + kPanel, stride);
   }
 }
 
@@ -163,7 +164,7 @@ MUSIQ_AMX_TARGET void block_amx(const uint16_t* a, int64_t a_stride, int64_t a_h
 // tile) and each row's pair of `a` broadcast, in 8-row register blocks (16 sums).
 template <bool kTwo>
 MUSIQ_DPBF16_TARGET void block_dp(const uint16_t* a, int64_t stride, const uint16_t* b0,
-                                  const uint16_t* b1, int groups, float* c) {
+                                  const uint16_t* b1, int groups, float* c, int64_t ldc) {
   constexpr int kRows = 8;
   for (int r0 = 0; r0 < kBlockRows; r0 += kRows) {
     __m512 sums[kRows][2];
@@ -181,21 +182,23 @@ MUSIQ_DPBF16_TARGET void block_dp(const uint16_t* a, int64_t stride, const uint1
       }
     }
     for (int r = 0; r < kRows; ++r) {
-      _mm512_storeu_ps(c + (r0 + r) * kBlockCols, sums[r][0]);
-      if constexpr (kTwo) _mm512_storeu_ps(c + (r0 + r) * kBlockCols + kPanel, sums[r][1]);
+      _mm512_storeu_ps(c + (r0 + r) * ldc, sums[r][0]);
+      if constexpr (kTwo) _mm512_storeu_ps(c + (r0 + r) * ldc + kPanel, sums[r][1]);
     }
   }
 }
 
-// The block of rows at `a` (`stride` values apart) and panels b0 (and b1) on `kernel`.
+// The block of rows at `a` (`stride` values apart) and panels b0 (and b1) on `kernel`, into
+// c (rows ldc apart).
 template <bool kTwo>
 void block(Kernel kernel, const uint16_t* a, int64_t stride, const uint16_t* b0,
-           const uint16_t* b1, int groups, float* c) {
+           const uint16_t* b1, int groups, float* c, int64_t ldc) {
   if (kernel == Kernel::kAmx) {
     configure_tiles();
-    block_amx<kTwo>(a, stride * int64_t{sizeof(uint16_t)}, kTileRows * stride, b0, b1, groups, c);
+    block_amx<kTwo>(a, stride * int64_t{sizeof(uint16_t)}, kTileRows * stride, b0, b1, groups, c,
+                    ldc);
   } else {
-    block_dp<kTwo>(a, stride, b0, b1, groups, c);
+    block_dp<kTwo>(a, stride, b0, b1, groups, c, ldc);
   }
 }
 
@@ -237,6 +240,7 @@ void run_tasks(int64_t m, int k, const uint16_t* packed, int n, const float* bia
   const int64_t tasks = blocks * cuts;
   const Kernel kernel = chosen();
   if (kernel == Kernel::kPlain) throw Error("bf16::gemm: the plain path has no packed kernels");
+  const bool bare = !bias && !accumulate && !gelu;
 #pragma omp parallel for schedule(dynamic) if (tasks > 1 && threads > 1)
   for (int64_t t = 0; t < tasks; ++t) {
     alignas(64) float c[kBlockRows * kBlockCols];
@@ -244,14 +248,18 @@ void run_tasks(int64_t m, int k, const uint16_t* packed, int n, const float* bia
     const int first = static_cast<int>(t % cuts) * per_cut;
     const uint16_t* a_block = block_rows(r0, rows);
     for (int pair = first; pair < std::min(pairs, first + per_cut); ++pair) {
-      const int p = 2 * pair, j0 = p * kPanel;
+      const int p = 2 * pair, j0 = p * kPanel, cols = std::min(kBlockCols, n - j0);
       const uint16_t* b0 = packed + int64_t{p} * groups * kTileValues;
+      float* const o = out + r0 * ldc + j0;
+      // Bare sums of a whole block (attention's scores) go straight to `out`.
+      const bool direct = bare && rows == kBlockRows && cols == kBlockCols;
       if (p + 1 < panels)
-        block<true>(kernel, a_block, stride, b0, b0 + groups * kTileValues, groups, c);
+        block<true>(kernel, a_block, stride, b0, b0 + groups * kTileValues, groups,
+                    direct ? o : c, direct ? ldc : kBlockCols);
       else
-        block<false>(kernel, a_block, stride, b0, nullptr, groups, c);
-      finish(c, rows, std::min(kBlockCols, n - j0), bias ? bias + j0 : nullptr, accumulate, gelu,
-             out + r0 * ldc + j0, ldc);
+        block<false>(kernel, a_block, stride, b0, nullptr, groups, c, kBlockCols);
+      if (!direct)
+        finish(c, rows, cols, bias ? bias + j0 : nullptr, accumulate, gelu, o, ldc);
     }
   }
 }
