@@ -1,7 +1,11 @@
 // conv2d: NHWC convolution with an HWIO kernel, no bias, explicit top/left padding, as
-// cpu/conv.cc: im2col into `columns` [positions, kh*kw*cin] in (dy, dx, cin) order (the
-// HWIO kernel read as a row-major [kh*kw*cin, cout] matrix), then one GEMM (linear, kBias
-// without a bias). A 1x1 / stride 1 / unpadded conv is the GEMM on the input directly.
+// cpu/conv.cc. A 1x1 / stride 1 / unpadded conv is one GEMM on the input (linear, kBias
+// without a bias). Every other shape in fp32 is the implicit-GEMM kernel
+// (kernels/conv_implicit_gemm.cu), which reads its windows from the input in place and
+// leaves `columns` untouched. Under bf16 and tf32 the products run on tensor cores through
+// cuBLASLt, whose operand layouts want the windows as a matrix: im2col into `columns`
+// [positions, kh*kw*cin] in (dy, dx, cin) order (the HWIO kernel read as a row-major
+// [kh*kw*cin, cout] matrix), then one GEMM.
 //
 // im2col launch: one thread per column float (int64 index, grid-stride loop); a warp writes
 // 32 consecutive floats and, inside one (dy, dx) tap, reads `cin` contiguous input floats.
@@ -9,17 +13,14 @@
 // cin 64) 576. Copies only: the columns are bit-identical to the CPU's; the GEMM differs
 // from OpenBLAS in summation order (see kernels/linear.cu).
 //
-// Why im2col rather than an implicit-GEMM conv or cuDNN: one GEMM path for every product and
-// columns bit-identical to the CPU's; its cost is the columns buffer (37,632 floats per token
-// for conv_root).
-//
 // Under bf16 im2col writes the columns rounded to bfloat16 itself: it touches every value
 // once anyway, so the rounding costs no pass of its own (linear_bf16's), and the columns
 // take half the bytes. A pointwise shape has no im2col; its input is rounded into `columns`.
-// tf32 is the fp32 path with the GEMM's compute type changed (kernels/linear.cu).
+// tf32 is the fp32 GEMM with the compute type changed (kernels/linear.cu).
 #include <cstdint>
 
 #include "base/op_arguments.h"
+#include "kernels/conv_implicit_gemm.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/launch.cuh"
 #include "kernels/ops.cuh"
@@ -71,7 +72,8 @@ void conv2d(const float* in, const Conv2dShape& s, const float* kernel, float* c
            gemm, stream, precision);
     return;
   }
-  check_conv2d_windows(s, columns);
+  check_conv2d_windows(s, columns);  // needed under fp32 too: the same errors as the CPU's
+  if (precision == Precision::kFp32) return conv2d_implicit_gemm(in, s, kernel, out, stream);
   im2col(in, s, columns, stream);
   linear(columns, positions, static_cast<int>(s.window()), kernel, s.out_channels, nullptr,
          Epilogue::kBias, out, gemm, stream, precision);

@@ -132,10 +132,11 @@ void matmul_bf16(const __nv_bfloat16* a, int64_t m, int k, const __nv_bfloat16* 
                  const float* bias, Epilogue epilogue, float* out, GemmContext* gemm,
                  cudaStream_t stream);
 
-// kernels/conv.cu: convolution of `shape` (base/conv2d_shape.h), no bias, via im2col into
-// `columns` (shape.positions() * shape.window() floats; unused and may be null for a
-// pointwise shape, which is one GEMM as on the CPU) and one GEMM (linear, at `precision`:
-// fp32 or tf32).
+// kernels/conv.cu: convolution of `shape` (base/conv2d_shape.h), no bias, at `precision`
+// (fp32 or tf32). A pointwise shape is one GEMM (linear), as on the CPU; any other shape
+// needs `columns`, shape.positions() * shape.window() floats, as the CPU's twin does, but
+// only tf32 writes them (im2col, then one GEMM): fp32 reads the windows in place
+// (kernels/conv_implicit_gemm.cu).
 void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, float* columns,
             float* out, GemmContext* gemm, cudaStream_t stream,
             Precision precision = Precision::kFp32);

@@ -11,6 +11,7 @@ include(GoogleTest)
 
 add_executable(musiq_gpu_tests
   ${CMAKE_CURRENT_LIST_DIR}/attention_gpu_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/conv_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/elementwise_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/gemm_precision_gpu_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/gpu_model_test.cc

@@ -1,8 +1,7 @@
-// cuda::linear (one cuBLASLt matmul, epilogue fused) and cuda::conv2d (im2col + the same)
-// against the CPU at fp32, within gpu_test::gemm_abs_tol and kGemmRelTol (gpu_test_util.h):
-// both sides are fp32 GEMMs that differ in summation order. With TF32 on (10-bit mantissa)
-// these tests would fail: that is intended. The other precisions:
-// gemm_precision_gpu_test.cc.
+// cuda::linear (one cuBLASLt matmul, epilogue fused) against the CPU at fp32, within
+// gpu_test::gemm_abs_tol and kGemmRelTol (gpu_test_util.h): both sides are fp32 GEMMs that
+// differ in summation order. With TF32 on (10-bit mantissa) these tests would fail: that is
+// intended. The other precisions: gemm_precision_gpu_test.cc; conv2d: conv_gpu_test.cc.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -69,49 +68,6 @@ INSTANTIATE_TEST_SUITE_P(
       const char* e = c.epilogue == E::kBias ? "bias" : c.epilogue == E::kBiasGelu ? "gelu"
                                                                                    : "residual";
       return test::name("m", c.m, "_k", c.k, "_n", c.n, "_", e, c.bias ? "" : "_nobias");
-    });
-
-class ConvGpuTest : public ::testing::TestWithParam<Conv2dShape> {};
-
-TEST_P(ConvGpuTest, MatchesCpu) {
-  MUSIQ_SKIP_WITHOUT_GPU();
-  const Conv2dShape s = GetParam();
-  const int64_t positions = s.positions(), k = s.window();
-  const auto in = test::random_floats(size_t(s.batch) * s.height * s.width * s.in_channels, 51);
-  const auto kernel = test::random_floats(size_t(k) * s.out_channels, 52);
-  std::vector<float> columns(size_t(positions * k)), want(size_t(positions) * s.out_channels);
-  cpu::conv2d(in.data(), s, kernel.data(), columns.data(), want.data());
-
-  gpu_test::Stream stream;
-  Gemm gemm;
-  DeviceBuffer<float> d_in(in), d_kernel(kernel), d_columns(columns.size()), d_out(want.size());
-  cuda::conv2d(d_in.get(), s, d_kernel.get(), d_columns.get(), d_out.get(), gemm.get(),
-               stream.get());
-  stream.sync();
-  EXPECT_TRUE(test::all_close(d_out.download(), want, abs_tol_for(k), kRelTol));
-  EXPECT_TRUE(d_out.guard_intact());
-  EXPECT_TRUE(d_columns.guard_intact());
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    StemShapes, ConvGpuTest,
-    ::testing::Values(
-        // {batch, height, width, in_channels, kernel, stride, pad_top, pad_left,
-        //  out_channels, out_height, out_width}
-        // conv_root 7x7/2 SAME 32 -> 16 (pad 2 before), for 1, 33 and 512 tokens
-        Conv2dShape{1, 32, 32, 3, 7, 2, 2, 2, 64, 16, 16},
-        Conv2dShape{33, 32, 32, 3, 7, 2, 2, 2, 64, 16, 16},
-        Conv2dShape{512, 32, 32, 3, 7, 2, 2, 2, 64, 16, 16},
-        // conv2 3x3/1 SAME on 8x8x64; conv1 and conv3/proj 1x1 (the plain-GEMM path)
-        Conv2dShape{33, 8, 8, 64, 3, 1, 1, 1, 64, 8, 8},
-        Conv2dShape{33, 8, 8, 64, 1, 1, 0, 0, 64, 8, 8},
-        Conv2dShape{33, 8, 8, 64, 1, 1, 0, 0, 256, 8, 8},
-        // awkward: odd sizes, stride 2 with a 3x3 kernel
-        Conv2dShape{3, 9, 7, 5, 3, 2, 1, 1, 6, 5, 4}),
-    [](const auto& info) {
-      const Conv2dShape& s = info.param;
-      return test::name("n", s.batch, "_", s.height, "x", s.width, "x", s.in_channels, "_k",
-                        s.kernel, "x", s.kernel, "s", s.stride, "_cout", s.out_channels);
     });
 
 // A GemmContext given a workspace: its GEMMs allocate no device memory (cuBLASLt takes
