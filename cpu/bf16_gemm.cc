@@ -264,6 +264,27 @@ void run_tasks(int64_t m, int k, const uint16_t* packed, int n, const float* bia
   }
 }
 
+// One B tile: the 32 x 16 values of b at `from` (rows x cols of them, zero past), rounded and
+// interleaved: tile row i holds k = 2i and 2i + 1 of the group, per column. Read along
+// whichever stride is 1 (K^T's columns are K's rows), then rounded as 16 rows of 16
+// pairs at once.
+MUSIQ_TARGET_AVX512 void pack_tile(const float* from, int rows, int cols, int64_t row_stride,
+                                   int64_t column_stride, uint16_t* tile) {
+  float values[kTileK][kPanel] = {};
+  if (column_stride == 1)
+    for (int r = 0; r < rows; ++r) std::copy_n(from + r * row_stride, cols, values[r]);
+  else
+    for (int col = 0; col < cols; ++col)
+      for (int r = 0; r < rows; ++r) values[r][col] = from[r * row_stride + col * column_stride];
+  uint32_t pairs[kTileRows][kPanel];
+  for (int i = 0; i < kTileRows; ++i)
+#pragma omp simd
+    for (int col = 0; col < kPanel; ++col)
+      pairs[i][col] = uint32_t{bf16_bits(values[2 * i][col])} |
+                      uint32_t{bf16_bits(values[2 * i + 1][col])} << 16;
+  std::memcpy(tile, pairs, sizeof pairs);  // little-endian: k = 2i first
+}
+
 }  // namespace
 
 const char* kernel_name(Kernel kernel) {
@@ -293,21 +314,11 @@ void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_strid
   const int panels = (n + kPanel - 1) / kPanel, groups = (k + kTileK - 1) / kTileK;
   for (int p = 0; p < panels; ++p)
     for (int g = 0; g < groups; ++g) {
-      // The tile's 32 x 16 values of b, zero past its edges, then rounded and interleaved:
-      // tile row i holds k = 2i and 2i + 1 of the group, per column.
-      float values[kTileK][kPanel] = {};
       const int rows = std::min(kTileK, k - g * kTileK), cols = std::min(kPanel, n - p * kPanel);
       const float* from =
           b + int64_t{g} * kTileK * row_stride + int64_t{p} * kPanel * column_stride;
-      for (int r = 0; r < rows; ++r)
-        for (int col = 0; col < cols; ++col)
-          values[r][col] = from[r * row_stride + col * column_stride];
-      uint16_t* tile = packed + (int64_t{p} * groups + g) * kTileValues;
-      for (int i = 0; i < kTileRows; ++i)
-        for (int col = 0; col < kPanel; ++col) {
-          tile[i * kTileK + 2 * col] = bf16_bits(values[2 * i][col]);
-          tile[i * kTileK + 2 * col + 1] = bf16_bits(values[2 * i + 1][col]);
-        }
+      pack_tile(from, rows, cols, row_stride, column_stride,
+                packed + (int64_t{p} * groups + g) * kTileValues);
     }
 }
 

@@ -1,5 +1,6 @@
+#include <immintrin.h>
+
 #include <algorithm>
-#include <bit>
 #include <cstdint>
 #include <vector>
 
@@ -70,11 +71,15 @@ void conv2d_packed(const float* in, const Conv2dShape& s, const float* packed_ke
 namespace {
 
 // src[0, count), floats holding bfloat16 values (pad_input's at kBf16: their low 16 bits
-// zero), as bfloat16 bits: their high halves.
+// zero), as bfloat16 bits: their high halves. Masked vectors, so that a window's short
+// runs (conv_root's 21 values) leave no scalar remainder.
 MUSIQ_TARGET_AVX512 inline void high_halves(const float* src, int64_t count, uint16_t* dst) {
-#pragma omp simd
-  for (int64_t j = 0; j < count; ++j)
-    dst[j] = static_cast<uint16_t>(std::bit_cast<uint32_t>(src[j]) >> 16);
+  for (int64_t j = 0; j < count; j += 16) {
+    const __mmask16 lanes =
+        count - j >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (count - j)) - 1);
+    const __m512i bits = _mm512_maskz_loadu_epi32(lanes, src + j);
+    _mm512_mask_cvtepi32_storeu_epi16(dst + j, lanes, _mm512_maskz_srli_epi32(lanes, bits, 16));
+  }
 }
 
 // Each output position's window of `padded` [n, hp, wp, cin] as a row of `rows`, rows
