@@ -108,9 +108,11 @@ struct Shape {
 };
 
 // Rows around the 6-row and 32-row tiles, k around the 32-value tile rows and past the
-// 512-value k-blocks, columns around the 16-column panels and 32-column panel pairs.
-const Shape kShapes[] = {{1, 1, 1},     {5, 31, 15},   {32, 32, 16},    {33, 33, 17},
-                         {31, 147, 64}, {70, 384, 33}, {45, 1000, 100}, {64, 2048, 48}};
+// 512-value k-blocks (to the embedding's long sums), columns around the 16-column panels
+// and 32-column panel pairs.
+const Shape kShapes[] = {{1, 1, 1},       {5, 31, 15},     {32, 32, 16},   {33, 33, 17},
+                         {31, 147, 64},   {70, 384, 33},   {45, 1000, 100}, {64, 2048, 48},
+                         {150, 2100, 33}, {100, 4500, 50}};
 
 // linear (bias + residual) on bfloat16 inputs: the plain path, and each bf16 kernel.
 TEST(Bf16Linear, MatchesDoubleOnRoundedInputs) {
