@@ -420,9 +420,8 @@ __global__ void __launch_bounds__(kClsThreads)
 // splits' partials as they are.
 template <Precision P>
 __global__ void __launch_bounds__(kClsThreads)
-    cls_partial_kernel(const float* __restrict__ qkv, const int64_t* __restrict__ starts,
-                       int heads, float scale, const float* __restrict__ maxes,
-                       float* __restrict__ partials) {
+    cls_partial_kernel(const float* __restrict__ qkv, const int64_t* __restrict__ starts, int heads,
+                       float scale, const float* __restrict__ maxes, float* __restrict__ partials) {
   __shared__ float q[kHeadDim];
   __shared__ float p[kClsThreads];
   __shared__ float o[kClsKeyLanes][kHeadDim];

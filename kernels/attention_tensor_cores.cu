@@ -20,11 +20,11 @@
 // half again to the tensor-core work.
 //
 // Block: 4 warps of 16 query rows each, all of one head of one sequence; grid (query tiles,
-// heads, sequences). The block stages Q once, then K (and V
-// in the second pass) 64 keys at a time; each warp computes its 16 x 64 scores as four
-// 16 x 16 accumulators, stores them to its own shared tile, and two lanes per row take
-// the row's max, or its p and sum. Keys past the sequence are staged as zeros and masked;
-// query rows past it are zeros and not written.
+// heads, sequences). The block stages Q once, then K (and V in the second pass) 64 keys at
+// a time; each warp computes its 16 x 64 scores as four 16 x 16 accumulators, stores them
+// to its own shared tile, and two lanes per row take the row's max, or its p and sum. Keys
+// past the sequence are staged as zeros and masked; query rows past it are zeros and not
+// written.
 //
 // Shared memory, rows padded to keep fragment pointers 256-bit aligned and ldm a multiple
 // of 16 bytes: Q [16 warps][72], K and V [64][72] in bfloat16, per warp scores [16][68]
@@ -251,8 +251,7 @@ void launch(const float* qkv, const int64_t* seq_starts, int sequences, int64_t 
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(heads),
                   static_cast<unsigned>(sequences));
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));  // as cpu::attention
-  attention_tc_kernel<P>
-      <<<grid, kWarps * 32, bytes, stream>>>(qkv, seq_starts, heads, scale, out);
+  attention_tc_kernel<P><<<grid, kWarps * 32, bytes, stream>>>(qkv, seq_starts, heads, scale, out);
   CUDA_CHECK_LAUNCH();
 }
 
