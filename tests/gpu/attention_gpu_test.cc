@@ -138,10 +138,11 @@ TEST(AttentionGpu, ManyPackedSequencesMatchCpu) {
   expect_packed_matches_cpu(lens, 63);
 }
 
-// Under bf16 and tf32 (docs/precision.md) the tensor-core kernel against cpu::attention at
-// the same precision. Both round the same inputs (scaled q, k, v) and sum in float32 in
-// their own orders, so the logits and the unrounded p agree to float32 rounding, and so do
-// the outputs: kAbsTol + kRelTol, as for fp32 ...
+// Under bf16 and tf32 (docs/precision.md) the GPU kernels (tensor cores for every query, the
+// split CLS kernels for the CLS query alone) against cpu::attention at the same precision.
+// Both round the same inputs (scaled q, k, v) and sum in float32 in their own orders, so
+// the logits and the unrounded p agree to float32 rounding, and so do the outputs:
+// kAbsTol + kRelTol, as for fp32 ...
 // ... except where a p lies so close to a rounding boundary that the other side's float32
 // rounding moves it across: that p then differs by one step of the precision, at most
 // 2^-7 of it for bfloat16 (8 significant bits), 2^-10 for tf32 (11). Its key is not the
