@@ -42,12 +42,25 @@
 // (M = max m_s, O = sum O_s exp(m_s - M) / sum l_s exp(m_s - M)): deterministic, no atomics.
 // Splits: enough for ~264 blocks (two per H100 SM) but at least 32 keys each, at most 64:
 // 919 rows, 6 heads, batch 1: 29 splits of 32 keys, 174 blocks (one block per head would
-// use 6 SMs).
+// use 6 SMs); 12,001 rows: 44 splits of 273 keys, 264 blocks.
+//
+// The CLS query under bf16 and tf32: the same kernels, templated on the precision, rounding
+// where cpu::attention's attend_one does: q after the scaling, k and v as they are read,
+// p = exp(logit - M) after the sum of the unrounded p has taken it. M must be the max of
+// ALL the sequence's logits, not a split's running max: rounding p against a running max
+// and rescaling it afterwards would move the rounding point. So a third kernel runs first:
+// cls_max_kernel, on the same grid, writes each split's largest logit (computed by the
+// same code as the partial pass, so bit for bit the same logits); cls_partial_kernel's
+// blocks then start from M = the max over their sequence's splits, which never grows, so
+// every rescale is by exp(0) = 1 and the merge adds the splits' l and O in split order.
+// CUDA cores, not tensor cores: one query row would leave a 16-row fragment 15/16 empty,
+// and the pass is bound by reading K and V.
 //
 // Offsets are int64 (len * 3 * hidden passes 2^31 only for ~1.9 M tokens, but the rule holds).
 // The float4 loads and stores need qkv and out 16-byte aligned (checked).
 //
-// Under bf16 and tf32, attention_tensor_cores.cu takes over once the arguments are checked.
+// Every query under bf16 and tf32: attention_tensor_cores.cu takes over once the arguments
+// are checked.
 //
 // Numerics: fp32 throughout, expf (not __expf). Differences from the CPU come from the
 // summation order (tiled dot products, online sum, the split-key merge, P V accumulated
@@ -73,11 +86,23 @@
 //   CLS block: 6 x 919 x 64 x 2 FMAs is nothing; it reads K and V once, 2.8 MB: 0.8 us of
 //   HBM (less from L2, where the qkv GEMM just wrote them). 174 blocks of one 32-key chunk
 //   are bound by latency (two dependent memory round trips, the merge's launch): ~3-5 us,
-//   against ~25-40 us for one block per head walking all 15 key tiles.
+//   against ~25-40 us for one block per head walking all 15 key tiles. Under bf16 and tf32
+//   the max pass adds a launch and one round trip: ~5-8 us, where one warp per head
+//   walking the 15 key tiles twice would take ~45 us.
+//   CLS block at 12,001 keys: K and V of one head are 12,001 x 64 x 4 B = 3.1 MB each,
+//   36.9 MB for the 6 heads, each read once: 11 us of HBM. 264 blocks, 2 per SM, each
+//   walking 5 chunks of 64 keys (a dependent round trip of ~1 us each) hold ~32 KB of
+//   loads in flight per SM: about what 3.35 TB/s needs, so ~11-14 us with the merge.
+//   Under bf16 and tf32 the max pass reads K once more (18.4 MB, 5.5 us; the partial pass
+//   then finds much of K in the 50 MB L2): ~15-20 us, where 6 warps on 6 of the 132 SMs
+//   walking 188 key tiles twice would take ~0.5 ms.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
+
+#include <cuda_bf16.h>
+#include <mma.h>
 
 #include "base/error.h"
 #include "kernels/attention_tensor_cores.cuh"
@@ -311,54 +336,123 @@ __device__ float block_sum(float v, float* part) {
   return r;
 }
 
-// One split of the CLS query's keys: partials [sequences][heads][splits][kPartial].
-__global__ void __launch_bounds__(kClsThreads)
-    cls_partial_kernel(const float* __restrict__ qkv, const int64_t* __restrict__ starts,
-                       int heads, float scale, float* __restrict__ partials) {
-  __shared__ float q[kHeadDim];
-  __shared__ float p[kClsThreads];
-  __shared__ float o[kClsKeyLanes][kHeadDim];
-  __shared__ float part[kClsThreads / 32];
+// A product's input at precision P (docs/precision.md), as a float: rounded to bfloat16
+// (ties to even) or tf32 (on a GPU ties away from zero, as the tensor-core kernel's
+// conversion), or as it is.
+template <Precision P>
+__device__ __forceinline__ float rounded(float x) {
+  if constexpr (P == Precision::kBf16)
+    return __bfloat162float(__float2bfloat16_rn(x));
+  else if constexpr (P == Precision::kTf32)
+    return nvcuda::wmma::__float_to_tf32(x);
+  else
+    return x;
+}
+template <Precision P>
+__device__ __forceinline__ float4 rounded(float4 v) {
+  return make_float4(rounded<P>(v.x), rounded<P>(v.y), rounded<P>(v.z), rounded<P>(v.w));
+}
 
+// What the CLS block (split blockIdx.x of gridDim.x, head blockIdx.y, sequence blockIdx.z)
+// reads: keys [begin, end) of its sequence, and the head's q, k and v of the sequence's
+// first row (rows ld floats apart).
+struct ClsSplit {
+  int64_t begin, end, ld;
+  const float *q, *k, *v;
+};
+__device__ ClsSplit cls_split(const float* qkv, const int64_t* starts, int heads) {
   const int splits = gridDim.x, split = blockIdx.x, head = blockIdx.y;
   const int64_t start = starts[blockIdx.z], len = starts[blockIdx.z + 1] - start;
   const int64_t per_split = (len + splits - 1) / splits;
   const int64_t begin = split * per_split < len ? split * per_split : len;
   const int64_t end = begin + per_split < len ? begin + per_split : len;
-  const int tid = threadIdx.x;
   const int hidden = heads * kHeadDim;
   const int64_t ld = 3 * int64_t{hidden};
-  const float* q_base = qkv + start * ld + int64_t{head} * kHeadDim;
-  const float* k_base = q_base + hidden;
-  const float* v_base = q_base + 2 * int64_t{hidden};
+  const float* q = qkv + start * ld + int64_t{head} * kHeadDim;
+  return {begin, end, ld, q, q + hidden, q + 2 * int64_t{hidden}};
+}
 
-  q[tid] = begin < end ? __fmul_rn(q_base[tid], scale) : 0.0f;
+// Where the block's sequence and head start among per-split records laid out
+// [sequences][heads][splits]: its own record is that plus blockIdx.x.
+__device__ int64_t cls_first_split(int heads) {
+  return (int64_t{blockIdx.z} * heads + blockIdx.y) * gridDim.x;
+}
+
+// The CLS query, scaled then rounded as cpu::attention does, into q [kHeadDim] (zeros for
+// an empty split, whose sequence may have no rows to read).
+template <Precision P>
+__device__ void load_cls_query(const ClsSplit& s, float scale, float* q) {
+  q[threadIdx.x] = s.begin < s.end ? rounded<P>(__fmul_rn(s.q[threadIdx.x], scale)) : 0.0f;
   __syncthreads();
+}
+
+// The logit of the key at k_row: q . k with k rounded, summed in float32 in ascending d.
+template <Precision P>
+__device__ __forceinline__ float cls_logit(const float* q, const float* k_row) {
+  float s = 0.0f;
+#pragma unroll
+  for (int d = 0; d < kHeadDim; d += 4)
+    s = dot4(make_float4(q[d], q[d + 1], q[d + 2], q[d + 3]), rounded<P>(load4(k_row + d)), s);
+  return s;
+}
+
+// Under bf16 and tf32, a split's largest logit: maxes [sequences][heads][splits].
+template <Precision P>
+__global__ void __launch_bounds__(kClsThreads)
+    cls_max_kernel(const float* __restrict__ qkv, const int64_t* __restrict__ starts, int heads,
+                   float scale, float* __restrict__ maxes) {
+  __shared__ float q[kHeadDim];
+  __shared__ float part[kClsThreads / 32];
+  const ClsSplit s = cls_split(qkv, starts, heads);
+  load_cls_query<P>(s, scale, q);
+  float m = -INFINITY;
+  for (int64_t key = s.begin + threadIdx.x; key < s.end; key += kClsThreads)
+    m = fmaxf(m, cls_logit<P>(q, s.k + key * s.ld));
+  m = block_max(m, part);
+  if (threadIdx.x == 0) maxes[cls_first_split(heads) + blockIdx.x] = m;
+}
+
+// One split of the CLS query's keys: partials [sequences][heads][splits][kPartial]. `maxes`
+// null (fp32): p against a running max, the sums rescaled as it grows. Otherwise the splits'
+// maxes from cls_max_kernel: p = exp(logit - M) against the sequence's max M from the
+// start, rounded after the exp as the CPU rounds it (a rescale after the rounding would
+// move that point); m stays M, so every rescale is by exp(0) = 1 and the merge adds the
+// splits' partials as they are.
+template <Precision P>
+__global__ void __launch_bounds__(kClsThreads)
+    cls_partial_kernel(const float* __restrict__ qkv, const int64_t* __restrict__ starts, int heads,
+                       float scale, const float* __restrict__ maxes, float* __restrict__ partials) {
+  __shared__ float q[kHeadDim];
+  __shared__ float p[kClsThreads];
+  __shared__ float o[kClsKeyLanes][kHeadDim];
+  __shared__ float part[kClsThreads / 32];
+
+  const ClsSplit split = cls_split(qkv, starts, heads);
+  const int64_t begin = split.begin, end = split.end, ld = split.ld;
+  const int tid = threadIdx.x;
+  load_cls_query<P>(split, scale, q);
 
   const int group = tid % kClsColGroups, key_lane = tid / kClsColGroups;
   float m = -INFINITY, l = 0.0f;
+  if (maxes != nullptr) {
+    const float* split_maxes = maxes + cls_first_split(heads);
+    for (unsigned i = 0; i < gridDim.x; ++i) m = fmaxf(m, split_maxes[i]);
+  }
   float4 acc = make_float4(0, 0, 0, 0);
   for (int64_t c0 = begin; c0 < end; c0 += kClsThreads) {
     const int64_t key = c0 + tid;
-    float s = -INFINITY;
-    if (key < end) {
-      s = 0.0f;
-      const float* k_row = k_base + key * ld;
-#pragma unroll
-      for (int d = 0; d < kHeadDim; d += 4)
-        s = dot4(make_float4(q[d], q[d + 1], q[d + 2], q[d + 3]), load4(k_row + d), s);
-    }
+    const float s = key < end ? cls_logit<P>(q, split.k + key * ld) : -INFINITY;
     const float m_new = fmaxf(m, block_max(s, part));
     const float m_use = usable_max(m_new);
     const float corr = expf(m - m_use);
     const float pk = expf(s - m_use);
-    p[tid] = pk;
+    p[tid] = rounded<P>(pk);
     l = l * corr + block_sum(pk, part);  // its barriers also publish p
     m = m_new;
     acc = make_float4(acc.x * corr, acc.y * corr, acc.z * corr, acc.w * corr);
     const int keys = end - c0 < kClsThreads ? static_cast<int>(end - c0) : kClsThreads;
     for (int k = key_lane; k < keys; k += kClsKeyLanes) {
-      const float4 v = load4(v_base + (c0 + k) * ld + 4 * group);
+      const float4 v = rounded<P>(load4(split.v + (c0 + k) * ld + 4 * group));
       acc.x = fmaf(p[k], v.x, acc.x);
       acc.y = fmaf(p[k], v.y, acc.y);
       acc.z = fmaf(p[k], v.z, acc.z);
@@ -373,8 +467,7 @@ __global__ void __launch_bounds__(kClsThreads)
   __syncthreads();
   float sum = o[0][tid];
   for (int lane = 1; lane < kClsKeyLanes; ++lane) sum += o[lane][tid];
-  float* record =
-      partials + ((int64_t{blockIdx.z} * heads + head) * splits + split) * kPartial;
+  float* record = partials + (cls_first_split(heads) + blockIdx.x) * kPartial;
   record[2 + tid] = sum;
   if (tid == 0) {
     record[0] = m;
@@ -424,13 +517,23 @@ void attention_all(const float* qkv, const int64_t* seq_starts, int sequences, i
   CUDA_CHECK_LAUNCH();
 }
 
+// The CLS query alone at precision P. Scratch: the partials [sequences][heads][splits]
+// [kPartial], then under bf16 and tf32 the splits' maxes [sequences][heads][splits].
+template <Precision P>
 void attention_first(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest,
                      int heads, float scale, float* scratch, float* out, cudaStream_t stream) {
   if (scratch == nullptr) throw Error("attention: Queries::kFirst needs its scratch");
   const int splits = cls_splits(longest, sequences, heads);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(heads),
                   static_cast<unsigned>(sequences));
-  cls_partial_kernel<<<grid, kClsThreads, 0, stream>>>(qkv, seq_starts, heads, scale, scratch);
+  float* maxes = nullptr;
+  if constexpr (P != Precision::kFp32) {
+    maxes = scratch + int64_t{sequences} * heads * splits * kPartial;
+    cls_max_kernel<P><<<grid, kClsThreads, 0, stream>>>(qkv, seq_starts, heads, scale, maxes);
+    CUDA_CHECK_LAUNCH();
+  }
+  cls_partial_kernel<P>
+      <<<grid, kClsThreads, 0, stream>>>(qkv, seq_starts, heads, scale, maxes, scratch);
   CUDA_CHECK_LAUNCH();
   const dim3 merge_grid(static_cast<unsigned>(heads), static_cast<unsigned>(sequences));
   cls_combine_kernel<<<merge_grid, kClsThreads, 0, stream>>>(scratch, seq_starts, heads, splits,
@@ -443,7 +546,7 @@ void attention_first(const float* qkv, const int64_t* seq_starts, int sequences,
 int64_t attention_scratch_floats(int sequences, int heads) {
   if (sequences <= 0 || heads <= 0) return 0;
   const int64_t most_keys = int64_t{kClsMaxSplits} * kClsMinKeysPerSplit;
-  return int64_t{sequences} * heads * cls_splits(most_keys, sequences, heads) * kPartial;
+  return int64_t{sequences} * heads * cls_splits(most_keys, sequences, heads) * (kPartial + 1);
 }
 
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest,
@@ -458,14 +561,22 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64
                 " sequences out of range (1 .. 65535 each)");
   if (!aligned16(qkv) || !aligned16(out))
     throw Error("attention: qkv and out must be 16-byte aligned (float4 access)");
-  if (precision != Precision::kFp32)
-    return attention_tensor_cores(qkv, seq_starts, sequences, longest, heads, queries, out, stream,
-                                  precision);
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));  // as cpu::attention
-  if (queries == Queries::kFirst)
-    attention_first(qkv, seq_starts, sequences, longest, heads, scale, scratch, out, stream);
-  else
-    attention_all(qkv, seq_starts, sequences, longest, heads, scale, out, stream);
+  if (queries == Queries::kAll) {
+    if (precision == Precision::kFp32)
+      attention_all(qkv, seq_starts, sequences, longest, heads, scale, out, stream);
+    else
+      attention_tensor_cores(qkv, seq_starts, sequences, longest, heads, out, stream, precision);
+  } else if (precision == Precision::kFp32) {
+    attention_first<Precision::kFp32>(qkv, seq_starts, sequences, longest, heads, scale, scratch,
+                                      out, stream);
+  } else if (precision == Precision::kBf16) {
+    attention_first<Precision::kBf16>(qkv, seq_starts, sequences, longest, heads, scale, scratch,
+                                      out, stream);
+  } else {
+    attention_first<Precision::kTf32>(qkv, seq_starts, sequences, longest, heads, scale, scratch,
+                                      out, stream);
+  }
 }
 
 }  // namespace musiq::cuda

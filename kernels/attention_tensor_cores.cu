@@ -1,7 +1,9 @@
-// attention_tensor_cores: cuda::attention under bf16 and tf32 (docs/precision.md), Q K^T
-// and P V on the tensor cores through WMMA with float32 accumulators (m16n16k16 bfloat16,
-// m16n16k8 tf32), over the same packed sequences as the fp32 kernels in attention.cu
-// (sequence z is rows [starts[z], starts[z+1])).
+// attention_tensor_cores: cuda::attention for every query (Queries::kAll) under bf16 and
+// tf32 (docs/precision.md), Q K^T and P V on the tensor cores through WMMA with float32
+// accumulators (m16n16k16 bfloat16, m16n16k8 tf32), over the same packed sequences as the
+// fp32 kernels in attention.cu (sequence z is rows [starts[z], starts[z+1])). The CLS query
+// alone runs attention.cu's CLS kernels, split over the keys, at the same rounding points:
+// one query row leaves a 16-row fragment 15/16 empty.
 //
 // Rounding points, as cpu::attention's: q after the 1/sqrt(64) scaling, k and v (bf16: as
 // they are staged in shared memory; tf32: staged as floats, rounded in the fragments by
@@ -17,13 +19,12 @@
 // beyond 1,024 keys it too rounds some p against a running max). The second Q K^T adds
 // half again to the tensor-core work.
 //
-// Block: `warps` warps of 16 query rows each (4 for every query, 1 for the CLS query
-// alone: one warp whose first row is the query, the others zeros), all of one head of one
-// sequence; grid (query tiles, heads, sequences). The block stages Q once, then K (and V
-// in the second pass) 64 keys at a time; each warp computes its 16 x 64 scores as four
-// 16 x 16 accumulators, stores them to its own shared tile, and two lanes per row take
-// the row's max, or its p and sum. Keys past the sequence are staged as zeros and masked;
-// query rows past it are zeros and not written.
+// Block: 4 warps of 16 query rows each, all of one head of one sequence; grid (query tiles,
+// heads, sequences). The block stages Q once, then K (and V in the second pass) 64 keys at
+// a time; each warp computes its 16 x 64 scores as four 16 x 16 accumulators, stores them
+// to its own shared tile, and two lanes per row take the row's max, or its p and sum. Keys
+// past the sequence are staged as zeros and masked; query rows past it are zeros and not
+// written.
 //
 // Shared memory, rows padded to keep fragment pointers 256-bit aligned and ldm a multiple
 // of 16 bytes: Q [16 warps][72], K and V [64][72] in bfloat16, per warp scores [16][68]
@@ -49,7 +50,8 @@ using namespace nvcuda;
 constexpr int kHeadDim = 64;
 constexpr int kTileK = 64;                   // keys per staged tile
 constexpr int kWarpRows = 16;                // query rows per warp: a fragment's M
-constexpr int kWarpsAll = 4;                 // every query: 64 rows per block
+constexpr int kWarps = 4;                    // 64 query rows per block
+constexpr int kBlockRows = kWarps * kWarpRows;
 constexpr int kScoreLd = kTileK + 4;         // a warp's float scores (and, at the end, O)
 constexpr int kColumnsPerLane = kTileK / 2;  // two lanes per row of scores
 static_assert(kHeadDim == kTileK, "the scores tile doubles as the output tile");
@@ -83,10 +85,10 @@ struct Inputs<Precision::kTf32> {
 };
 
 template <Precision P>
-constexpr size_t shared_bytes(int warps) {
+constexpr size_t shared_bytes() {
   using S = typename Inputs<P>::Stored;
   constexpr int ld = Inputs<P>::kLd;
-  const size_t rows = size_t(warps) * kWarpRows;
+  constexpr size_t rows = kBlockRows;
   return (rows + 2 * kTileK) * ld * sizeof(S) + rows * kScoreLd * sizeof(float) +
          rows * ld * sizeof(S);
 }
@@ -142,37 +144,35 @@ __device__ void logits(const FragmentA<P> (&q)[kHeadDim / Inputs<P>::kK],
 }
 
 template <Precision P>
-__global__ void __launch_bounds__(kWarpsAll * 32)
+__global__ void __launch_bounds__(kWarps * 32)
     attention_tc_kernel(const float* __restrict__ qkv, const int64_t* __restrict__ starts,
-                        int heads, float scale, bool cls_only, float* __restrict__ out) {
+                        int heads, float scale, float* __restrict__ out) {
   using In = Inputs<P>;
   using S = typename In::Stored;
   extern __shared__ __align__(128) float smem[];
-  const int warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int block_rows = warps * kWarpRows;
-  S* qs = reinterpret_cast<S*>(smem);  // [block_rows][kLd]
-  S* ks = qs + block_rows * In::kLd;   // [kTileK][kLd]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  S* qs = reinterpret_cast<S*>(smem);  // [kBlockRows][kLd]
+  S* ks = qs + kBlockRows * In::kLd;   // [kTileK][kLd]
   S* vs = ks + kTileK * In::kLd;       // [kTileK][kLd]
   float* scores = reinterpret_cast<float*>(vs + kTileK * In::kLd) +
                   warp * kWarpRows * kScoreLd;  // this warp's [16][kScoreLd]
   S* ps = reinterpret_cast<S*>(reinterpret_cast<float*>(vs + kTileK * In::kLd) +
-                               block_rows * kScoreLd) +
+                               kBlockRows * kScoreLd) +
           warp * kWarpRows * In::kLd;  // this warp's [16][kLd]
 
   const int64_t start = starts[blockIdx.z], len = starts[blockIdx.z + 1] - start;
-  const int64_t queries = cls_only ? (len < 1 ? len : 1) : len;
-  const int64_t q0 = int64_t{blockIdx.x} * block_rows;
-  if (q0 >= queries) return;  // the whole block: no barrier is skipped by part of it
+  const int64_t q0 = int64_t{blockIdx.x} * kBlockRows;
+  if (q0 >= len) return;  // the whole block: no barrier is skipped by part of it
   const int head = blockIdx.y, hidden = heads * kHeadDim;
   const int64_t ld = 3 * int64_t{hidden};
   const float* q_base = qkv + start * ld + int64_t{head} * kHeadDim;
   const float* k_base = q_base + hidden;
   const float* v_base = q_base + 2 * int64_t{hidden};
 
-  stage<In>(q_base, ld, q0, block_rows, queries, scale, qs);
+  stage<In>(q_base, ld, q0, kBlockRows, len, scale, qs);
   __syncthreads();
-  // A warp whose rows are all past the queries only helps stage K and V.
-  const bool active = q0 + warp * kWarpRows < queries;
+  // A warp whose rows are all past the sequence only helps stage K and V.
+  const bool active = q0 + warp * kWarpRows < len;
   FragmentA<P> q[kHeadDim / In::kK];
   if (active)
     for (int s = 0; s < kHeadDim / In::kK; ++s) {
@@ -234,40 +234,36 @@ __global__ void __launch_bounds__(kWarpsAll * 32)
   __syncwarp();
   l += __shfl_xor_sync(0xFFFFFFFFu, l, 1);
   const int64_t row = q0 + warp * kWarpRows + r;
-  if (row >= queries) return;
+  if (row >= len) return;
   const float inv = 1.0f / l;
-  float* dst =
-      out + (cls_only ? int64_t{blockIdx.z} : start + row) * hidden + int64_t{head} * kHeadDim;
+  float* dst = out + (start + row) * hidden + int64_t{head} * kHeadDim;
   for (int c = c0; c < c0 + kColumnsPerLane; ++c) dst[c] = scores[r * kScoreLd + c] * inv;
 }
 
 template <Precision P>
 void launch(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest, int heads,
-            Queries queries, float* out, cudaStream_t stream) {
-  const bool cls_only = queries == Queries::kFirst;
-  const int warps = cls_only ? 1 : kWarpsAll;
-  const int64_t tiles = cls_only ? 1 : (longest + warps * kWarpRows - 1) / (warps * kWarpRows);
+            float* out, cudaStream_t stream) {
+  const int64_t tiles = (longest + kBlockRows - 1) / kBlockRows;
   if (tiles > int64_t{0x7FFFFFFF})
     throw Error("attention: " + std::to_string(longest) + " query rows exceed one launch");
-  const size_t bytes = shared_bytes<P>(warps);
+  const size_t bytes = shared_bytes<P>();
   allow_dynamic_shared(attention_tc_kernel<P>, bytes);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(heads),
                   static_cast<unsigned>(sequences));
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));  // as cpu::attention
-  attention_tc_kernel<P>
-      <<<grid, warps * 32, bytes, stream>>>(qkv, seq_starts, heads, scale, cls_only, out);
+  attention_tc_kernel<P><<<grid, kWarps * 32, bytes, stream>>>(qkv, seq_starts, heads, scale, out);
   CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
 void attention_tensor_cores(const float* qkv, const int64_t* seq_starts, int sequences,
-                            int64_t longest, int heads, Queries queries, float* out,
-                            cudaStream_t stream, Precision precision) {
+                            int64_t longest, int heads, float* out, cudaStream_t stream,
+                            Precision precision) {
   if (precision == Precision::kBf16)
-    launch<Precision::kBf16>(qkv, seq_starts, sequences, longest, heads, queries, out, stream);
+    launch<Precision::kBf16>(qkv, seq_starts, sequences, longest, heads, out, stream);
   else if (precision == Precision::kTf32)
-    launch<Precision::kTf32>(qkv, seq_starts, sequences, longest, heads, queries, out, stream);
+    launch<Precision::kTf32>(qkv, seq_starts, sequences, longest, heads, out, stream);
   else
     throw Error("attention: no tensor-core kernel for " + precision_name(precision));
 }

@@ -153,9 +153,9 @@ void conv2d_bf16(const float* in, const Conv2dShape& shape, const __nv_bfloat16*
 // softmax: never holds more than a 32 x 64 tile of scores. head_dim must be 64; qkv and out
 // 16-byte aligned. kFirst splits each sequence's keys over several blocks and merges their
 // partial results through `scratch`, attention_scratch_floats(sequences, heads) floats of
-// device memory; kAll does not use it (it may be null). `precision` fp32 runs those
-// kernels; bf16 and tf32 run the tensor-core kernel (kernels/attention_tensor_cores.cu),
-// which rounds as cpu::attention does at that precision and needs no scratch.
+// device memory, at every precision; kAll does not use it (it may be null). Under bf16 and
+// tf32 every rounding point is cpu::attention's at that precision; kAll then runs the
+// tensor-core kernel (kernels/attention_tensor_cores.cu).
 int64_t attention_scratch_floats(int sequences, int heads);
 void attention(const float* qkv, const int64_t* seq_starts, int sequences, int64_t longest,
                int heads, int head_dim, Queries queries, float* scratch, float* out,

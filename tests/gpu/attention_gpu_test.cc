@@ -138,10 +138,11 @@ TEST(AttentionGpu, ManyPackedSequencesMatchCpu) {
   expect_packed_matches_cpu(lens, 63);
 }
 
-// Under bf16 and tf32 (docs/precision.md) the tensor-core kernel against cpu::attention at
-// the same precision. Both round the same inputs (scaled q, k, v) and sum in float32 in
-// their own orders, so the logits and the unrounded p agree to float32 rounding, and so do
-// the outputs: kAbsTol + kRelTol, as for fp32 ...
+// Under bf16 and tf32 (docs/precision.md) the GPU kernels (tensor cores for every query, the
+// split CLS kernels for the CLS query alone) against cpu::attention at the same precision.
+// Both round the same inputs (scaled q, k, v) and sum in float32 in their own orders, so
+// the logits and the unrounded p agree to float32 rounding, and so do the outputs:
+// kAbsTol + kRelTol, as for fp32 ...
 // ... except where a p lies so close to a rounding boundary that the other side's float32
 // rounding moves it across: that p then differs by one step of the precision, at most
 // 2^-7 of it for bfloat16 (8 significant bits), 2^-10 for tf32 (11). Its key is not the
@@ -180,6 +181,39 @@ double largest_excess(const std::vector<float>& a, const std::vector<float>& b) 
   return most;
 }
 
+// cuda::attention at `precision` over packed sequences of `lens` rows against cpu::attention
+// at that precision (matches_rounded_cpu) and at fp32, on data from `seed`.
+void expect_rounded_matches_cpu(const std::vector<int64_t>& lens, int heads, Queries queries,
+                                Precision precision, uint32_t seed) {
+  SCOPED_TRACE(queries == Queries::kAll ? "all queries" : "CLS queries");
+  const int head_dim = 64, hidden = heads * head_dim;
+  const int sequences = int(lens.size());
+  std::vector<int64_t> starts{0};
+  for (int64_t n : lens) starts.push_back(starts.back() + n);
+  const int64_t rows = starts.back();
+  const int64_t longest = *std::max_element(lens.begin(), lens.end());
+  const auto qkv = test::random_floats(size_t(rows) * 3 * hidden, seed, -2.0f, 2.0f);
+  const int64_t out_rows = queries == Queries::kAll ? rows : sequences;
+  std::vector<float> want(size_t(out_rows) * hidden), exact(want.size());
+  cpu::attention(qkv.data(), starts.data(), sequences, heads, head_dim, queries, want.data(),
+                 precision);
+  cpu::attention(qkv.data(), starts.data(), sequences, heads, head_dim, queries, exact.data());
+  gpu_test::Stream stream;
+  DeviceBuffer<int64_t> d_starts(starts);
+  DeviceBuffer<float> d_qkv(qkv), d_out(want.size());
+  DeviceBuffer<float> d_scratch(size_t(cuda::attention_scratch_floats(sequences, heads)));
+  cuda::attention(d_qkv.get(), d_starts.get(), sequences, longest, heads, head_dim, queries,
+                  d_scratch.get(), d_out.get(), stream.get(), precision);
+  stream.sync();
+  const std::vector<float> got = d_out.download();
+  EXPECT_TRUE(matches_rounded_cpu(got, want, one_step(precision)));
+  EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
+  EXPECT_TRUE(d_scratch.guard_intact()) << "wrote past the end of the scratch";
+  // The rounding is there: the result is as far from fp32 as the CPU's is.
+  EXPECT_GT(largest_excess(got, exact), 10.0);
+  EXPECT_GT(largest_excess(want, exact), 10.0);
+}
+
 class AttentionGpuReducedTest : public ::testing::TestWithParam<Precision> {};
 
 // Packed sequences of 1 (the CLS query alone), 15, 16 and 17 rows (around a fragment's 16),
@@ -187,35 +221,18 @@ class AttentionGpuReducedTest : public ::testing::TestWithParam<Precision> {};
 // and the CLS queries alone, on fresh data per query mode.
 TEST_P(AttentionGpuReducedTest, PackedSequencesMatchCpuAtThatPrecision) {
   MUSIQ_SKIP_WITHOUT_GPU();
-  const Precision precision = GetParam();
   const std::vector<int64_t> lens = {17, 1, 130, 15, 16, 100, 200};
-  const int heads = 2, head_dim = 64, hidden = heads * head_dim;
-  const int sequences = int(lens.size());
-  std::vector<int64_t> starts{0};
-  for (int64_t n : lens) starts.push_back(starts.back() + n);
-  const int64_t rows = starts.back();
-  gpu_test::Stream stream;
-  DeviceBuffer<int64_t> d_starts(starts);
-  uint32_t seed = 65;
-  for (Queries queries : {Queries::kAll, Queries::kFirst}) {
-    SCOPED_TRACE(queries == Queries::kAll ? "all queries" : "CLS queries");
-    const auto qkv = test::random_floats(size_t(rows) * 3 * hidden, seed++, -2.0f, 2.0f);
-    const int64_t out_rows = queries == Queries::kAll ? rows : sequences;
-    std::vector<float> want(size_t(out_rows) * hidden), exact(want.size());
-    cpu::attention(qkv.data(), starts.data(), sequences, heads, head_dim, queries, want.data(),
-                   precision);
-    cpu::attention(qkv.data(), starts.data(), sequences, heads, head_dim, queries, exact.data());
-    DeviceBuffer<float> d_qkv(qkv), d_out(want.size());
-    cuda::attention(d_qkv.get(), d_starts.get(), sequences, 200, heads, head_dim, queries, nullptr,
-                    d_out.get(), stream.get(), precision);
-    stream.sync();
-    const std::vector<float> got = d_out.download();
-    EXPECT_TRUE(matches_rounded_cpu(got, want, one_step(precision)));
-    EXPECT_TRUE(d_out.guard_intact()) << "wrote past the end of the output";
-    // The rounding is there: the result is as far from fp32 as the CPU's is.
-    EXPECT_GT(largest_excess(got, exact), 10.0);
-    EXPECT_GT(largest_excess(want, exact), 10.0);
-  }
+  expect_rounded_matches_cpu(lens, 2, Queries::kAll, GetParam(), 65);
+  expect_rounded_matches_cpu(lens, 2, Queries::kFirst, GetParam(), 66);
+}
+
+// The CLS queries alone, each sequence's keys split over several blocks: one key; 997 (a
+// prime: no split, 64-key chunk or tile divides it); 3,001, the longest, which sizes the
+// splits (9 of 334 keys for 5 sequences of 6 heads), so the shorter sequences leave some
+// of theirs empty; 64, one chunk.
+TEST_P(AttentionGpuReducedTest, ClsQueriesSplitOverKeysMatchCpuAtThatPrecision) {
+  MUSIQ_SKIP_WITHOUT_GPU();
+  expect_rounded_matches_cpu({997, 1, 3001, 33, 64}, 6, Queries::kFirst, GetParam(), 67);
 }
 
 INSTANTIATE_TEST_SUITE_P(Precisions, AttentionGpuReducedTest,
