@@ -74,17 +74,23 @@ __attribute__((always_inline)) inline float exp_row_kernel(float* row, int64_t l
   float lane[kLanes] = {};
   for (int64_t j = 0; j < end; j += kLanes) {
     const int left = static_cast<int>(std::min<int64_t>(len - j, kLanes));  // lanes in the row
+    float e[kLanes];
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) {
       const bool in = l < left;
       const float x = row[j + l];
-      const float e = in ? exp_approx(x - max) : 0.0f;
-      lane[l] += e;
-      if constexpr (kStored == Stored::kFloats) row[j + l] = in ? e : x;
-      if constexpr (kStored == Stored::kRounded) row[j + l] = in ? round_low_bits(e, dropped) : x;
-      if constexpr (kStored == Stored::kBits)
-        bits[j + l] = static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_bf16(e)) >> 16);
+      e[l] = in ? exp_approx(x - max) : 0.0f;
+      lane[l] += e[l];
+      if constexpr (kStored == Stored::kFloats) row[j + l] = in ? e[l] : x;
+      if constexpr (kStored == Stored::kRounded)
+        row[j + l] = in ? round_low_bits(e[l], dropped) : x;
     }
+    // A loop of its own: with the 16-bit stores in the loop above, GCC splits it into
+    // 8-lane halves.
+    if constexpr (kStored == Stored::kBits)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l)
+        bits[j + l] = static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_bf16(e[l])) >> 16);
   }
   for (int half = kLanes / 2; half > 0; half /= 2)
     for (int l = 0; l < half; ++l) lane[l] += lane[l + half];
