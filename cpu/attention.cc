@@ -44,23 +44,57 @@ constexpr int64_t kRowSlack = 32;
 // bfloat16 bits in rows of their own for bf16::gemm_rounded.
 enum class Stored { kFloats, kRounded, kBits };
 
+// Lanes [0, left) of a step are in the row; with kMasked false, all are.
+template <bool kMasked>
+__attribute__((always_inline)) inline bool in_row(int l, int left) {
+  return !kMasked || l < left;
+}
+
+// lane[l] = the larger of it and step[l], for the lanes in the row.
+template <bool kMasked>
+__attribute__((always_inline)) inline void max_step(const float* step, int left, float* lane) {
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    const float x = step[l];
+    lane[l] = in_row<kMasked>(l, left) && x > lane[l] ? x : lane[l];
+  }
+}
+
 // The largest element of row [len] (NaNs are never taken).
 template <Isa>
 __attribute__((always_inline)) inline float row_max_kernel(const float* row, int64_t len) {
   float lane[kLanes];
   for (int l = 0; l < kLanes; ++l) lane[l] = row[0];
-  for (int64_t j = 0; j < len; j += kLanes) {
-    const int left = static_cast<int>(std::min<int64_t>(len - j, kLanes));  // lanes in the row
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l) {
-      const float x = row[j + l];
-      const float v = l < left ? x : row[0];
-      lane[l] = v > lane[l] ? v : lane[l];
-    }
-  }
+  int64_t j = 0;
+  for (; j + kLanes <= len; j += kLanes) max_step<false>(row + j, kLanes, lane);
+  if (j < len) max_step<true>(row + j, static_cast<int>(len - j), lane);
   for (int half = kLanes / 2; half > 0; half /= 2)
     for (int l = 0; l < half; ++l) lane[l] = lane[l + half] > lane[l] ? lane[l + half] : lane[l];
   return lane[0];
+}
+
+// The step of exp_row_kernel at j: e = exp(row - max) for the lanes in the row, 0 past
+// it, summed into lane[] and stored as kStored says; lanes past the row keep their floats.
+template <Stored kStored, bool kMasked>
+__attribute__((always_inline)) inline void exp_step(float* row, int64_t j, int left, float max,
+                                                    int dropped, uint16_t* bits, float* lane) {
+  float* step = row + j;
+  float e[kLanes];
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    const bool in = in_row<kMasked>(l, left);
+    const float x = step[l];
+    e[l] = in ? exp_approx(x - max) : 0.0f;
+    lane[l] += e[l];
+    if constexpr (kStored == Stored::kFloats) step[l] = in ? e[l] : x;
+    if constexpr (kStored == Stored::kRounded) step[l] = in ? round_low_bits(e[l], dropped) : x;
+  }
+  // A loop of its own: with the 16-bit stores in the loop above, GCC splits it into
+  // 8-lane halves.
+  if constexpr (kStored == Stored::kBits)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l)
+      bits[j + l] = static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_bf16(e[l])) >> 16);
 }
 
 // e = exp(row - max) for row [len], stored as kStored says (kRounded: `dropped` low bits
@@ -72,26 +106,12 @@ __attribute__((always_inline)) inline float exp_row_kernel(float* row, int64_t l
                                                            float max, int dropped,
                                                            uint16_t* bits) {
   float lane[kLanes] = {};
-  for (int64_t j = 0; j < end; j += kLanes) {
-    const int left = static_cast<int>(std::min<int64_t>(len - j, kLanes));  // lanes in the row
-    float e[kLanes];
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l) {
-      const bool in = l < left;
-      const float x = row[j + l];
-      e[l] = in ? exp_approx(x - max) : 0.0f;
-      lane[l] += e[l];
-      if constexpr (kStored == Stored::kFloats) row[j + l] = in ? e[l] : x;
-      if constexpr (kStored == Stored::kRounded)
-        row[j + l] = in ? round_low_bits(e[l], dropped) : x;
-    }
-    // A loop of its own: with the 16-bit stores in the loop above, GCC splits it into
-    // 8-lane halves.
-    if constexpr (kStored == Stored::kBits)
-#pragma omp simd
-      for (int l = 0; l < kLanes; ++l)
-        bits[j + l] = static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_bf16(e[l])) >> 16);
-  }
+  int64_t j = 0;
+  for (; j + kLanes <= len; j += kLanes)
+    exp_step<kStored, false>(row, j, kLanes, max, dropped, bits, lane);
+  for (; j < end; j += kLanes)
+    exp_step<kStored, true>(row, j, static_cast<int>(std::max<int64_t>(len - j, 0)), max,
+                            dropped, bits, lane);
   for (int half = kLanes / 2; half > 0; half /= 2)
     for (int l = 0; l < half; ++l) lane[l] += lane[l + half];
   return lane[0];
