@@ -227,6 +227,7 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
   plans.clear();
   int64_t tasks = 0, packed_total = 0;
   size_t most_keys = 0, most_block = 0;
+  bool one_block = true;  // every sequence one query block per head
   const bool all = queries == Queries::kAll;
   // Per head of a sequence: K^T [head_dim, len] and V [len, head_dim], packed: floats, or
   // bfloat16 values in bf16::pack's tiles (V per key block: whole blocks but the last).
@@ -253,6 +254,7 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
     const int64_t block = (q_rows + blocks - 1) / blocks;
     plans.push_back({start, len, q_rows, block, tasks, all ? start : s, packed_total});
     tasks += blocks * heads;
+    one_block = one_block && blocks == 1;
     if (all) packed_total += heads * head_size(len);
     // The CLS-only queries take all len scores at once (attend_one).
     most_keys = std::max(most_keys, size_t(all ? std::min(len, kKeyBlock) : len));
@@ -267,7 +269,34 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
     packed.resize(std::max(packed.size(), size_t(packed_total)));
   float* const packed_base = packed.data();
   uint16_t* const tiles_base = tiles.data();
-  const int64_t packed_heads = all ? int64_t(plan.size()) * heads : 0;
+  // K^T and V of a (sequence, head), packed, as the products read them.
+  auto pack_head = [&](const SequencePlan& p, int h) {
+    const float* seq = qkv + p.start * ld;
+    const int len = static_cast<int>(p.len);
+    if (tiled) {
+      uint16_t* kt = tiles_base + p.packed + h * head_tiles(p.len);
+      bf16::pack_transposed(seq + hidden + h * head_dim, head_dim, len, ld, kt);
+      uint16_t* v = kt + bf16::packed_count(head_dim, len);
+      for (int j0 = 0; j0 < len; j0 += int{kKeyBlock})
+        bf16::pack_rows(seq + (j0 * ld) + 2 * hidden + h * head_dim,
+                        std::min(int{kKeyBlock}, len - j0), head_dim, ld, v + v_tiles_at(j0));
+      return;
+    }
+    float* kt = packed_base + p.packed + h * head_floats(p.len);
+    pack_transposed(seq + hidden + h * head_dim, head_dim, len, ld, kt);
+    // V per key block, each block a packed matrix of its own (k = its keys).
+    float* v = kt + packed_floats(head_dim, len);
+    for (int j0 = 0; j0 < len; j0 += int{kKeyBlock}) {
+      const int keys = std::min(int{kKeyBlock}, len - j0);
+      pack_columns(seq + (j0 * ld) + 2 * hidden + h * head_dim, keys, head_dim, ld,
+                   v + packed_floats(j0, head_dim));
+    }
+    const int64_t count = packed_floats(head_dim, len) + packed_floats(len, head_dim);
+    round_product_inputs(precision, kt, count, kt);
+  };
+  // Heads shared by several query blocks are packed first, all of them; where each head is
+  // one block (up to 256 queries), its task packs it, with no barrier before the products.
+  const bool pack_first = all && !one_block;
   // One task per (sequence, head, query block); the products run single-threaded inside
   // the parallel region, so there are no barriers per head or product.
   // Under tiled bf16, q and p are written once as bfloat16 rows, as bf16::gemm_rounded
@@ -290,33 +319,10 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
       q16.resize(std::max(q16.size(), size_t(rows16 * q16_stride)));
       p16.resize(std::max(p16.size(), size_t(rows16 * p16_stride)));
     }
+    if (pack_first)
 #pragma omp for schedule(dynamic)
-    for (int64_t i = 0; i < packed_heads; ++i) {
-      const SequencePlan& p = plan[i / heads];
-      const int h = static_cast<int>(i % heads);
-      const float* seq = qkv + p.start * ld;
-      const int len = static_cast<int>(p.len);
-      if (tiled) {
-        uint16_t* kt = tiles_base + p.packed + h * head_tiles(p.len);
-        bf16::pack_transposed(seq + hidden + h * head_dim, head_dim, len, ld, kt);
-        uint16_t* v = kt + bf16::packed_count(head_dim, len);
-        for (int j0 = 0; j0 < len; j0 += int{kKeyBlock})
-          bf16::pack_rows(seq + (j0 * ld) + 2 * hidden + h * head_dim,
-                          std::min(int{kKeyBlock}, len - j0), head_dim, ld, v + v_tiles_at(j0));
-        continue;
-      }
-      float* kt = packed_base + p.packed + h * head_floats(p.len);
-      pack_transposed(seq + hidden + h * head_dim, head_dim, len, ld, kt);
-      // V per key block, each block a packed matrix of its own (k = its keys).
-      float* v = kt + packed_floats(head_dim, len);
-      for (int j0 = 0; j0 < len; j0 += int{kKeyBlock}) {
-        const int keys = std::min(int{kKeyBlock}, len - j0);
-        pack_columns(seq + (j0 * ld) + 2 * hidden + h * head_dim, keys, head_dim, ld,
-                     v + packed_floats(j0, head_dim));
-      }
-      const int64_t count = packed_floats(head_dim, len) + packed_floats(len, head_dim);
-      round_product_inputs(precision, kt, count, kt);
-    }
+      for (int64_t i = 0; i < int64_t(plan.size()) * heads; ++i)
+        pack_head(plan[i / heads], static_cast<int>(i % heads));
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const auto it = std::upper_bound(
@@ -349,6 +355,7 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
                    ld, head_dim, precision, scores.data(), o);
         continue;
       }
+      if (!pack_first) pack_head(p, h);
       const float* kt = tiled ? nullptr : packed_base + p.packed + h * head_floats(len);
       const float* v = tiled ? nullptr : kt + packed_floats(head_dim, static_cast<int>(len));
       const uint16_t* kt_tiles = tiled ? tiles_base + p.packed + h * head_tiles(len) : nullptr;
