@@ -1,6 +1,6 @@
 // attention: softmax(q k^T) v per sequence and head on cpu/gemm.h, as one parallel region of
 // (head, 256-row query block) tasks; K^T and V are packed once per (sequence, head) and
-// shared by that head's query blocks. Keys run in blocks of kKeyBlock with an online softmax
+// shared by that head's query blocks (by its one task where it has one). Keys run in blocks of kKeyBlock with an online softmax
 // (a running max and sum, as flash attention), so a thread's scores stay at 256 x 1024 floats
 // (1 MB) at any length; up to 1024 tokens is one block. CLS-only queries skip the packing.
 // Under bf16 or tf32 (docs/precision.md) the scaled query, K and V are rounded as they are
@@ -31,10 +31,9 @@ constexpr int64_t kKeyBlock = 1024;   // most columns of it: a multiple of kPane
 static_assert(kKeyBlock % kPanelWidth == 0, "key blocks start at a panel of K^T");
 
 // The softmax reads rows in steps of kLanes floats and masks the last step's lanes past the
-// row, rather than finishing in scalar code (whose exps cost as much as the vector loop
-// at L = 243): score buffers hold kLanes floats more than their rows. The lanes are
-// explicit (GCC and clang both vectorise them), and so is the order of the sum: lane by
-// lane, then the lanes pairwise (l + 8 into l, then 4, 2, 1).
+// row rather than finishing in scalar code, so score buffers hold more than their rows. The
+// lanes are explicit (GCC and clang both vectorise them), and so is the order of the sum:
+// lane by lane, then the lanes pairwise (l + 8 into l, then 4, 2, 1).
 constexpr int kLanes = 16;
 // What may be read past a score buffer's last row: a step, or a bfloat16 tile row (32).
 constexpr int64_t kRowSlack = 32;
@@ -149,7 +148,7 @@ __attribute__((always_inline)) inline float exp_row_as(const Probabilities& p, i
 
 // A key block's scores [rows, keys] into probabilities, with the online softmax's running
 // max and sum per row: the first block sets them; a later one with a larger max rescales
-// the sum, and rescale[r] is the factor for the row's output so far (1 if none).
+// the sum, and sets rescale[r] to the factor for the row's output so far (1 if none).
 template <Isa kIsa>
 __attribute__((always_inline)) inline void softmax_block_kernel(float* scores, int64_t rows,
                                                                 int64_t keys, bool first,
