@@ -274,11 +274,11 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
     const int len = static_cast<int>(p.len);
     if (tiled) {
       uint16_t* kt = tiles_base + p.packed + h * head_tiles(p.len);
-      bf16::pack_transposed(seq + hidden + h * head_dim, head_dim, len, ld, kt);
+      bf16::pack(seq + hidden + h * head_dim, head_dim, len, 1, ld, kt);
       uint16_t* v = kt + bf16::packed_count(head_dim, len);
       for (int j0 = 0; j0 < len; j0 += int{kKeyBlock})
-        bf16::pack_rows(seq + (j0 * ld) + 2 * hidden + h * head_dim,
-                        std::min(int{kKeyBlock}, len - j0), head_dim, ld, v + v_tiles_at(j0));
+        bf16::pack(seq + (j0 * ld) + 2 * hidden + h * head_dim,
+                   std::min(int{kKeyBlock}, len - j0), head_dim, ld, 1, v + v_tiles_at(j0));
       return;
     }
     float* kt = packed_base + p.packed + h * head_floats(p.len);

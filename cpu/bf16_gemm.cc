@@ -322,60 +322,6 @@ void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_strid
     }
 }
 
-// Rows of b read kAhead rows before they are packed: each a few cache lines, far apart.
-constexpr int kAhead = 4;
-void ask_for(const float* row, int count) {
-  for (int i = 0; i < count; i += 16) __builtin_prefetch(row + i);
-}
-
-void pack_rows(const float* b, int k, int n, int64_t ldb, uint16_t* packed) {
-  const int panels = (n + kPanel - 1) / kPanel, groups = (k + kTileK - 1) / kTileK;
-  const int width = panels * kPanel;
-  // Two rounded rows of b, zero past n (and the second past k).
-  thread_local std::vector<uint16_t> pair;
-  pair.assign(size_t(2 * width), uint16_t{0});
-  for (int i = 0; i < groups * kTileRows; ++i) {
-    for (int t = 0; t < 2; ++t)
-      if (2 * i + t + kAhead < k) ask_for(b + (2 * i + t + kAhead) * ldb, n);
-    for (int t = 0; t < 2; ++t)
-      if (2 * i + t < k)
-        round_run(b + (2 * i + t) * ldb, n, pair.data() + t * width);
-      else
-        std::fill_n(pair.data() + t * width, n, uint16_t{0});
-    // Tile row i % 16 of group i / 16 holds k = 2i and 2i + 1, per column.
-    const int g = i / kTileRows, row = i % kTileRows;
-    for (int p = 0; p < panels; ++p) {
-      uint16_t* dst = packed + (int64_t{p} * groups + g) * kTileValues + row * kTileK;
-      for (int col = 0; col < kPanel; ++col) {
-        dst[2 * col] = pair[p * kPanel + col];
-        dst[2 * col + 1] = pair[width + p * kPanel + col];
-      }
-    }
-  }
-}
-
-void pack_transposed(const float* bt, int k, int n, int64_t ldbt, uint16_t* packed) {
-  const int groups = (k + kTileK - 1) / kTileK;
-  // The tiles' columns past n stay zero.
-  std::fill_n(packed, packed_count(k, n), uint16_t{0});
-  thread_local std::vector<uint16_t> column;  // a column of b, rounded, zero past k
-  column.assign(size_t(groups * kTileK), uint16_t{0});
-  for (int j = 0; j < n; ++j) {
-    // Rows ldbt apart, each in a page of its own for attention's K: the hardware prefetchers
-    // do not follow them.
-    if (j + kAhead < n) ask_for(bt + (j + kAhead) * ldbt, k);
-    round_run(bt + j * ldbt, k, column.data());
-    // Its pairs of k (2i, 2i + 1) are 32-bit units: unit i of a group goes to tile row i.
-    const int p = j / kPanel, col = j % kPanel;
-    for (int g = 0; g < groups; ++g) {
-      uint16_t* tile = packed + (int64_t{p} * groups + g) * kTileValues;
-      for (int i = 0; i < kTileRows; ++i)
-        std::memcpy(tile + i * kTileK + 2 * col, column.data() + g * kTileK + 2 * i,
-                    2 * sizeof(uint16_t));
-    }
-  }
-}
-
 int64_t rounded_stride(int k) { return int64_t{(k + kTileK - 1) / kTileK} * kTileK; }
 
 void to_bf16_bits(const float* src, int64_t count, uint16_t* dst) { round_run(src, count, dst); }

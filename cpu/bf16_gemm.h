@@ -30,11 +30,6 @@ int64_t packed_count(int k, int n);
 // their distance), each value rounded to bfloat16 (base/precision.h).
 void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_stride,
           uint16_t* packed);
-// pack() where b's rows (pack_rows: b [k, n], rows ldb apart, as attention's V) or its
-// columns (pack_transposed: b = bt^T for bt [n, k], rows ldbt apart, as K^T from K) are
-// contiguous: the same values, each run of b rounded at once rather than value by value.
-void pack_rows(const float* b, int k, int n, int64_t ldb, uint16_t* packed);
-void pack_transposed(const float* bt, int k, int n, int64_t ldbt, uint16_t* packed);
 
 // out[m, n] (rows ldc apart) = start + round(a)[m, k] @ b, b packed above, a's rows lda
 // apart; start = (out if `accumulate`, else 0) + bias (if not null); then gelu_tanh if

@@ -11,7 +11,6 @@
 #include <functional>
 #include <limits>
 #include <random>
-#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -256,23 +255,6 @@ TEST(Bf16Conv, MatchesPlain) {
           [&](size_t i, double) { return 0x1p-15 * scale[i]; }, "2^-15 sum|products|"))
           << "kernel " << s.kernel << " cin " << s.in_channels;
     });
-  }
-}
-
-// pack_rows and pack_transposed write what pack() writes for the same matrix, bit for bit,
-// at odd shapes (partial panels and tiles) and strides past the matrix's width.
-TEST(Bf16Pack, RowsAndTransposedAsPack) {
-  for (const auto& [k, n] : {std::pair{1, 1}, {64, 243}, {243, 64}, {33, 17}, {100, 50}}) {
-    const int64_t ld = std::max(k, n) + 7;
-    const auto src = random_floats(size_t(std::max(k, n)) * ld, 14, -3.0f, 3.0f);
-    const size_t count = size_t(cpu::bf16::packed_count(k, n));
-    std::vector<uint16_t> want(count), rows(count, 0xffff), transposed(count, 0xffff);
-    cpu::bf16::pack(src.data(), k, n, ld, 1, want.data());
-    cpu::bf16::pack_rows(src.data(), k, n, ld, rows.data());
-    EXPECT_EQ(rows, want) << "pack_rows k " << k << " n " << n;
-    cpu::bf16::pack(src.data(), k, n, 1, ld, want.data());
-    cpu::bf16::pack_transposed(src.data(), k, n, ld, transposed.data());
-    EXPECT_EQ(transposed, want) << "pack_transposed k " << k << " n " << n;
   }
 }
 
