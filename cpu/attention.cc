@@ -105,12 +105,15 @@ __attribute__((always_inline)) inline float exp_row_kernel(float* row, int64_t l
                                                            float max, int dropped,
                                                            uint16_t* bits) {
   float lane[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= len; j += kLanes)
-    exp_step<kStored, false>(row, j, kLanes, max, dropped, bits, lane);
-  for (; j < end; j += kLanes)
+  // The masked steps first: their stores reach into the next row, whose first loads would
+  // otherwise follow them at once and wait for them (store forwarding fails on a partial
+  // overlap).
+  const int64_t whole = len / kLanes * kLanes;
+  for (int64_t j = whole; j < end; j += kLanes)
     exp_step<kStored, true>(row, j, static_cast<int>(std::max<int64_t>(len - j, 0)), max,
                             dropped, bits, lane);
+  for (int64_t j = 0; j < whole; j += kLanes)
+    exp_step<kStored, false>(row, j, kLanes, max, dropped, bits, lane);
   for (int half = kLanes / 2; half > 0; half /= 2)
     for (int l = 0; l < half; ++l) lane[l] += lane[l + half];
   return lane[0];
