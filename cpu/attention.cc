@@ -1,8 +1,9 @@
 // attention: softmax(q k^T) v per sequence and head on cpu/gemm.h, as one parallel region of
 // (head, 256-row query block) tasks; K^T and V are packed once per (sequence, head) and
-// shared by that head's query blocks (by its one task where it has one). Keys run in blocks of kKeyBlock with an online softmax
-// (a running max and sum, as flash attention), so a thread's scores stay at 256 x 1024 floats
-// (1 MB) at any length; up to 1024 tokens is one block. CLS-only queries skip the packing.
+// shared by that head's query blocks (by its one task where it has one). Keys run in blocks
+// of kKeyBlock with an online softmax (a running max and sum, as flash attention), so a
+// thread's scores stay at 256 x 1024 floats (1 MB) at any length; up to 1024 tokens is one
+// block. CLS-only queries skip the packing.
 // Under bf16 or tf32 (docs/precision.md) the scaled query, K and V are rounded as they are
 // copied or packed, and the probabilities after the row sum has taken them in float32; where
 // the CPU computes bf16 products (cpu/bf16_gemm.h), K^T and V are packed into its tiles, the
@@ -33,7 +34,7 @@ static_assert(kKeyBlock % kPanelWidth == 0, "key blocks start at a panel of K^T"
 // The softmax reads rows in steps of kLanes floats and masks the last step's lanes past the
 // row rather than finishing in scalar code, so score buffers hold more than their rows. The
 // lanes are explicit (GCC and clang both vectorise them), and so is the order of the sum:
-// lane by lane, then the lanes pairwise (l + 8 into l, then 4, 2, 1).
+// lane by lane (the masked step first), then the lanes pairwise (l + 8 into l, then 4, 2, 1).
 constexpr int kLanes = 16;
 // What may be read past a score buffer's last row: a step, or a bfloat16 tile row (32).
 constexpr int64_t kRowSlack = 32;
@@ -102,16 +103,15 @@ __attribute__((always_inline)) inline void exp_step(float* row, int64_t j, int l
 // of a padded bfloat16 row.
 template <Isa, Stored kStored>
 __attribute__((always_inline)) inline float exp_row_kernel(float* row, int64_t len, int64_t end,
-                                                           float max, int dropped,
-                                                           uint16_t* bits) {
+                                                           float max, int dropped, uint16_t* bits) {
   float lane[kLanes] = {};
   // The masked steps first: their stores reach into the next row, whose first loads would
   // otherwise follow them at once and wait for them (store forwarding fails on a partial
   // overlap).
   const int64_t whole = len / kLanes * kLanes;
   for (int64_t j = whole; j < end; j += kLanes)
-    exp_step<kStored, true>(row, j, static_cast<int>(std::max<int64_t>(len - j, 0)), max,
-                            dropped, bits, lane);
+    exp_step<kStored, true>(row, j, static_cast<int>(std::max<int64_t>(len - j, 0)), max, dropped,
+                            bits, lane);
   for (int64_t j = 0; j < whole; j += kLanes)
     exp_step<kStored, false>(row, j, kLanes, max, dropped, bits, lane);
   for (int half = kLanes / 2; half > 0; half /= 2)
@@ -122,7 +122,7 @@ __attribute__((always_inline)) inline float exp_row_kernel(float* row, int64_t l
 // Where a block's probabilities go: see Stored. Bit rows are bits_stride apart.
 struct Probabilities {
   Stored stored;
-  int dropped;  // kRounded
+  int dropped;     // kRounded
   uint16_t* bits;  // kBits
   int64_t bits_stride;
 };
@@ -280,8 +280,8 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
       bf16::pack(seq + hidden + h * head_dim, head_dim, len, 1, ld, kt);
       uint16_t* v = kt + bf16::packed_count(head_dim, len);
       for (int j0 = 0; j0 < len; j0 += int{kKeyBlock})
-        bf16::pack(seq + (j0 * ld) + 2 * hidden + h * head_dim,
-                   std::min(int{kKeyBlock}, len - j0), head_dim, ld, 1, v + v_tiles_at(j0));
+        bf16::pack(seq + (j0 * ld) + 2 * hidden + h * head_dim, std::min(int{kKeyBlock}, len - j0),
+                   head_dim, ld, 1, v + v_tiles_at(j0));
       return;
     }
     float* kt = packed_base + p.packed + h * head_floats(p.len);
@@ -384,8 +384,7 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
               for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= rescales[r];
         if (tiled)
           bf16::gemm_rounded(p16.data(), rows, keys, probabilities.bits_stride,
-                             v_tiles + v_tiles_at(j0), head_dim, nullptr, j0 > 0, false, o,
-                             hidden);
+                             v_tiles + v_tiles_at(j0), head_dim, nullptr, j0 > 0, false, o, hidden);
         else
           gemm(scores.data(), rows, keys, v + packed_floats(static_cast<int>(j0), head_dim),
                head_dim, nullptr, j0 > 0, false, o, hidden);
