@@ -2,7 +2,7 @@
 // peak rows to read them against: peak/sgemm_openblas (OpenBLAS on a large square GEMM),
 // peak/sgemm_ours (cpu/gemm.h on the same shape, b packed beforehand: the best FLOP/s our
 // kernels reach, what the model's GEMMs are read against) and peak/triad (STREAM triad, the
-// memory bandwidth).
+// memory bandwidth); and attention over all queries at bf16 (encoder/attention_bf16/...).
 // Each row has FLOP/s and bytes/s counters (kIsIterationInvariantRate). Real time
 // throughout: the ops run OpenMP and OpenBLAS threads.
 #include <benchmark/benchmark.h>
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "base/precision.h"
 #include "base/resize_plan.h"
 #include "bench/op_rows.h"
 #include "bench/rate_counters.h"
@@ -73,8 +74,11 @@ void add_peak_rows() {
   });
 }
 
-// The op of one row on host buffers of seeded random values.
+// The op of one row on host buffers of seeded random values, at `precision` where the op
+// takes one.
 struct MakeCpuOp {
+  Precision precision = Precision::kFp32;
+
   Op operator()(const NormalizeCall& c) const {
     return [c, rgb = random_bytes(c.count), out = std::vector<float>(c.count)]() mutable {
       cpu::normalize_image(rgb.data(), c.count, out.data());
@@ -159,11 +163,11 @@ struct MakeCpuOp {
   }
   Op operator()(const AttentionCall& c) const {
     const ModelConfig config;
-    return [=, qkv = random_floats(c.len * 3 * config.hidden_size),
+    return [=, precision = precision, qkv = random_floats(c.len * 3 * config.hidden_size),
             out = std::vector<float>(c.q_rows * config.hidden_size)]() mutable {
       const int64_t starts[] = {0, c.len};
       cpu::attention(qkv.data(), starts, 1, config.num_heads, config.head_dim(),
-                     c.q_rows == 1 ? Queries::kFirst : Queries::kAll, out.data());
+                     c.q_rows == 1 ? Queries::kFirst : Queries::kAll, out.data(), precision);
     };
   }
   Op operator()(const HeadScoreCall& c) const {
@@ -175,9 +179,17 @@ struct MakeCpuOp {
 
 [[maybe_unused]] const bool registered = [] {
   add_peak_rows();
-  for (const OpRow& row : musiq_op_rows())
+  const std::string attention = "encoder/attention/";
+  for (const OpRow& row : musiq_op_rows()) {
     add_row(row.name, row.flops, row.bytes,
             [call = row.call] { return std::visit(MakeCpuOp{}, call); });
+    // Attention over all queries also at bf16 (on the kernel bf16::kernel() picks), as
+    // encoder/attention_bf16/<photo>/L<len>.
+    if (row.name.starts_with(attention))
+      add_row("encoder/attention_bf16/" + row.name.substr(attention.size()), row.flops,
+              row.bytes,
+              [call = row.call] { return std::visit(MakeCpuOp{Precision::kBf16}, call); });
+  }
   return true;
 }();
 

@@ -1,18 +1,23 @@
 // attention: softmax(q k^T) v per sequence and head on cpu/gemm.h, as one parallel region of
 // (head, 256-row query block) tasks; K^T and V are packed once per (sequence, head) and
-// shared by that head's query blocks. Keys run in blocks of kKeyBlock with an online softmax
-// (a running max and sum, as flash attention), so a thread's scores stay at 256 x 1024 floats
-// (1 MB) at any length; up to 1024 tokens is one block. CLS-only queries skip the packing.
+// shared by that head's query blocks (by its one task where it has one). Keys run in blocks
+// of kKeyBlock with an online softmax (a running max and sum, as flash attention), so a
+// thread's scores stay at 256 x 1024 floats (1 MB) at any length; up to 1024 tokens is one
+// block. CLS-only queries skip the packing.
 // Under bf16 or tf32 (docs/precision.md) the scaled query, K and V are rounded as they are
 // copied or packed, and the probabilities after the row sum has taken them in float32; where
-// the CPU computes bf16 products (cpu/bf16_gemm.h), K^T and V are packed into its tiles and
-// both products run there.
+// the CPU computes bf16 products (cpu/bf16_gemm.h), K^T and V are packed into its tiles, the
+// scaled query and the probabilities are written once as the bfloat16 rows its GEMM reads
+// (bf16::gemm_rounded), and both products run there.
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
+#include "base/precision.h"
 #include "cpu/bf16_gemm.h"
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
@@ -26,45 +31,152 @@ constexpr int64_t kQueryBlock = 256;  // most rows of a thread's score block
 constexpr int64_t kKeyBlock = 1024;   // most columns of it: a multiple of kPanelWidth
 static_assert(kKeyBlock % kPanelWidth == 0, "key blocks start at a panel of K^T");
 
-// The largest element of row [len]. It is kept in 16 lanes: GCC and clang both vectorise
-// that, while clang 14 leaves a `#pragma omp simd reduction(max)` loop scalar without
-// -ffinite-math-only.
+// The softmax reads rows in steps of kLanes floats and masks the last step's lanes past the
+// row rather than finishing in scalar code, so score buffers hold more than their rows. The
+// lanes are explicit (GCC and clang both vectorise them), and so is the order of the sum:
+// lane by lane (the masked step first), then the lanes pairwise (l + 8 into l, then 4, 2, 1).
+constexpr int kLanes = 16;
+// What may be read past a score buffer's last row: a step, or a bfloat16 tile row (32).
+constexpr int64_t kRowSlack = 32;
+
+// How a row's probabilities are stored for the product with V: floats in place (fp32),
+// floats in place rounded as products' inputs (bf16 or tf32 on the fp32 kernels), or
+// bfloat16 bits in rows of their own for bf16::gemm_rounded.
+enum class Stored { kFloats, kRounded, kBits };
+
+// Lanes [0, left) of a step are in the row; with kMasked false, all are.
+template <bool kMasked>
+__attribute__((always_inline)) inline bool in_row(int l, int left) {
+  return !kMasked || l < left;
+}
+
+// lane[l] = the larger of it and step[l], for the lanes in the row.
+template <bool kMasked>
+__attribute__((always_inline)) inline void max_step(const float* step, int left, float* lane) {
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    const float x = step[l];
+    lane[l] = in_row<kMasked>(l, left) && x > lane[l] ? x : lane[l];
+  }
+}
+
+// The largest element of row [len] (NaNs are never taken).
 template <Isa>
 __attribute__((always_inline)) inline float row_max_kernel(const float* row, int64_t len) {
-  constexpr int kLanes = 16;
   float lane[kLanes];
   for (int l = 0; l < kLanes; ++l) lane[l] = row[0];
   int64_t j = 0;
-  for (; j + kLanes <= len; j += kLanes)
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l) lane[l] = row[j + l] > lane[l] ? row[j + l] : lane[l];
-  float max = row[0];
-  for (; j < len; ++j) max = row[j] > max ? row[j] : max;
-  for (int l = 0; l < kLanes; ++l) max = lane[l] > max ? lane[l] : max;
-  return max;
+  for (; j + kLanes <= len; j += kLanes) max_step<false>(row + j, kLanes, lane);
+  if (j < len) max_step<true>(row + j, static_cast<int>(len - j), lane);
+  for (int half = kLanes / 2; half > 0; half /= 2)
+    for (int l = 0; l < half; ++l) lane[l] = lane[l + half] > lane[l] ? lane[l + half] : lane[l];
+  return lane[0];
 }
-MUSIQ_DISPATCH_BY_ISA(float, row_max, (const float* row, int64_t len), (row, len))
 
-// row = exp(row - max) in place, then rounded as products' inputs at `precision`; returns the
-// float32 sum of the exps before that rounding.
-template <Isa>
-__attribute__((always_inline)) inline float exp_shifted_kernel(float* row, int64_t len, float max,
-                                                               Precision precision) {
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < len; ++i) {
-    const float e = exp_approx(row[i] - max);
-    row[i] = e;
-    sum += e;
-  }
-  if (precision != Precision::kFp32)
+// The step of exp_row_kernel at j: e = exp(row - max) for the lanes in the row, 0 past
+// it, summed into lane[] and stored as kStored says; lanes past the row keep their floats.
+template <Stored kStored, bool kMasked>
+__attribute__((always_inline)) inline void exp_step(float* row, int64_t j, int left, float max,
+                                                    int dropped, uint16_t* bits, float* lane) {
+  float* step = row + j;
+  float e[kLanes];
 #pragma omp simd
-    for (int64_t i = 0; i < len; ++i) row[i] = round_for_products(precision, row[i]);
-  return sum;
+  for (int l = 0; l < kLanes; ++l) {
+    const bool in = in_row<kMasked>(l, left);
+    const float x = step[l];
+    e[l] = in ? exp_approx(x - max) : 0.0f;
+    lane[l] += e[l];
+    if constexpr (kStored == Stored::kFloats) step[l] = in ? e[l] : x;
+    if constexpr (kStored == Stored::kRounded) step[l] = in ? round_low_bits(e[l], dropped) : x;
+  }
+  // A loop of its own: with the 16-bit stores in the loop above, GCC splits it into
+  // 8-lane halves.
+  if constexpr (kStored == Stored::kBits)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l)
+      bits[j + l] = static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_bf16(e[l])) >> 16);
 }
-MUSIQ_DISPATCH_BY_ISA(float, exp_shifted,
-                      (float* row, int64_t len, float max, Precision precision),
-                      (row, len, max, precision))
+
+// e = exp(row - max) for row [len], stored as kStored says (kRounded: `dropped` low bits
+// of each float dropped; kBits: into bits [0, end), zero past len); returns the float32 sum
+// of the unrounded e. `end` is len rounded up to whole steps, or past that for the zeros
+// of a padded bfloat16 row.
+template <Isa, Stored kStored>
+__attribute__((always_inline)) inline float exp_row_kernel(float* row, int64_t len, int64_t end,
+                                                           float max, int dropped, uint16_t* bits) {
+  float lane[kLanes] = {};
+  // The masked steps first: their stores reach into the next row, whose first loads would
+  // otherwise follow them at once and wait for them (store forwarding fails on a partial
+  // overlap).
+  const int64_t whole = len / kLanes * kLanes;
+  for (int64_t j = whole; j < end; j += kLanes)
+    exp_step<kStored, true>(row, j, static_cast<int>(std::max<int64_t>(len - j, 0)), max, dropped,
+                            bits, lane);
+  for (int64_t j = 0; j < whole; j += kLanes)
+    exp_step<kStored, false>(row, j, kLanes, max, dropped, bits, lane);
+  for (int half = kLanes / 2; half > 0; half /= 2)
+    for (int l = 0; l < half; ++l) lane[l] += lane[l + half];
+  return lane[0];
+}
+
+// Where a block's probabilities go: see Stored. Bit rows are bits_stride apart.
+struct Probabilities {
+  Stored stored;
+  int dropped;     // kRounded
+  uint16_t* bits;  // kBits
+  int64_t bits_stride;
+};
+
+// Probabilities at `precision` on the fp32 kernels, in place.
+Probabilities in_place(Precision precision) {
+  return {precision == Precision::kFp32 ? Stored::kFloats : Stored::kRounded,
+          dropped_bits(precision), nullptr, 0};
+}
+
+// The float32 sum of the e of row [len] against `max`, stored as `p` says (row r of a block).
+template <Isa kIsa>
+__attribute__((always_inline)) inline float exp_row_as(const Probabilities& p, int64_t r,
+                                                       float* row, int64_t len, float max) {
+  const int64_t end = (len + kLanes - 1) / kLanes * kLanes;
+  switch (p.stored) {
+    case Stored::kFloats:
+      return exp_row_kernel<kIsa, Stored::kFloats>(row, len, end, max, 0, nullptr);
+    case Stored::kRounded:
+      return exp_row_kernel<kIsa, Stored::kRounded>(row, len, end, max, p.dropped, nullptr);
+    case Stored::kBits: break;
+  }
+  return exp_row_kernel<kIsa, Stored::kBits>(row, len, p.bits_stride, max, 0,
+                                             p.bits + r * p.bits_stride);
+}
+
+// A key block's scores [rows, keys] into probabilities, with the online softmax's running
+// max and sum per row: the first block sets them; a later one with a larger max rescales
+// the sum, and sets rescale[r] to the factor for the row's output so far (1 if none).
+template <Isa kIsa>
+__attribute__((always_inline)) inline void softmax_block_kernel(float* scores, int64_t rows,
+                                                                int64_t keys, bool first,
+                                                                const Probabilities& p,
+                                                                float* maxes, float* sums,
+                                                                float* rescale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = scores + r * keys;
+    const float block_max = row_max_kernel<kIsa>(row, keys);
+    if (first) {
+      maxes[r] = block_max;
+      sums[r] = exp_row_as<kIsa>(p, r, row, keys, block_max);
+      continue;
+    }
+    // A larger max: what was summed so far is rescaled to it.
+    const float max = std::max(maxes[r], block_max);
+    rescale[r] = exp_approx(maxes[r] - max);
+    maxes[r] = max;
+    sums[r] = sums[r] * rescale[r] + exp_row_as<kIsa>(p, r, row, keys, max);
+  }
+}
+MUSIQ_DISPATCH_BY_ISA(void, softmax_block,
+                      (float* scores, int64_t rows, int64_t keys, bool first,
+                       const Probabilities& p, float* maxes, float* sums, float* rescale),
+                      (scores, rows, keys, first, p, maxes, sums, rescale))
 
 // How one sequence is cut into tasks: query blocks of `block` rows, times the heads.
 struct SequencePlan {
@@ -75,7 +187,7 @@ struct SequencePlan {
 
 // softmax(q . k_j) . v_j for one query row q (already scaled and rounded)
 // against len keys and values, rows ld apart, into out [head_dim]; `scores` holds len
-// floats.
+// floats and kRowSlack more.
 template <Isa kIsa>
 __attribute__((always_inline)) inline void attend_one_kernel(const float* q, const float* k,
                                                              const float* v, int64_t len,
@@ -88,8 +200,8 @@ __attribute__((always_inline)) inline void attend_one_kernel(const float* q, con
     for (int d = 0; d < head_dim; ++d) dot += q[d] * round_for_products(precision, k[j * ld + d]);
     scores[j] = dot;
   }
-  const float inv =
-      1.0f / exp_shifted_kernel<kIsa>(scores, len, row_max_kernel<kIsa>(scores, len), precision);
+  const float inv = 1.0f / exp_row_as<kIsa>(in_place(precision), 0, scores, len,
+                                            row_max_kernel<kIsa>(scores, len));
   std::fill_n(out, head_dim, 0.0f);
   for (int64_t j = 0; j < len; ++j) {
     const float p = scores[j];
@@ -116,7 +228,8 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
   thread_local std::vector<SequencePlan> plans;
   plans.clear();
   int64_t tasks = 0, packed_total = 0;
-  size_t most_scores = 0, most_block = 0;
+  size_t most_keys = 0, most_block = 0;
+  bool one_block = true;  // every sequence one query block per head
   const bool all = queries == Queries::kAll;
   // Per head of a sequence: K^T [head_dim, len] and V [len, head_dim], packed: floats, or
   // bfloat16 values in bf16::pack's tiles (V per key block: whole blocks but the last).
@@ -143,9 +256,10 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
     const int64_t block = (q_rows + blocks - 1) / blocks;
     plans.push_back({start, len, q_rows, block, tasks, all ? start : s, packed_total});
     tasks += blocks * heads;
+    one_block = one_block && blocks == 1;
     if (all) packed_total += heads * head_size(len);
     // The CLS-only queries take all len scores at once (attend_one).
-    most_scores = std::max(most_scores, size_t(block * (all ? std::min(len, kKeyBlock) : len)));
+    most_keys = std::max(most_keys, size_t(all ? std::min(len, kKeyBlock) : len));
     most_block = std::max(most_block, size_t(block));
   }
   const std::vector<SequencePlan>& plan = plans;  // the threads read the caller's lists
@@ -157,45 +271,60 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
     packed.resize(std::max(packed.size(), size_t(packed_total)));
   float* const packed_base = packed.data();
   uint16_t* const tiles_base = tiles.data();
-  const int64_t packed_heads = all ? int64_t(plan.size()) * heads : 0;
+  // K^T and V of a (sequence, head), packed, as the products read them.
+  auto pack_head = [&](const SequencePlan& p, int h) {
+    const float* seq = qkv + p.start * ld;
+    const int len = static_cast<int>(p.len);
+    if (tiled) {
+      uint16_t* kt = tiles_base + p.packed + h * head_tiles(p.len);
+      bf16::pack(seq + hidden + h * head_dim, head_dim, len, 1, ld, kt);
+      uint16_t* v = kt + bf16::packed_count(head_dim, len);
+      for (int j0 = 0; j0 < len; j0 += int{kKeyBlock})
+        bf16::pack(seq + (j0 * ld) + 2 * hidden + h * head_dim, std::min(int{kKeyBlock}, len - j0),
+                   head_dim, ld, 1, v + v_tiles_at(j0));
+      return;
+    }
+    float* kt = packed_base + p.packed + h * head_floats(p.len);
+    pack_transposed(seq + hidden + h * head_dim, head_dim, len, ld, kt);
+    // V per key block, each block a packed matrix of its own (k = its keys).
+    float* v = kt + packed_floats(head_dim, len);
+    for (int j0 = 0; j0 < len; j0 += int{kKeyBlock}) {
+      const int keys = std::min(int{kKeyBlock}, len - j0);
+      pack_columns(seq + (j0 * ld) + 2 * hidden + h * head_dim, keys, head_dim, ld,
+                   v + packed_floats(j0, head_dim));
+    }
+    const int64_t count = packed_floats(head_dim, len) + packed_floats(len, head_dim);
+    round_product_inputs(precision, kt, count, kt);
+  };
+  // Heads shared by several query blocks are packed first, all of them; where each head is
+  // one block (up to 256 queries), its task packs it, with no barrier before the products.
+  const bool pack_first = all && !one_block;
   // One task per (sequence, head, query block); the products run single-threaded inside
   // the parallel region, so there are no barriers per head or product.
+  // Under tiled bf16, q and p are written once as bfloat16 rows, as bf16::gemm_rounded
+  // reads them: rows of whole tiles, and blocks of whole 32-row tasks.
+  const int64_t q16_stride = bf16::rounded_stride(head_dim);
+  const int64_t p16_stride = bf16::rounded_stride(static_cast<int>(most_keys));
+  const int64_t rows16 = (int64_t(most_block) + 31) / 32 * 32;
 #pragma omp parallel
   {
     // Per thread, kept across calls (OpenMP reuses its threads): after the largest image
     // so far, scoring allocates nothing here.
-    thread_local std::vector<float> scores, q, row_maxes, row_sums;
-    scores.resize(std::max(scores.size(), most_scores));
+    thread_local std::vector<float> scores, q, row_maxes, row_sums, rescales;
+    thread_local std::vector<uint16_t> q16, p16;
+    scores.resize(std::max(scores.size(), most_block * most_keys + kRowSlack));
     q.resize(std::max(q.size(), most_block * head_dim));
     row_maxes.resize(std::max(row_maxes.size(), most_block));
     row_sums.resize(std::max(row_sums.size(), most_block));
-#pragma omp for schedule(dynamic)
-    for (int64_t i = 0; i < packed_heads; ++i) {
-      const SequencePlan& p = plan[i / heads];
-      const int h = static_cast<int>(i % heads);
-      const float* seq = qkv + p.start * ld;
-      const int len = static_cast<int>(p.len);
-      if (tiled) {
-        uint16_t* kt = tiles_base + p.packed + h * head_tiles(p.len);
-        bf16::pack(seq + hidden + h * head_dim, head_dim, len, 1, ld, kt);
-        uint16_t* v = kt + bf16::packed_count(head_dim, len);
-        for (int j0 = 0; j0 < len; j0 += int{kKeyBlock})
-          bf16::pack(seq + (j0 * ld) + 2 * hidden + h * head_dim,
-                    std::min(int{kKeyBlock}, len - j0), head_dim, ld, 1, v + v_tiles_at(j0));
-        continue;
-      }
-      float* kt = packed_base + p.packed + h * head_floats(p.len);
-      pack_transposed(seq + hidden + h * head_dim, head_dim, len, ld, kt);
-      // V per key block, each block a packed matrix of its own (k = its keys).
-      float* v = kt + packed_floats(head_dim, len);
-      for (int j0 = 0; j0 < len; j0 += int{kKeyBlock}) {
-        const int keys = std::min(int{kKeyBlock}, len - j0);
-        pack_columns(seq + (j0 * ld) + 2 * hidden + h * head_dim, keys, head_dim, ld,
-                     v + packed_floats(j0, head_dim));
-      }
-      const int64_t count = packed_floats(head_dim, len) + packed_floats(len, head_dim);
-      round_product_inputs(precision, kt, count, kt);
+    rescales.resize(std::max(rescales.size(), most_block));
+    if (tiled) {
+      q16.resize(std::max(q16.size(), size_t(rows16 * q16_stride)));
+      p16.resize(std::max(p16.size(), size_t(rows16 * p16_stride)));
     }
+    if (pack_first)
+#pragma omp for schedule(dynamic)
+      for (int64_t i = 0; i < int64_t(plan.size()) * heads; ++i)
+        pack_head(plan[i / heads], static_cast<int>(i % heads));
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const auto it = std::upper_bound(
@@ -209,16 +338,26 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
       const int64_t len = p.len;
       const float* seq = qkv + p.start * ld;
       // The official model scales the query before the dot product.
-      for (int64_t r = 0; r < rows; ++r)
-        for (int d = 0; d < head_dim; ++d)
-          q[r * head_dim + d] =
-              round_for_products(precision, seq[(q0 + r) * ld + h * head_dim + d] * scale);
+      const bool q_bits = tiled && all;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* from = seq + (q0 + r) * ld + h * head_dim;
+        float* to = q.data() + r * head_dim;
+#pragma omp simd
+        for (int d = 0; d < head_dim; ++d) to[d] = from[d] * scale;
+        if (q_bits) {
+          uint16_t* bits = q16.data() + r * q16_stride;
+          bf16::to_bf16_bits(to, head_dim, bits);
+          std::fill(bits + head_dim, bits + q16_stride, uint16_t{0});
+        }
+      }
+      if (!q_bits) round_product_inputs(precision, q.data(), rows * head_dim, q.data());
       float* o = out + (p.out_row + q0) * hidden + h * head_dim;
       if (!all) {
         attend_one(q.data(), seq + hidden + h * head_dim, seq + 2 * hidden + h * head_dim, len,
                    ld, head_dim, precision, scores.data(), o);
         continue;
       }
+      if (!pack_first) pack_head(p, h);
       const float* kt = tiled ? nullptr : packed_base + p.packed + h * head_floats(len);
       const float* v = tiled ? nullptr : kt + packed_floats(head_dim, static_cast<int>(len));
       const uint16_t* kt_tiles = tiled ? tiles_base + p.packed + h * head_tiles(len) : nullptr;
@@ -226,33 +365,26 @@ void attention(const float* qkv, const int64_t* seq_starts, int sequences, int h
           tiled ? kt_tiles + bf16::packed_count(head_dim, static_cast<int>(len)) : nullptr;
       for (int64_t j0 = 0; j0 < len; j0 += kKeyBlock) {
         const int keys = static_cast<int>(std::min(kKeyBlock, len - j0));
+        const Probabilities probabilities =
+            tiled ? Probabilities{Stored::kBits, 0, p16.data(), bf16::rounded_stride(keys)}
+                  : in_place(precision);
         // The key block's panels of K^T lie end to end from panel j0 / 16.
         if (tiled)
-          bf16::gemm(q.data(), rows, head_dim, head_dim,
-                    kt_tiles + bf16::packed_count(head_dim, static_cast<int>(j0)), keys, nullptr,
-                    false, false, scores.data(), keys);
+          bf16::gemm_rounded(q16.data(), rows, head_dim, q16_stride,
+                             kt_tiles + bf16::packed_count(head_dim, static_cast<int>(j0)), keys,
+                             nullptr, false, false, scores.data(), keys);
         else
           gemm(q.data(), rows, head_dim, kt + j0 * head_dim, keys, nullptr, false, false,
                scores.data(), keys);
-        for (int64_t r = 0; r < rows; ++r) {
-          float* row = scores.data() + r * keys;
-          const float block_max = row_max(row, keys);
-          if (j0 == 0) {
-            row_maxes[r] = block_max;
-            row_sums[r] = exp_shifted(row, keys, block_max, precision);
-            continue;
-          }
-          // A larger max: what was summed so far is rescaled to it.
-          const float max = std::max(row_maxes[r], block_max);
-          const float rescale = exp_approx(row_maxes[r] - max);
-          row_maxes[r] = max;
-          row_sums[r] = row_sums[r] * rescale + exp_shifted(row, keys, max, precision);
-          if (rescale != 1.0f)
-            for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= rescale;
-        }
+        softmax_block(scores.data(), rows, keys, j0 == 0, probabilities, row_maxes.data(),
+                      row_sums.data(), rescales.data());
+        if (j0 > 0)
+          for (int64_t r = 0; r < rows; ++r)
+            if (rescales[r] != 1.0f)
+              for (int d = 0; d < head_dim; ++d) o[r * hidden + d] *= rescales[r];
         if (tiled)
-          bf16::gemm(scores.data(), rows, keys, keys, v_tiles + v_tiles_at(j0), head_dim, nullptr,
-                    j0 > 0, false, o, hidden);
+          bf16::gemm_rounded(p16.data(), rows, keys, probabilities.bits_stride,
+                             v_tiles + v_tiles_at(j0), head_dim, nullptr, j0 > 0, false, o, hidden);
         else
           gemm(scores.data(), rows, keys, v + packed_floats(static_cast<int>(j0), head_dim),
                head_dim, nullptr, j0 > 0, false, o, hidden);
