@@ -87,17 +87,29 @@ INSTANTIATE_TEST_SUITE_P(
       return test::name("len", c.len, "_q", c.q_rows, "_h", c.heads);
     });
 
+// Sequences of `lens` rows packed end to end (cu_seqlens), as a batch of images gives them,
+// with random q|k|v of `hidden` columns each from `seed`.
+struct PackedSequences {
+  std::vector<int64_t> starts{0};
+  int64_t rows = 0, longest = 0;
+  std::vector<float> qkv;
+};
+PackedSequences packed_sequences(const std::vector<int64_t>& lens, int hidden, uint32_t seed) {
+  PackedSequences p;
+  for (int64_t n : lens) p.starts.push_back(p.starts.back() + n);
+  p.rows = p.starts.back();
+  p.longest = *std::max_element(lens.begin(), lens.end());
+  p.qkv = test::random_floats(size_t(p.rows) * 3 * hidden, seed, -2.0f, 2.0f);
+  return p;
+}
+
 // Packed sequences (cu_seqlens) of mixed lengths, as a batch of images gives them: each
 // attends to itself only, every query and the CLS queries alone, against the CPU's packed
 // attention (which equals each sequence alone bit for bit: tests/cpu_ops_test.cc).
 void expect_packed_matches_cpu(const std::vector<int64_t>& lens, uint32_t seed) {
   const int heads = 6, head_dim = 64, hidden = heads * head_dim;
   const int sequences = int(lens.size());
-  std::vector<int64_t> starts{0};
-  for (int64_t n : lens) starts.push_back(starts.back() + n);
-  const int64_t rows = starts.back();
-  const int64_t longest = *std::max_element(lens.begin(), lens.end());
-  const auto qkv = test::random_floats(size_t(rows) * 3 * hidden, seed, -2.0f, 2.0f);
+  const auto [starts, rows, longest, qkv] = packed_sequences(lens, hidden, seed);
   gpu_test::Stream stream;
   DeviceBuffer<float> d_qkv(qkv);
   DeviceBuffer<float> d_scratch(size_t(cuda::attention_scratch_floats(sequences, heads)));
@@ -188,11 +200,7 @@ void expect_rounded_matches_cpu(const std::vector<int64_t>& lens, int heads, Que
   SCOPED_TRACE(queries == Queries::kAll ? "all queries" : "CLS queries");
   const int head_dim = 64, hidden = heads * head_dim;
   const int sequences = int(lens.size());
-  std::vector<int64_t> starts{0};
-  for (int64_t n : lens) starts.push_back(starts.back() + n);
-  const int64_t rows = starts.back();
-  const int64_t longest = *std::max_element(lens.begin(), lens.end());
-  const auto qkv = test::random_floats(size_t(rows) * 3 * hidden, seed, -2.0f, 2.0f);
+  const auto [starts, rows, longest, qkv] = packed_sequences(lens, hidden, seed);
   const int64_t out_rows = queries == Queries::kAll ? rows : sequences;
   std::vector<float> want(size_t(out_rows) * hidden), exact(want.size());
   cpu::attention(qkv.data(), starts.data(), sequences, heads, head_dim, queries, want.data(),
