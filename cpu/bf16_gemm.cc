@@ -119,10 +119,9 @@ MUSIQ_TARGET_AVX512 void round_run(const float* src, int64_t count, uint16_t* ds
   for (int64_t j = 0; j < count; ++j) dst[j] = bf16_bits(src[j]);
 }
 
-// rows [r0, r1) of `a` rounded into `out` (rows `width` apart, zero past k).
-void round_rows(const float* a, int64_t lda, int k, int64_t r0, int64_t r1, int64_t width,
-                uint16_t* out) {
-  for (int64_t r = r0; r < r1; ++r) {
+// `rows` rows of `a` rounded into `out` (rows `width` apart, zero past k).
+void round_rows(const float* a, int64_t lda, int k, int64_t rows, int64_t width, uint16_t* out) {
+  for (int64_t r = 0; r < rows; ++r) {
     uint16_t* dst = out + r * width;
     round_run(a + r * lda, k, dst);
     std::fill(dst + k, dst + width, uint16_t{0});
@@ -331,13 +330,13 @@ void gemm(const float* a, int64_t m, int k, int64_t lda, const uint16_t* packed,
   if (m <= 0 || n <= 0) return;
   const int64_t width = rounded_stride(k);
   // Each task rounds its rows just before it multiplies them, into its thread's buffer
-  // (kept across calls), where they stay in cache: a pass rounding all of `a` first took a
-  // tenth of a bf16 pass, most of it waiting on memory.
+  // (kept across calls), where they stay in cache for the products: a pass rounding all of
+  // `a` first had taken a tenth of a bf16 pass.
   run_tasks(m, k, packed, n, bias, accumulate, gelu, out, ldc, width,
             [&](int64_t r0, int64_t rows) -> const uint16_t* {
               thread_local std::vector<uint16_t> block;
               block.resize(size_t(kBlockRows * width));
-              round_rows(a + r0 * lda, lda, k, 0, rows, width, block.data());
+              round_rows(a + r0 * lda, lda, k, rows, width, block.data());
               std::fill(block.data() + rows * width, block.data() + kBlockRows * width,
                         uint16_t{0});
               return block.data();

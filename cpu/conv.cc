@@ -21,15 +21,18 @@ void conv2d(const float* in, const Conv2dShape& shape, const float* kernel, floa
 
 namespace {
 
-// in [n, h, w, cin] into padded [n, hp, wp, cin]: each image at (pad_top, pad_left), zeros
-// around it, cut where no window reaches.
-// The copied values rounded as products' inputs at `precision` (zeros stay zeros).
-void pad_input(const float* in, int n, int h, int w, int cin, int pad_top, int pad_left, int hp,
-               int wp, Precision precision, float* padded) {
-  const int x0 = std::max(0, pad_left), x1 = std::min(wp, pad_left + w);  // columns of `in`
+// The input of `s` into `padded` [n, hp, wp, cin]: each image at (pad_top, pad_left), zeros
+// around it, cut where no window reaches; the copied values rounded as products' inputs at
+// `precision` (zeros stay zeros). Returns the windows over it.
+ConvWindows pad_input(const float* in, const Conv2dShape& s, Precision precision,
+                      float* padded) {
+  const int hp = (s.out_height - 1) * s.stride + s.kernel;
+  const int wp = (s.out_width - 1) * s.stride + s.kernel;
+  const int h = s.height, w = s.width, cin = s.in_channels, pad_top = s.pad_top;
+  const int x0 = std::max(0, s.pad_left), x1 = std::min(wp, s.pad_left + w);  // of `in`
   const int64_t row = int64_t{wp} * cin;
 #pragma omp parallel for schedule(static)
-  for (int64_t py = 0; py < int64_t{n} * hp; ++py) {
+  for (int64_t py = 0; py < int64_t{s.batch} * hp; ++py) {
     float* dst = padded + py * row;
     const int64_t img = py / hp;
     const int y = static_cast<int>(py % hp) - pad_top;
@@ -38,11 +41,12 @@ void pad_input(const float* in, int n, int h, int w, int cin, int pad_top, int p
       continue;
     }
     std::fill_n(dst, int64_t{x0} * cin, 0.0f);
-    const float* src = in + ((img * h + y) * w + (x0 - pad_left)) * cin;
+    const float* src = in + ((img * h + y) * w + (x0 - s.pad_left)) * cin;
     const int64_t count = int64_t{x1 - x0} * cin;
     round_product_inputs(precision, src, count, dst + int64_t{x0} * cin);
     std::fill(dst + int64_t{x1} * cin, dst + row, 0.0f);
   }
+  return {padded, hp, wp, cin, s.kernel, s.kernel, s.stride, s.out_height, s.out_width};
 }
 
 }  // namespace
@@ -59,13 +63,7 @@ void conv2d_packed(const float* in, const Conv2dShape& s, const float* packed_ke
     return;
   }
   check_conv2d_windows(s, columns);  // the padded input goes into `columns`
-  const int hp = (s.out_height - 1) * s.stride + s.kernel;
-  const int wp = (s.out_width - 1) * s.stride + s.kernel;
-  pad_input(in, s.batch, s.height, s.width, s.in_channels, s.pad_top, s.pad_left, hp, wp,
-            precision, columns);
-  gemm(ConvWindows{columns, hp, wp, s.in_channels, s.kernel, s.kernel, s.stride, s.out_height,
-                   s.out_width},
-       s.positions(), packed_kernel, s.out_channels, out);
+  gemm(pad_input(in, s, precision, columns), s.positions(), packed_kernel, s.out_channels, out);
 }
 
 namespace {
@@ -82,19 +80,20 @@ MUSIQ_TARGET_AVX512 inline void high_halves(const float* src, int64_t count, uin
   }
 }
 
-// Each output position's window of `padded` [n, hp, wp, cin] as a row of `rows`, rows
-// `stride` values apart and zero from the window's end to `stride`: the rows
-// bf16::gemm_rounded() reads, written in one pass from the padded input.
-MUSIQ_TARGET_AVX512 void gather_windows(const float* padded, const Conv2dShape& s, int hp, int wp,
-                                        int64_t stride, uint16_t* rows) {
-  const int64_t cin = s.in_channels, run = s.kernel * cin, window = s.window();
+// The `positions` windows `w` finds as rows of `rows`, rows `stride` values apart and zero
+// from the window's end to `stride`: the rows bf16::gemm_rounded() reads, written in one
+// pass from the padded input.
+MUSIQ_TARGET_AVX512 void gather_windows(const ConvWindows& w, int64_t positions, int64_t stride,
+                                        uint16_t* rows) {
+  const int64_t run = int64_t{w.kw} * w.cin, window = w.kh * run;
 #pragma omp parallel for schedule(static)
-  for (int64_t pos = 0; pos < s.positions(); ++pos) {
-    const int64_t img = pos / (int64_t{s.out_height} * s.out_width);
-    const int64_t oy = pos / s.out_width % s.out_height, ox = pos % s.out_width;
-    const float* from = padded + ((img * hp + oy * s.stride) * wp + ox * s.stride) * cin;
+  for (int64_t pos = 0; pos < positions; ++pos) {
+    const int64_t img = pos / (int64_t{w.out_h} * w.out_w);
+    const int64_t oy = pos / w.out_w % w.out_h, ox = pos % w.out_w;
+    const float* from = w.padded + ((img * w.hp + oy * w.stride) * w.wp + ox * w.stride) * w.cin;
     uint16_t* row = rows + pos * stride;
-    for (int ky = 0; ky < s.kernel; ++ky) high_halves(from + ky * wp * cin, run, row + ky * run);
+    for (int ky = 0; ky < w.kh; ++ky)
+      high_halves(from + int64_t{ky} * w.wp * w.cin, run, row + ky * run);
     std::fill(row + window, row + stride, uint16_t{0});
   }
 }
@@ -102,8 +101,8 @@ MUSIQ_TARGET_AVX512 void gather_windows(const float* padded, const Conv2dShape& 
 }  // namespace
 
 // As conv2d_packed(): the input padded and rounded into `columns`, then each window copied
-// once as bfloat16 rows, where an im2col in floats, then bf16::gemm's rounding pass over
-// it, had taken a fifth of the bf16 stem.
+// once as bfloat16 rows. An im2col in floats, with its 3-float copies, and then
+// bf16::gemm's rounding pass over it had taken about a seventh of a bf16 pass at 1024x768.
 void conv2d_bf16(const float* in, const Conv2dShape& s, const uint16_t* packed_kernel,
                 float* columns, float* out) {
   if (s.pointwise()) {
@@ -112,17 +111,14 @@ void conv2d_bf16(const float* in, const Conv2dShape& s, const uint16_t* packed_k
     return;
   }
   check_conv2d_windows(s, columns);
-  const int hp = (s.out_height - 1) * s.stride + s.kernel;
-  const int wp = (s.out_width - 1) * s.stride + s.kernel;
-  pad_input(in, s.batch, s.height, s.width, s.in_channels, s.pad_top, s.pad_left, hp, wp,
-            Precision::kBf16, columns);
+  const ConvWindows windows = pad_input(in, s, Precision::kBf16, columns);
   const int window = static_cast<int>(s.window());
   const int64_t stride = bf16::rounded_stride(window);
   // Kept across calls, per thread (the stem's tiles run one on each): whole blocks of 32
   // rows, as gemm_rounded() reads them.
   thread_local std::vector<uint16_t> rows;
   rows.resize(std::max(rows.size(), size_t((s.positions() + 31) / 32 * 32 * stride)));
-  gather_windows(columns, s, hp, wp, stride, rows.data());
+  gather_windows(windows, s.positions(), stride, rows.data());
   bf16::gemm_rounded(rows.data(), s.positions(), window, stride, packed_kernel, s.out_channels,
                      nullptr, false, false, out, s.out_channels);
 }
