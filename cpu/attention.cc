@@ -12,7 +12,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -36,8 +35,8 @@ static_assert(kKeyBlock % kPanelWidth == 0, "key blocks start at a panel of K^T"
 // lanes are explicit (GCC and clang both vectorise them), and so is the order of the sum:
 // lane by lane (the masked step first), then the lanes pairwise (l + 8 into l, then 4, 2, 1).
 constexpr int kLanes = 16;
-// What may be read past a score buffer's last row: a step, or a bfloat16 tile row (32).
-constexpr int64_t kRowSlack = 32;
+// What a masked step may read and write back past a score buffer's last row.
+constexpr int64_t kRowSlack = kLanes;
 
 // How a row's probabilities are stored for the product with V: floats in place (fp32),
 // floats in place rounded as products' inputs (bf16 or tf32 on the fp32 kernels), or
@@ -77,7 +76,7 @@ __attribute__((always_inline)) inline float row_max_kernel(const float* row, int
 // it, summed into lane[] and stored as kStored says; lanes past the row keep their floats.
 template <Stored kStored, bool kMasked>
 __attribute__((always_inline)) inline void exp_step(float* row, int64_t j, int left, float max,
-                                                    int dropped, uint16_t* bits, float* lane) {
+                                                    int dropped, float* lane) {
   float* step = row + j;
   float e[kLanes];
 #pragma omp simd
@@ -89,31 +88,23 @@ __attribute__((always_inline)) inline void exp_step(float* row, int64_t j, int l
     if constexpr (kStored == Stored::kFloats) step[l] = in ? e[l] : x;
     if constexpr (kStored == Stored::kRounded) step[l] = in ? round_low_bits(e[l], dropped) : x;
   }
-  // A loop of its own: with the 16-bit stores in the loop above, GCC splits it into
-  // 8-lane halves.
-  if constexpr (kStored == Stored::kBits)
-#pragma omp simd
-    for (int l = 0; l < kLanes; ++l)
-      bits[j + l] = static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_bf16(e[l])) >> 16);
 }
 
-// e = exp(row - max) for row [len], stored as kStored says (kRounded: `dropped` low bits
-// of each float dropped; kBits: into bits [0, end), zero past len); returns the float32 sum
-// of the unrounded e. `end` is len rounded up to whole steps, or past that for the zeros
-// of a padded bfloat16 row.
+// e = exp(row - max) for row [len], stored in place as kStored says (kRounded: `dropped`
+// low bits of each float dropped); returns the float32 sum of the unrounded e. `end` is len
+// rounded up to whole steps.
 template <Isa, Stored kStored>
 __attribute__((always_inline)) inline float exp_row_kernel(float* row, int64_t len, int64_t end,
-                                                           float max, int dropped, uint16_t* bits) {
+                                                           float max, int dropped) {
   float lane[kLanes] = {};
   // The masked steps first: their stores reach into the next row, whose first loads would
   // otherwise follow them at once and wait for them (store forwarding fails on a partial
   // overlap).
   const int64_t whole = len / kLanes * kLanes;
   for (int64_t j = whole; j < end; j += kLanes)
-    exp_step<kStored, true>(row, j, static_cast<int>(std::max<int64_t>(len - j, 0)), max, dropped,
-                            bits, lane);
+    exp_step<kStored, true>(row, j, static_cast<int>(len - j), max, dropped, lane);
   for (int64_t j = 0; j < whole; j += kLanes)
-    exp_step<kStored, false>(row, j, kLanes, max, dropped, bits, lane);
+    exp_step<kStored, false>(row, j, kLanes, max, dropped, lane);
   for (int half = kLanes / 2; half > 0; half /= 2)
     for (int l = 0; l < half; ++l) lane[l] += lane[l + half];
   return lane[0];
@@ -140,13 +131,17 @@ __attribute__((always_inline)) inline float exp_row_as(const Probabilities& p, i
   const int64_t end = (len + kLanes - 1) / kLanes * kLanes;
   switch (p.stored) {
     case Stored::kFloats:
-      return exp_row_kernel<kIsa, Stored::kFloats>(row, len, end, max, 0, nullptr);
+      return exp_row_kernel<kIsa, Stored::kFloats>(row, len, end, max, 0);
     case Stored::kRounded:
-      return exp_row_kernel<kIsa, Stored::kRounded>(row, len, end, max, p.dropped, nullptr);
+      return exp_row_kernel<kIsa, Stored::kRounded>(row, len, end, max, p.dropped);
     case Stored::kBits: break;
   }
-  return exp_row_kernel<kIsa, Stored::kBits>(row, len, p.bits_stride, max, 0,
-                                             p.bits + r * p.bits_stride);
+  // The floats first, then rounded by the bf16 kernels' conversion: 16 values an instruction.
+  const float sum = exp_row_kernel<kIsa, Stored::kFloats>(row, len, end, max, 0);
+  uint16_t* bits = p.bits + r * p.bits_stride;
+  bf16::to_bf16_bits(row, len, bits);
+  std::fill(bits + len, bits + p.bits_stride, uint16_t{0});
+  return sum;
 }
 
 // A key block's scores [rows, keys] into probabilities, with the online softmax's running

@@ -48,7 +48,8 @@ void gemm_rounded(const uint16_t* a16, int64_t m, int k, int64_t lda16, const ui
 // The row stride gemm() itself uses: k rounded up to whole tiles (32 values).
 int64_t rounded_stride(int k);
 // dst[0, count) = the bfloat16 bits of src[0, count), each rounded as base/precision.h's
-// round_to_bf16 rounds.
+// round_to_bf16 rounds, but denormal floats read as zero (as the tiles read them). Only on
+// a CPU that runs a bf16 kernel (tiled()).
 void to_bf16_bits(const float* src, int64_t count, uint16_t* dst);
 
 }  // namespace musiq::cpu::bf16
