@@ -1,3 +1,5 @@
+#include <omp.h>
+
 #include <algorithm>
 
 #include "cpu/isa.h"
@@ -37,9 +39,13 @@ void round_product_inputs(Precision p, const float* in, int64_t count, float* ou
     if (out != in) std::copy_n(in, count, out);
     return;
   }
-#pragma omp parallel for schedule(static) if (count > 16 * kRun)
+  const int bits = dropped_bits(p);
+  // Short runs, and every call from inside a parallel region (the stem's padded rows), go
+  // without a region of their own: entering one, even of one thread, costs a futex call.
+  if (count <= 16 * kRun || omp_in_parallel()) return round_low_bits_run(in, count, bits, out);
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < count; i += kRun)
-    round_low_bits_run(in + i, std::min(kRun, count - i), dropped_bits(p), out + i);
+    round_low_bits_run(in + i, std::min(kRun, count - i), bits, out + i);
 }
 
 void add_relu(float* x, const float* residual, int64_t count) {
