@@ -1,5 +1,3 @@
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -68,23 +66,10 @@ void conv2d_packed(const float* in, const Conv2dShape& s, const float* packed_ke
 
 namespace {
 
-// src[0, count), floats holding bfloat16 values (pad_input's at kBf16: their low 16 bits
-// zero), as bfloat16 bits: their high halves. Masked vectors, so that a window's short
-// runs (conv_root's 21 values) leave no scalar remainder.
-MUSIQ_TARGET_AVX512 inline void high_halves(const float* src, int64_t count, uint16_t* dst) {
-  for (int64_t j = 0; j < count; j += 16) {
-    const __mmask16 lanes =
-        count - j >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (count - j)) - 1);
-    const __m512i bits = _mm512_maskz_loadu_epi32(lanes, src + j);
-    _mm512_mask_cvtepi32_storeu_epi16(dst + j, lanes, _mm512_maskz_srli_epi32(lanes, bits, 16));
-  }
-}
-
-// The `positions` windows `w` finds as rows of `rows`, rows `stride` values apart and zero
-// from the window's end to `stride`: the rows bf16::gemm_rounded() reads, written in one
-// pass from the padded input.
-MUSIQ_TARGET_AVX512 void gather_windows(const ConvWindows& w, int64_t positions, int64_t stride,
-                                        uint16_t* rows) {
+// The `positions` windows `w` finds as rows of `rows`, rounded to bfloat16, rows `stride`
+// values apart and zero from the window's end to `stride`: the rows bf16::gemm_rounded()
+// reads, written in one pass from the padded input.
+void gather_windows(const ConvWindows& w, int64_t positions, int64_t stride, uint16_t* rows) {
   const int64_t run = int64_t{w.kw} * w.cin, window = w.kh * run;
 #pragma omp parallel for schedule(static)
   for (int64_t pos = 0; pos < positions; ++pos) {
@@ -93,16 +78,17 @@ MUSIQ_TARGET_AVX512 void gather_windows(const ConvWindows& w, int64_t positions,
     const float* from = w.padded + ((img * w.hp + oy * w.stride) * w.wp + ox * w.stride) * w.cin;
     uint16_t* row = rows + pos * stride;
     for (int ky = 0; ky < w.kh; ++ky)
-      high_halves(from + int64_t{ky} * w.wp * w.cin, run, row + ky * run);
+      bf16::to_bf16_bits(from + int64_t{ky} * w.wp * w.cin, run, row + ky * run);
     std::fill(row + window, row + stride, uint16_t{0});
   }
 }
 
 }  // namespace
 
-// As conv2d_packed(): the input padded and rounded into `columns`, then each window copied
-// once as bfloat16 rows. An im2col in floats, with its 3-float copies, and then
-// bf16::gemm's rounding pass over it had taken about a seventh of a bf16 pass at 1024x768.
+// As conv2d_packed(): the input padded into `columns`, then each window copied once as
+// bfloat16 rows, rounded as it is copied. An im2col in floats, with its 3-float copies, and
+// then bf16::gemm's rounding pass over it had taken about a seventh of a bf16 pass at
+// 1024x768.
 void conv2d_bf16(const float* in, const Conv2dShape& s, const uint16_t* packed_kernel,
                 float* columns, float* out) {
   if (s.pointwise()) {
@@ -111,7 +97,7 @@ void conv2d_bf16(const float* in, const Conv2dShape& s, const uint16_t* packed_k
     return;
   }
   check_conv2d_windows(s, columns);
-  const ConvWindows windows = pad_input(in, s, Precision::kBf16, columns);
+  const ConvWindows windows = pad_input(in, s, Precision::kFp32, columns);
   const int window = static_cast<int>(s.window());
   const int64_t stride = bf16::rounded_stride(window);
   // Kept across calls, per thread (the stem's tiles run one on each): whole blocks of 32
