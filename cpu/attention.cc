@@ -136,7 +136,7 @@ __attribute__((always_inline)) inline float exp_row_as(const Probabilities& p, i
       return exp_row_kernel<kIsa, Stored::kRounded>(row, len, end, max, p.dropped);
     case Stored::kBits: break;
   }
-  // The floats first, then rounded by the bf16 kernels' conversion: 16 values an instruction.
+  // The floats first, then rounded by the bf16 kernels' conversion: 32 values an instruction.
   const float sum = exp_row_kernel<kIsa, Stored::kFloats>(row, len, end, max, 0);
   uint16_t* bits = p.bits + r * p.bits_stride;
   bf16::to_bf16_bits(row, len, bits);
