@@ -27,7 +27,8 @@ void set_kernel(Kernel kernel);
 // AVX512_BF16's vectors.
 int64_t packed_count(int k, int n);
 // b [k, n], b[i, j] at b + i * row_stride + j * column_stride (K^T from K's rows: 1 and
-// their distance), each value rounded to bfloat16 (base/precision.h).
+// their distance), each value rounded to bfloat16 (base/precision.h). Only on a CPU that runs
+// a bf16 kernel (AVX-512), as the kernels that read the tiles.
 void pack(const float* b, int k, int n, int64_t row_stride, int64_t column_stride,
           uint16_t* packed);
 

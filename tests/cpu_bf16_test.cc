@@ -76,6 +76,13 @@ void for_each_kernel(bool with_plain, const std::function<void(Kernel)>& f) {
   cpu::bf16::set_kernel(chosen);
 }
 
+// b [k, n] as the kernels' tiles; packing needs a CPU with a bf16 kernel, as they do.
+std::vector<uint16_t> packed_tiles(const std::vector<float>& b, int k, int n) {
+  std::vector<uint16_t> tiles(size_t(cpu::bf16::packed_count(k, n)));
+  cpu::bf16::pack(b.data(), k, n, n, 1, tiles.data());
+  return tiles;
+}
+
 std::vector<float> rounded(std::vector<float> v) {
   for (float& x : v) x = round_to_bf16(x);
   return v;
@@ -137,9 +144,8 @@ TEST(Bf16Linear, MatchesDoubleOnRoundedInputs) {
     EXPECT_TRUE(
         test::all_within(plain.data(), want_f.data(), plain.size(), bound, "2^-16 sum|products|"))
         << "plain, m " << m << " k " << k << " n " << n;
-    std::vector<uint16_t> tiles(size_t(cpu::bf16::packed_count(k, n)));
-    cpu::bf16::pack(b.data(), k, n, n, 1, tiles.data());
     for_each_kernel(false, [&](Kernel) {
+      const std::vector<uint16_t> tiles = packed_tiles(b, k, n);
       std::vector<float> tiled = residual;
       cpu::linear_bf16(a.data(), m, k, tiles.data(), n, bias.data(), Epilogue::kBiasResidual,
                        tiled.data());
@@ -175,12 +181,11 @@ TEST(Bf16Linear, GeluAsPlain) {
   const auto bias = random_floats(size_t(n), 9);
   std::vector<float> packed(size_t(cpu::packed_floats(k, n)));
   cpu::pack_columns(b.data(), k, n, n, packed.data());
-  std::vector<uint16_t> tiles(size_t(cpu::bf16::packed_count(k, n)));
-  cpu::bf16::pack(b.data(), k, n, n, 1, tiles.data());
   std::vector<float> plain(size_t(m) * n);
   cpu::linear_packed(a.data(), m, k, packed.data(), n, bias.data(), Epilogue::kBiasGelu,
                      plain.data(), Precision::kBf16);
   for_each_kernel(false, [&](Kernel) {
+    const std::vector<uint16_t> tiles = packed_tiles(b, k, n);
     std::vector<float> tiled(plain.size());
     cpu::linear_bf16(a.data(), m, k, tiles.data(), n, bias.data(), Epilogue::kBiasGelu,
                      tiled.data());
@@ -240,8 +245,6 @@ TEST(Bf16Conv, MatchesPlain) {
     const auto kernel = rounded(random_floats(size_t(window) * s.out_channels, 11));
     std::vector<float> packed(size_t(cpu::packed_floats(window, s.out_channels)));
     cpu::pack_columns(kernel.data(), window, s.out_channels, s.out_channels, packed.data());
-    std::vector<uint16_t> tiles(size_t(cpu::bf16::packed_count(window, s.out_channels)));
-    cpu::bf16::pack(kernel.data(), window, s.out_channels, s.out_channels, 1, tiles.data());
     std::vector<float> columns(size_t(s.positions()) * window);
     std::vector<float> plain(size_t(s.positions()) * s.out_channels), scale(plain.size());
     cpu::conv2d_packed(in.data(), s, packed.data(), columns.data(), plain.data(), Precision::kBf16);
@@ -250,6 +253,7 @@ TEST(Bf16Conv, MatchesPlain) {
     for (float& x : abs_packed) x = std::fabs(x);
     cpu::conv2d_packed(abs_in.data(), s, abs_packed.data(), columns.data(), scale.data());
     for_each_kernel(false, [&](Kernel) {
+      const std::vector<uint16_t> tiles = packed_tiles(kernel, window, s.out_channels);
       std::vector<float> tiled(plain.size());
       cpu::conv2d_bf16(in.data(), s, tiles.data(), columns.data(), tiled.data());
       EXPECT_TRUE(test::all_within(
