@@ -20,6 +20,7 @@
 #include "base/precision.h"
 #include "cpu/bf16_gemm.h"
 #include "cpu/isa.h"
+#include "cpu/parallel_for.h"
 #include "cpu/vector_math.h"
 
 namespace musiq::cpu::bf16 {
@@ -259,8 +260,7 @@ void run_tasks(int64_t m, int k, const uint16_t* packed, int n, const float* bia
   const Kernel kernel = chosen();
   if (kernel == Kernel::kPlain) throw Error("bf16::gemm: the plain path has no packed kernels");
   const bool bare = !bias && !accumulate && !gelu;
-#pragma omp parallel for schedule(dynamic) if (tasks > 1 && threads > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
+  parallel_for<Schedule::kDynamic>(tasks, [&](int64_t t) {
     alignas(64) float c[kBlockRows * kBlockCols];
     const int64_t r0 = t / cuts * kBlockRows, rows = std::min<int64_t>(kBlockRows, m - r0);
     const int first = static_cast<int>(t % cuts) * per_cut;
@@ -279,7 +279,7 @@ void run_tasks(int64_t m, int k, const uint16_t* packed, int n, const float* bia
       if (!direct)
         finish(c, rows, cols, bias ? bias + j0 : nullptr, accumulate, gelu, o, ldc);
     }
-  }
+  });
 }
 
 // One B tile: the 32 x 16 values of b at `from` (rows x cols of them, zero past), rounded and

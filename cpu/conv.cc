@@ -7,6 +7,7 @@
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
 #include "cpu/ops.h"
+#include "cpu/parallel_for.h"
 
 namespace musiq::cpu {
 
@@ -29,21 +30,20 @@ ConvWindows pad_input(const float* in, const Conv2dShape& s, Precision precision
   const int h = s.height, w = s.width, cin = s.in_channels, pad_top = s.pad_top;
   const int x0 = std::max(0, s.pad_left), x1 = std::min(wp, s.pad_left + w);  // of `in`
   const int64_t row = int64_t{wp} * cin;
-#pragma omp parallel for schedule(static)
-  for (int64_t py = 0; py < int64_t{s.batch} * hp; ++py) {
+  parallel_for(int64_t{s.batch} * hp, [&](int64_t py) {
     float* dst = padded + py * row;
     const int64_t img = py / hp;
     const int y = static_cast<int>(py % hp) - pad_top;
     if (y < 0 || y >= h || x0 >= x1) {
       std::fill_n(dst, row, 0.0f);
-      continue;
+      return;
     }
     std::fill_n(dst, int64_t{x0} * cin, 0.0f);
     const float* src = in + ((img * h + y) * w + (x0 - s.pad_left)) * cin;
     const int64_t count = int64_t{x1 - x0} * cin;
     round_product_inputs(precision, src, count, dst + int64_t{x0} * cin);
     std::fill(dst + int64_t{x1} * cin, dst + row, 0.0f);
-  }
+  });
   return {padded, hp, wp, cin, s.kernel, s.kernel, s.stride, s.out_height, s.out_width};
 }
 
@@ -71,8 +71,7 @@ namespace {
 // reads, written in one pass from the padded input.
 void gather_windows(const ConvWindows& w, int64_t positions, int64_t stride, uint16_t* rows) {
   const int64_t run = int64_t{w.kw} * w.cin, window = w.kh * run;
-#pragma omp parallel for schedule(static)
-  for (int64_t pos = 0; pos < positions; ++pos) {
+  parallel_for(positions, [&](int64_t pos) {
     const int64_t img = pos / (int64_t{w.out_h} * w.out_w);
     const int64_t oy = pos / w.out_w % w.out_h, ox = pos % w.out_w;
     const float* from = w.padded + ((img * w.hp + oy * w.stride) * w.wp + ox * w.stride) * w.cin;
@@ -80,7 +79,7 @@ void gather_windows(const ConvWindows& w, int64_t positions, int64_t stride, uin
     for (int ky = 0; ky < w.kh; ++ky)
       bf16::to_bf16_bits(from + int64_t{ky} * w.wp * w.cin, run, row + ky * run);
     std::fill(row + window, row + stride, uint16_t{0});
-  }
+  });
 }
 
 }  // namespace

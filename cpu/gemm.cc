@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cpu/isa.h"
+#include "cpu/parallel_for.h"
 #include "cpu/vector_math.h"
 
 namespace musiq::cpu {
@@ -271,13 +272,12 @@ void gemm_rows(const RowsOfA& a, int64_t m, int k, const float* packed, int n, c
   if (cpu_isa() == Isa::kAvx512) per_group += per_group % 2;
   groups = (panels + per_group - 1) / per_group;
   const int64_t tasks = row_blocks * groups;
-#pragma omp parallel for schedule(dynamic) if (tasks > 1 && threads > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
+  parallel_for<Schedule::kDynamic>(tasks, [&](int64_t t) {
     const int64_t r0 = t / groups * kBlockRows;
     const int p0 = static_cast<int>(t % groups) * per_group;
     task(a, r0, std::min<int64_t>(kBlockRows, m - r0), k, packed, n, p0,
          std::min(panels, p0 + per_group), bias, accumulate, gelu, out, ldc);
-  }
+  });
 }
 
 // b [k, n] into panels of 16 columns: b[i, j] = src[i * ld + j], or src[j * ld + i] if

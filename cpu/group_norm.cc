@@ -8,6 +8,7 @@
 
 #include "cpu/isa.h"
 #include "cpu/ops.h"
+#include "cpu/parallel_for.h"
 
 namespace musiq::cpu {
 namespace {
@@ -74,36 +75,32 @@ MUSIQ_DISPATCH_BY_ISA(void, normalize,
 void group_norm(float* x, int n, int hw, int c, int groups, const float* scale,
                 const float* bias, float eps, bool relu) {
   const int group_size = c / groups;
-#pragma omp parallel
-  {
+  parallel_for(n, [&](int64_t img) {
     thread_local std::vector<double> sums;
     thread_local std::vector<float> factors;
     sums.resize(2 * size_t(c));
     factors.resize(2 * size_t(c));
     double *sum = sums.data(), *sum_sq = sum + c;
     float *mean_c = factors.data(), *mul = mean_c + c;
-#pragma omp for schedule(static)
-    for (int img = 0; img < n; ++img) {
-      float* image = x + int64_t{img} * hw * c;
-      channel_sums(image, hw, c, sum, sum_sq);
-      for (int g = 0; g < groups; ++g) {
-        double s = 0.0, s2 = 0.0;
-        for (int j = g * group_size; j < (g + 1) * group_size; ++j) {
-          s += sum[j];
-          s2 += sum_sq[j];
-        }
-        // Official flax GroupNorm: var = E[x^2] - E[x]^2.
-        const double count = double(hw) * group_size;
-        const double mean = s / count;
-        const double inv_std = 1.0 / std::sqrt(s2 / count - mean * mean + eps);
-        for (int j = g * group_size; j < (g + 1) * group_size; ++j) {
-          mean_c[j] = static_cast<float>(mean);
-          mul[j] = static_cast<float>(inv_std * scale[j]);
-        }
+    float* image = x + img * hw * c;
+    channel_sums(image, hw, c, sum, sum_sq);
+    for (int g = 0; g < groups; ++g) {
+      double s = 0.0, s2 = 0.0;
+      for (int j = g * group_size; j < (g + 1) * group_size; ++j) {
+        s += sum[j];
+        s2 += sum_sq[j];
       }
-      normalize(image, hw, c, mean_c, mul, bias, relu);
+      // Official flax GroupNorm: var = E[x^2] - E[x]^2.
+      const double count = double(hw) * group_size;
+      const double mean = s / count;
+      const double inv_std = 1.0 / std::sqrt(s2 / count - mean * mean + eps);
+      for (int j = g * group_size; j < (g + 1) * group_size; ++j) {
+        mean_c[j] = static_cast<float>(mean);
+        mul[j] = static_cast<float>(inv_std * scale[j]);
+      }
     }
-  }
+    normalize(image, hw, c, mean_c, mul, bias, relu);
+  });
 }
 
 }  // namespace musiq::cpu

@@ -2,6 +2,7 @@
 
 #include "cpu/isa.h"
 #include "cpu/ops.h"
+#include "cpu/parallel_for.h"
 
 namespace musiq::cpu {
 namespace {
@@ -35,9 +36,8 @@ MUSIQ_DISPATCH_BY_ISA(void, normalize_row,
 
 void layer_norm(const float* x, int64_t rows, int dim, const float* scale, const float* bias,
                 float eps, float* out) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r)
-    normalize_row(x + r * dim, dim, scale, bias, eps, out + r * dim);
+  parallel_for(
+      rows, [&](int64_t r) { normalize_row(x + r * dim, dim, scale, bias, eps, out + r * dim); });
 }
 
 }  // namespace musiq::cpu

@@ -2,6 +2,7 @@
 
 #include "cpu/isa.h"
 #include "cpu/ops.h"
+#include "cpu/parallel_for.h"
 
 namespace musiq::cpu {
 namespace {
@@ -39,10 +40,10 @@ void max_pool_3x3_s2(const float* in, int n, int h, int w, int c, int out_h, int
   // SAME: total padding (out-1)*2+3-in, the smaller half before. Padding never wins.
   const int pad_top = ((out_h - 1) * 2 + 3 - h) / 2;
   const int pad_left = ((out_w - 1) * 2 + 3 - w) / 2;
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < int64_t{n} * out_h; ++row)
+  parallel_for(int64_t{n} * out_h, [&](int64_t row) {
     pool_row(in, h, w, c, out_w, row / out_h, static_cast<int>(row % out_h), pad_top, pad_left,
              out + row * out_w * c);
+  });
 }
 
 }  // namespace musiq::cpu

@@ -7,6 +7,7 @@
 #include "base/op_arguments.h"
 #include "cpu/isa.h"
 #include "cpu/ops.h"
+#include "cpu/parallel_for.h"
 
 namespace musiq::cpu {
 namespace {
@@ -36,8 +37,8 @@ MUSIQ_DISPATCH_BY_ISA(void, vertical_row,
                       (in, in_size, len, plan, y, out))
 
 void vertical_pass(const float* in, int in_size, int64_t len, const ResizePlan& plan, float* out) {
-#pragma omp parallel for schedule(static)
-  for (int y = 0; y < plan.out_size; ++y) vertical_row(in, in_size, len, plan, y, out);
+  parallel_for(plan.out_size,
+               [&](int64_t y) { vertical_row(in, in_size, len, plan, static_cast<int>(y), out); });
 }
 
 typedef float Vec4 __attribute__((vector_size(16), aligned(4)));
@@ -83,8 +84,7 @@ void columns_pass(const float* in, int rows, int in_w, int channels, const Resiz
   const float* weights = cols.weights.data();
   const int span = cols.span, out_w = cols.out_size;
   constexpr int kTaps = kGaussianSpan;
-#pragma omp parallel for schedule(static)
-  for (int y = 0; y < rows; ++y) {
+  parallel_for(rows, [&](int64_t y) {
     const float* src_row = in + y * in_row;
     const float* const src_end = src_row + in_row;
     float* dst = out + y * out_row;
@@ -104,7 +104,7 @@ void columns_pass(const float* in, int rows, int in_w, int channels, const Resiz
       for (int t = 0; t < taps; ++t, src += channels) sum += w[t] * load_up_to_4(src, src_end);
       store_up_to_4(sum, dst, dst_end);
     }
-  }
+  });
 }
 
 }  // namespace

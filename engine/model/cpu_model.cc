@@ -22,8 +22,8 @@ struct CpuOps {
 
   // Tiles of tokens go through the whole stem on one thread each, with that thread's own
   // scratch (kept across calls, 1.3 MB: mostly in its core's L2) and no barrier between the
-  // stem's ops: inside the parallel loop the ops' own OpenMP loops get one thread (nested
-  // regions are off), and so does the GEMM.
+  // stem's ops: inside the parallel loop the ops' own loops, the GEMM's included, run on the
+  // tile's thread (cpu/parallel_for.h).
   template <typename F> void stem_tiles(const Workspace&, int64_t count, F&& f) {
 #pragma omp parallel
     {
