@@ -5,7 +5,6 @@
 // bfloat16 as each task starts, into rows padded to whole tiles; gemm_rounded() takes such
 // rows from a caller that wrote them so.
 #include <immintrin.h>
-#include <omp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -250,7 +249,7 @@ void run_tasks(int64_t m, int k, const uint16_t* packed, int n, const float* bia
   const int groups = (k + kTileK - 1) / kTileK;
   const int panels = (n + kPanel - 1) / kPanel, pairs = (panels + 1) / 2;
   const int64_t blocks = (m + kBlockRows - 1) / kBlockRows;
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int threads = loop_threads();
   // Enough tasks that threads finish together: panel pairs cut into groups while few.
   int cuts = 1;
   while (blocks * cuts < 8 * int64_t{threads} && cuts < pairs) ++cuts;

@@ -7,8 +7,6 @@
 // through pointers, so convolutions read in place.
 #include "cpu/gemm.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <vector>
 
@@ -264,7 +262,7 @@ void gemm_rows(const RowsOfA& a, int64_t m, int k, const float* packed, int n, c
   const int64_t row_blocks = (m + kBlockRows - 1) / kBlockRows;
   // Enough tasks that threads finish together (and one slowed by another process leaves
   // its share to the others): cut the panels into groups while tasks are few.
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int threads = loop_threads();
   int groups = 1;
   while (row_blocks * groups < 8 * int64_t{threads} && groups < panels) ++groups;
   int per_group = (panels + groups - 1) / groups;
